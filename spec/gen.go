@@ -1,3 +1,3 @@
 package spec
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative pigeonhole.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative pigeonhole.proto content.proto

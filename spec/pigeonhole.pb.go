@@ -37,6 +37,7 @@ type Request struct {
 	//	*Request_FetchKeys
 	//	*Request_Send
 	//	*Request_PrekeyStatus
+	//	*Request_OpenSession
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,6 +134,15 @@ func (x *Request) GetPrekeyStatus() *PreKeyStatusRequest {
 	return nil
 }
 
+func (x *Request) GetOpenSession() *SessionOpen {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -161,6 +171,11 @@ type Request_PrekeyStatus struct {
 	PrekeyStatus *PreKeyStatusRequest `protobuf:"bytes,6,opt,name=prekey_status,json=prekeyStatus,proto3,oneof"`
 }
 
+type Request_OpenSession struct {
+	// Turns this stream into the session stream (see SessionOpen).
+	OpenSession *SessionOpen `protobuf:"bytes,7,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -172,6 +187,8 @@ func (*Request_FetchKeys) isRequest_Body() {}
 func (*Request_Send) isRequest_Body() {}
 
 func (*Request_PrekeyStatus) isRequest_Body() {}
+
+func (*Request_OpenSession) isRequest_Body() {}
 
 // Response is the single frame the relay writes on a request stream.
 // Exactly one of error or a body matching the request is set.
@@ -1280,8 +1297,9 @@ func (x *SendResponse) GetDuplicate() bool {
 	return false
 }
 
-// SessionOpen is the first frame on the session stream. It authenticates
-// the whole connection.
+// SessionOpen authenticates the whole connection and turns its stream into
+// the session stream: the relay answers with ServerEvent frames (the first
+// is ready or error), the client writes ClientEvent frames.
 type SessionOpen struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AccountId []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1832,7 +1850,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xba\x03\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xfb\x03\n" +
 	"\aRequest\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
@@ -1840,7 +1858,8 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
 	"fetch_keys\x18\x04 \x01(\v2\x1f.pigeonhole.v1.FetchKeysRequestH\x00R\tfetchKeys\x120\n" +
 	"\x04send\x18\x05 \x01(\v2\x1a.pigeonhole.v1.SendRequestH\x00R\x04send\x12I\n" +
-	"\rprekey_status\x18\x06 \x01(\v2\".pigeonhole.v1.PreKeyStatusRequestH\x00R\fprekeyStatusB\x06\n" +
+	"\rprekey_status\x18\x06 \x01(\v2\".pigeonhole.v1.PreKeyStatusRequestH\x00R\fprekeyStatus\x12?\n" +
+	"\fopen_session\x18\a \x01(\v2\x1a.pigeonhole.v1.SessionOpenH\x00R\vopenSessionB\x06\n" +
 	"\x04body\"\xed\x03\n" +
 	"\bResponse\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
@@ -1997,32 +2016,33 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	13, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
 	17, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
 	11, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	2,  // 6: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	6,  // 7: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	8,  // 8: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	10, // 9: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	15, // 10: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	18, // 11: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	12, // 12: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	3,  // 13: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 14: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 15: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	3,  // 16: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	3,  // 17: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 18: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	14, // 19: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	16, // 20: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	21, // 21: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	22, // 22: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	23, // 23: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 24: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	24, // 25: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	26, // 26: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	19, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	2,  // 7: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	6,  // 8: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	8,  // 9: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	10, // 10: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	15, // 11: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	18, // 12: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	12, // 13: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	3,  // 14: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 15: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 16: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	3,  // 17: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	3,  // 18: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 19: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	14, // 20: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	16, // 21: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	21, // 22: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	22, // 23: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	23, // 24: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 25: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	24, // 26: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	26, // 27: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -2037,6 +2057,7 @@ func file_pigeonhole_proto_init() {
 		(*Request_FetchKeys)(nil),
 		(*Request_Send)(nil),
 		(*Request_PrekeyStatus)(nil),
+		(*Request_OpenSession)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),

@@ -1,0 +1,194 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// Client keeps an authenticated connection to a relay, reconnecting with
+// exponential backoff (with jitter) when it drops. Envelopes not acked
+// before a drop are delivered again after the reconnect.
+type Client struct {
+	opts   Options
+	creds  Credentials
+	window int
+
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts. Zero means 100 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+
+	mu     sync.Mutex
+	conn   *Conn
+	closed bool
+}
+
+// New returns a Client for one device. Nothing is dialed until the first
+// call that needs the relay.
+func New(opts *Options, creds *Credentials, window int) *Client {
+	return &Client{opts: *opts, creds: *creds, window: window}
+}
+
+// permanent reports whether retrying err cannot help.
+func permanent(err error) bool {
+	if errors.Is(err, ErrFingerprint) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		switch spec.Code(e.Code) {
+		case spec.CodeShuttingDown, spec.CodeInternal, spec.CodeRateLimited:
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// Conn returns the live connection, dialing and authenticating (with
+// backoff) when there is none.
+func (c *Client) Conn(ctx context.Context) (*Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("client closed")
+	}
+	if c.conn != nil {
+		select {
+		case <-c.conn.Done():
+			c.conn.Close()
+			c.conn = nil
+		default:
+			return c.conn, nil
+		}
+	}
+	lo, hi := c.MinBackoff, c.MaxBackoff
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi <= 0 {
+		hi = 30 * time.Second
+	}
+	wait := lo
+	for {
+		conn, err := c.dial(ctx)
+		if err == nil {
+			c.conn = conn
+			return conn, nil
+		}
+		if permanent(err) {
+			return nil, err
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, hi)
+	}
+}
+
+func (c *Client) dial(ctx context.Context) (*Conn, error) {
+	conn, err := Dial(ctx, &c.opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Authenticate(ctx, &c.creds, c.window); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// drop forgets conn if it is still the current connection.
+func (c *Client) drop(conn *Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == conn {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// Next returns the next session event, reconnecting as needed.
+func (c *Client) Next(ctx context.Context) (*Event, error) {
+	for {
+		conn, err := c.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := conn.Next(ctx)
+		if err == nil {
+			return ev, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if permanent(err) {
+			return nil, err
+		}
+		c.drop(conn)
+	}
+}
+
+// Ack acks envelopes on the current connection. Acks for envelopes of a
+// connection that has since dropped are pointless: those come again.
+func (c *Client) Ack(seqs ...uint64) error {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return ErrNoSession
+	}
+	return conn.Ack(seqs...)
+}
+
+// Send sends m, retrying on a fresh connection when the connection drops;
+// the ClientMessageID makes a retry land once.
+func (c *Client) Send(ctx context.Context, m *Message) (*SendResult, error) {
+	for {
+		conn, err := c.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := conn.Send(ctx, m)
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			return res, err
+		}
+		c.drop(conn)
+	}
+}
+
+// FetchKeys fetches an account's bundles, reconnecting as needed.
+func (c *Client) FetchKeys(ctx context.Context, account []byte) (*Keys, error) {
+	for {
+		conn, err := c.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		k, err := conn.FetchKeys(ctx, account)
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			return k, err
+		}
+		c.drop(conn)
+	}
+}
+
+// Close closes the connection; the Client cannot be used afterwards.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
