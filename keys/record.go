@@ -1,0 +1,90 @@
+package keys
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// recordVersion is the first byte of a stored device record.
+const recordVersion = 1
+
+var errCorrupt = errors.New("keys: corrupt device record")
+
+// encodeDevice lays a device out as
+//
+//	version(1) auth_key(32) identity(33) registration_id(4)
+//	spk_id(4) spk_public(33) spk_signature(64) created_unix_ms(8)
+//
+// All sizes are fixed because they were checked on the way in.
+func encodeDevice(d Device) []byte {
+	b := make([]byte, 0, 1+authKeySize+curveKeySize+4+4+curveKeySize+signatureSize+8)
+	b = append(b, recordVersion)
+	b = append(b, d.AuthKey...)
+	b = append(b, d.IdentityKey...)
+	b = binary.BigEndian.AppendUint32(b, d.RegistrationID)
+	b = binary.BigEndian.AppendUint32(b, d.SignedPreKey.ID)
+	b = append(b, d.SignedPreKey.PublicKey...)
+	b = append(b, d.SignedPreKey.Signature...)
+	b = binary.BigEndian.AppendUint64(b, uint64(d.Created.UnixMilli()))
+	return b
+}
+
+// decodeDevice is the inverse of encodeDevice. It copies out of b.
+func decodeDevice(id uint32, b []byte) (Device, error) {
+	const size = 1 + authKeySize + curveKeySize + 4 + 4 + curveKeySize + signatureSize + 8
+	if len(b) != size || b[0] != recordVersion {
+		return Device{}, fmt.Errorf("%w (%d bytes)", errCorrupt, len(b))
+	}
+	b = b[1:]
+	take := func(n int) []byte {
+		out := append([]byte(nil), b[:n]...)
+		b = b[n:]
+		return out
+	}
+	d := Device{ID: id}
+	d.AuthKey = take(authKeySize)
+	d.IdentityKey = take(curveKeySize)
+	d.RegistrationID = binary.BigEndian.Uint32(take(4))
+	d.SignedPreKey.ID = binary.BigEndian.Uint32(take(4))
+	d.SignedPreKey.PublicKey = take(curveKeySize)
+	d.SignedPreKey.Signature = take(signatureSize)
+	d.Created = time.UnixMilli(int64(binary.BigEndian.Uint64(take(8))))
+	return d, nil
+}
+
+func accountKey(a AccountID) []byte {
+	return append([]byte("k/a/"), a[:]...)
+}
+
+func deviceKey(a AccountID, dev uint32) []byte {
+	k := append([]byte("k/d/"), a[:]...)
+	return binary.BigEndian.AppendUint32(k, dev)
+}
+
+// devicePrefix bounds all device records of an account.
+func devicePrefix(a AccountID) []byte {
+	return append([]byte("k/d/"), a[:]...)
+}
+
+func preKeyPrefix(a AccountID, dev uint32) []byte {
+	k := append([]byte("k/p/"), a[:]...)
+	return binary.BigEndian.AppendUint32(k, dev)
+}
+
+func preKeyKey(a AccountID, dev, id uint32) []byte {
+	return binary.BigEndian.AppendUint32(preKeyPrefix(a, dev), id)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

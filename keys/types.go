@@ -1,0 +1,55 @@
+package keys
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"time"
+)
+
+// AccountID is an account's random 128-bit id.
+type AccountID [16]byte
+
+// String returns a short prefix of the id, safe for logs: enough to tell
+// accounts apart in one log, too little to name one.
+func (a AccountID) String() string { return hex.EncodeToString(a[:3]) + "…" }
+
+// Hex returns the full id in hex. Never log it.
+func (a AccountID) Hex() string { return hex.EncodeToString(a[:]) }
+
+// Device is one device of an account, as registered.
+type Device struct {
+	ID             uint32
+	AuthKey        ed25519.PublicKey // 32 bytes; signs the connection's auth message
+	IdentityKey    []byte            // Signal identity public key, 33 bytes (0x05 || X25519)
+	RegistrationID uint32
+	SignedPreKey   SignedPreKey
+	Created        time.Time
+}
+
+// SignedPreKey is a device's medium-term prekey with its XEdDSA signature by
+// the identity key.
+type SignedPreKey struct {
+	ID        uint32
+	PublicKey []byte // 33 bytes
+	Signature []byte // 64 bytes
+}
+
+// PreKey is a one-time prekey.
+type PreKey struct {
+	ID        uint32
+	PublicKey []byte // 33 bytes
+}
+
+// Bundle is what a sender needs to start a session with one device.
+type Bundle struct {
+	DeviceID       uint32
+	RegistrationID uint32
+	IdentityKey    []byte
+	SignedPreKey   SignedPreKey
+	// PreKey is the one-time prekey claimed by this fetch, or nil when the
+	// device has none left.
+	PreKey *PreKey
+	// Remaining is how many one-time prekeys the device has left after
+	// this fetch.
+	Remaining int
+}

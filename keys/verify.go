@@ -1,0 +1,69 @@
+package keys
+
+import (
+	"crypto/ed25519"
+	"fmt"
+
+	"go.mau.fi/libsignal/ecc"
+)
+
+const (
+	curveKeySize  = 33   // 0x05 || 32-byte X25519 key
+	curveKeyType  = 0x05 // ecc.DjbType
+	signatureSize = 64
+	authKeySize   = ed25519.PublicKeySize
+)
+
+// checkCurveKey reports whether b is a well-formed Signal public key. It
+// guards ecc.DecodePoint, which panics on empty input and zero-pads short
+// input.
+func checkCurveKey(what string, b []byte) error {
+	if len(b) != curveKeySize || b[0] != curveKeyType {
+		return fmt.Errorf("%w: %s must be %d bytes starting with 0x05", ErrInvalidKey, what, curveKeySize)
+	}
+	return nil
+}
+
+// verifySignedPreKey checks spk's XEdDSA signature against identity.
+func verifySignedPreKey(identity []byte, spk SignedPreKey) error {
+	if err := checkCurveKey("identity key", identity); err != nil {
+		return err
+	}
+	if err := checkCurveKey("signed prekey", spk.PublicKey); err != nil {
+		return err
+	}
+	if len(spk.Signature) != signatureSize {
+		return fmt.Errorf("%w: signature must be %d bytes", ErrBadSignature, signatureSize)
+	}
+	ik, err := ecc.DecodePoint(identity, 0)
+	if err != nil {
+		return fmt.Errorf("%w: identity key: %v", ErrInvalidKey, err)
+	}
+	var sig [64]byte
+	copy(sig[:], spk.Signature)
+	if !ecc.VerifySignature(ik, spk.PublicKey, sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// checkDevice validates the keys of a device about to be stored.
+func checkDevice(d Device) error {
+	if len(d.AuthKey) != authKeySize {
+		return fmt.Errorf("%w: auth key must be %d bytes", ErrInvalidKey, authKeySize)
+	}
+	return verifySignedPreKey(d.IdentityKey, d.SignedPreKey)
+}
+
+// checkPreKeys validates a batch of one-time prekeys.
+func checkPreKeys(pks []PreKey, maxBatch int) error {
+	if len(pks) > maxBatch {
+		return fmt.Errorf("%w: %d in one batch, at most %d", ErrTooManyPreKeys, len(pks), maxBatch)
+	}
+	for _, p := range pks {
+		if err := checkCurveKey("one-time prekey", p.PublicKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
