@@ -1,0 +1,43 @@
+package queue
+
+import "time"
+
+// Config sets the queues' limits. Zero values mean the defaults.
+type Config struct {
+	// MaxCount is the most messages queued per device (default 10,000).
+	MaxCount int
+	// MaxBytes is the most body bytes queued per device (default 256 MiB).
+	MaxBytes int64
+	// Lifetime is how long an undelivered message is kept (default 30
+	// days). Older messages are not delivered and are deleted in the
+	// background.
+	Lifetime time.Duration
+	// DedupWindow is how long a dedup key is remembered (default 24 hours).
+	DedupWindow time.Duration
+	// ExpireInterval is how often Run expires old messages and dedup keys
+	// (default 1 minute).
+	ExpireInterval time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxCount <= 0 {
+		c.MaxCount = 10000
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 256 << 20
+	}
+	if c.Lifetime <= 0 {
+		c.Lifetime = 30 * 24 * time.Hour
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 24 * time.Hour
+	}
+	if c.ExpireInterval <= 0 {
+		c.ExpireInterval = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}

@@ -1,0 +1,160 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Read returns up to maxCount messages of a device with seq greater than
+// after, in seq order, stopping before maxBytes of bodies (but always
+// returning at least one message if there is one). Expired messages are
+// skipped.
+func (s *Store) Read(ctx context.Context, a Address, after uint64, maxCount, maxBytes int) ([]Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if maxCount <= 0 {
+		return nil, nil
+	}
+	st, err := s.lockState(a)
+	if err != nil {
+		return nil, err
+	}
+	vis := st.visible()
+	st.mu.Unlock()
+	if vis <= after {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: msgKey(a, after+1), UpperBound: msgKey(a, vis+1)})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	cutoff := s.cfg.Now().Add(-s.cfg.Lifetime)
+	var (
+		out   []Item
+		total int
+	)
+	for ok := it.First(); ok && len(out) < maxCount; ok = it.Next() {
+		v := it.Value()
+		if len(v) < timeSize {
+			continue
+		}
+		t := decodeTime(v)
+		if t.Before(cutoff) {
+			continue
+		}
+		body := v[timeSize:]
+		if len(out) > 0 && total+len(body) > maxBytes {
+			break
+		}
+		total += len(body)
+		_, seq, _ := parseMsgKey(it.Key())
+		out = append(out, Item{Seq: seq, Time: t, Body: append([]byte(nil), body...)})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("queue: read: %w", err)
+	}
+	return out, nil
+}
+
+// Ack deletes the named messages of a device and returns how many it
+// deleted; unknown seqs are ignored. The deletion is not synced: a crash
+// soon after may bring a message back (delivery is at-least-once). Call
+// Flush to make acks durable.
+func (s *Store) Ack(ctx context.Context, a Address, seqs []uint64) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	return s.remove(a, slices.Sorted(slices.Values(seqs)), pebble.NoSync)
+}
+
+// remove deletes the given seqs (ascending) of one device.
+func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int, error) {
+	st, err := s.lockState(a)
+	if err != nil {
+		return 0, err
+	}
+	defer st.mu.Unlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: msgKey(a, seqs[0]), UpperBound: msgKey(a, seqs[len(seqs)-1]+1)})
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	n, freed := 0, int64(0)
+	for _, seq := range seqs {
+		if !it.SeekGE(msgKey(a, seq)) {
+			break
+		}
+		if _, got, _ := parseMsgKey(it.Key()); got != seq {
+			continue
+		}
+		_ = b.Delete(msgKey(a, seq), nil)
+		n++
+		freed += int64(len(it.Value()) - timeSize)
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("queue: ack: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	_ = b.Set(hwKey(a), binary.BigEndian.AppendUint64(nil, st.next-1), nil)
+	if err := b.Commit(opts); err != nil {
+		return 0, fmt.Errorf("queue: delete: %w", err)
+	}
+	st.count -= n
+	st.bytes -= freed
+	return n, nil
+}
+
+// Flush makes every earlier write, acks included, durable.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("queue: flush: %w", err)
+	}
+	return nil
+}
+
+// Watch returns a channel that receives a value whenever messages for a
+// become readable, and a function that stops the watch. A value may be
+// pending already when Watch returns; readers read after each wake-up
+// until Read returns nothing.
+func (s *Store) Watch(a Address) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	st, err := s.lockState(a)
+	if err != nil {
+		// The state could not be loaded; wake once so the reader's Read
+		// reports the error.
+		ch <- struct{}{}
+		return ch, func() {}
+	}
+	st.waiters[ch] = struct{}{}
+	st.mu.Unlock()
+	return ch, func() {
+		st.mu.Lock()
+		delete(st.waiters, ch)
+		st.mu.Unlock()
+	}
+}
+
+// Depth returns how many messages and body bytes a device has queued,
+// counting appends in progress.
+func (s *Store) Depth(a Address) (int, int64, error) {
+	st, err := s.lockState(a)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.mu.Unlock()
+	return st.count, st.bytes, nil
+}

@@ -1,0 +1,210 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Message is one ciphertext for one device.
+type Message struct {
+	To   Address
+	Body []byte
+}
+
+// Item is a queued message as read back.
+type Item struct {
+	Seq  uint64
+	Time time.Time // when it was appended
+	Body []byte
+}
+
+// AppendResult is the outcome of an Append.
+type AppendResult struct {
+	// Time is when the messages were stored (for a duplicate, when the
+	// first append was).
+	Time time.Time
+	// Duplicate is true when the dedup key was already stored: nothing
+	// new was written.
+	Duplicate bool
+}
+
+// Store is the set of per-device queues on a Pebble database. It is safe
+// for concurrent use.
+type Store struct {
+	db  *pebble.DB
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	states map[Address]*devState
+
+	dedupMu  sync.Mutex
+	inflight map[string]chan struct{} // dedup keys being appended now
+}
+
+// Open returns the queues on db. The caller keeps ownership of db.
+func Open(db *pebble.DB, cfg Config, log *slog.Logger) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("queue: nil database")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.setDefaults()
+	return &Store{
+		db: db, cfg: cfg, log: log,
+		states:   make(map[Address]*devState),
+		inflight: make(map[string]chan struct{}),
+	}, nil
+}
+
+type reservation struct {
+	st  *devState
+	seq uint64
+	n   int64
+}
+
+// Append stores msgs atomically and durably (one synced Pebble batch): when
+// it returns nil every message is on disk, and a reader of each recipient
+// is woken. If dedupKey is not empty and was stored within the dedup
+// window, nothing is written and the result says Duplicate. If any
+// recipient queue is over its quota, nothing is written and the error is
+// ErrQueueFull.
+func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (AppendResult, error) {
+	if len(msgs) == 0 {
+		return AppendResult{}, ErrEmpty
+	}
+	if len(dedup) > 0 {
+		release, prior, err := s.claimDedup(ctx, dedup)
+		if err != nil || !prior.IsZero() {
+			return AppendResult{Time: prior, Duplicate: !prior.IsZero()}, err
+		}
+		defer release()
+	}
+	now := s.cfg.Now()
+	res := make([]reservation, 0, len(msgs))
+	for _, m := range msgs {
+		r, err := s.reserve(m)
+		if err != nil {
+			s.settle(res, false)
+			return AppendResult{}, err
+		}
+		res = append(res, r)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	stamp := encodeTime(now)
+	for i, m := range msgs {
+		v := make([]byte, 0, timeSize+len(m.Body))
+		v = append(append(v, stamp...), m.Body...)
+		_ = b.Set(msgKey(m.To, res[i].seq), v, nil)
+	}
+	if len(dedup) > 0 {
+		_ = b.Set(dedupKey(dedup), stamp, nil)
+		_ = b.Set(dedupTimeKey(now, dedup), nil, nil)
+	}
+	err := b.Commit(pebble.Sync)
+	s.settle(res, err == nil)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("queue: append: %w", err)
+	}
+	return AppendResult{Time: now}, nil
+}
+
+// reserve assigns m the next seq of its device and counts it against the
+// quota.
+func (s *Store) reserve(m Message) (reservation, error) {
+	st, err := s.lockState(m.To)
+	if err != nil {
+		return reservation{}, err
+	}
+	defer st.mu.Unlock()
+	n := int64(len(m.Body))
+	if n > s.cfg.MaxBytes {
+		return reservation{}, ErrTooLarge
+	}
+	if st.count+1 > s.cfg.MaxCount || st.bytes+n > s.cfg.MaxBytes {
+		return reservation{}, ErrQueueFull
+	}
+	seq := st.next
+	st.next++
+	st.pending = append(st.pending, seq)
+	st.count++
+	st.bytes += n
+	return reservation{st: st, seq: seq, n: n}, nil
+}
+
+// settle ends reservations: committed ones become visible and wake their
+// readers; abandoned ones give their quota back.
+func (s *Store) settle(res []reservation, committed bool) {
+	for _, r := range res {
+		r.st.mu.Lock()
+		r.st.unreserve(r.seq)
+		if committed {
+			r.st.wake()
+		} else {
+			r.st.count = max(0, r.st.count-1)
+			r.st.bytes = max(0, r.st.bytes-r.n)
+		}
+		r.st.mu.Unlock()
+	}
+}
+
+// claimDedup makes this caller the only one appending key. It returns the
+// stored time if key was appended before.
+func (s *Store) claimDedup(ctx context.Context, key []byte) (release func(), prior time.Time, err error) {
+	k := string(key)
+	var mine chan struct{}
+	for mine == nil {
+		s.dedupMu.Lock()
+		ch, busy := s.inflight[k]
+		if !busy {
+			mine = make(chan struct{})
+			s.inflight[k] = mine
+		}
+		s.dedupMu.Unlock()
+		if busy {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, time.Time{}, ctx.Err()
+			}
+		}
+	}
+	release = func() {
+		s.dedupMu.Lock()
+		delete(s.inflight, k)
+		s.dedupMu.Unlock()
+		close(mine)
+	}
+	v, closer, err := s.db.Get(dedupKey(key))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return release, time.Time{}, nil
+	case err != nil:
+		release()
+		return nil, time.Time{}, fmt.Errorf("queue: read dedup key: %w", err)
+	}
+	t, ok := time.Time{}, len(v) == timeSize
+	if ok {
+		t = decodeTime(v)
+	}
+	closer.Close()
+	if !ok {
+		release()
+		return nil, time.Time{}, fmt.Errorf("queue: corrupt dedup record")
+	}
+	if s.cfg.Now().Sub(t) >= s.cfg.DedupWindow {
+		// Remembered but past the window (expiry has not run yet): this
+		// append is new and takes the key over.
+		return release, time.Time{}, nil
+	}
+	release()
+	return nil, t, nil
+}
