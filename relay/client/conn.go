@@ -154,8 +154,16 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// LocalAddr is the local UDP address the connection uses now.
-func (c *Conn) LocalAddr() string { return c.qc.LocalAddr().String() }
+// LocalAddr is the local UDP address the connection uses now: after
+// Migrate, the new socket's.
+func (c *Conn) LocalAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.transports) == 0 {
+		return ""
+	}
+	return c.transports[len(c.transports)-1].Conn.LocalAddr().String()
+}
 
 // Done is closed when the connection has closed.
 func (c *Conn) Done() <-chan struct{} { return c.qc.Context().Done() }
@@ -208,13 +216,16 @@ func (c *Conn) roundTrip(ctx context.Context, req *spec.Request) (*spec.Response
 	if err := spec.WriteFrame(st, req); err != nil {
 		return nil, err
 	}
-	if err := st.Close(); err != nil {
-		return nil, fmt.Errorf("close request stream: %w", err)
-	}
+	// The relay may answer, and stop reading, before our FIN goes out
+	// (an early error); then Close fails but the answer is there to read.
+	closeErr := st.Close()
 	var resp spec.Response
 	if err := spec.ReadFrame(st, spec.MaxFrameSize, &resp); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if closeErr != nil {
+			return nil, fmt.Errorf("close request stream: %w", closeErr)
 		}
 		return nil, fmt.Errorf("read response: %w", err)
 	}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/relay"
+)
+
+const serveUsage = `usage: pigeonhole serve [flags]
+
+Runs a relay. With no flags it keeps everything in ./pigeonhole-data
+(Pebble database and a self-signed certificate, created on first start)
+and listens on UDP :4433.
+
+Every flag can also be set with an environment variable PIGEONHOLE_<NAME>
+(upper case, '-' as '_'; e.g. PIGEONHOLE_LISTEN=:4433) or in the file named
+by -config, one "name = value" per line. Precedence: command-line flags,
+then environment, then config file, then the defaults shown below.
+
+flags:
+`
+
+type serveFlags struct {
+	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel string
+
+	cfg       relay.Config
+	qcfg      queue.Config
+	keyCfg    keys.Config
+	regBurst  int
+	regEvery  time.Duration
+	fetBurst  int
+	fetEvery  time.Duration
+	maxDevice int
+}
+
+func serveFlagSet(f *serveFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.config, "config", "", "config `file` (name = value lines)")
+	fs.StringVar(&f.data, "data", "pigeonhole-data", "data `directory`: Pebble database and self-signed certificate")
+	fs.StringVar(&f.listen, "listen", ":4433", "UDP `address` to listen on")
+	fs.StringVar(&f.certFile, "cert", "", "TLS certificate `file` (PEM); default: self-signed, kept in -data")
+	fs.StringVar(&f.keyFile, "key", "", "TLS private key `file` (PEM), with -cert")
+	fs.StringVar(&f.metrics, "metrics", "", "HTTP `address` for Prometheus /metrics (empty: off)")
+	fs.StringVar(&f.readyFile, "ready-file", "", "write {\"addr\",\"fingerprint\"} as JSON to this `file` once listening")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.IntVar(&f.cfg.MaxEnvelopeBytes, "max-envelope-bytes", 256<<10, "largest ciphertext for one device, in bytes")
+	fs.IntVar(&f.cfg.MaxWindow, "max-window", 256, "most unacked envelopes in flight per session")
+	fs.IntVar(&f.cfg.MaxSendDevices, "max-send-devices", 64, "most device messages in one send")
+	fs.IntVar(&f.cfg.PreKeyLowThreshold, "prekey-low-threshold", 10, "tell a device when its one-time prekeys fall below this")
+	fs.IntVar(&f.regBurst, "register-burst", 10, "registrations allowed at once per source IP")
+	fs.DurationVar(&f.regEvery, "register-every", 6*time.Minute, "then one registration per source IP per this `duration`")
+	fs.IntVar(&f.fetBurst, "fetch-burst", 100, "key fetches allowed at once per account")
+	fs.DurationVar(&f.fetEvery, "fetch-every", time.Second, "then one key fetch per account per this `duration`")
+	fs.IntVar(&f.qcfg.MaxCount, "queue-max-count", 10000, "most messages queued per device")
+	fs.Int64Var(&f.qcfg.MaxBytes, "queue-max-bytes", 256<<20, "most bytes queued per device")
+	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
+	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
+	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
+	return fs
+}
+
+func serve(args []string) int {
+	var f serveFlags
+	fs := serveFlagSet(&f)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "pigeonhole: serve takes no arguments, got %q\n", fs.Args())
+		return 2
+	}
+	if err := applyConfig(fs, configFileFrom(f.config)); err != nil {
+		return fail("%v", err)
+	}
+	f.cfg.RegisterLimit = relay.Limit{Burst: f.regBurst, Every: f.regEvery}
+	f.cfg.FetchLimit = relay.Limit{Burst: f.fetBurst, Every: f.fetEvery}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fail("bad -log-level %q", f.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runRelay(ctx, &f, log); err != nil {
+		return fail("%v", err)
+	}
+	return 0
+}
+
+// configFileFrom returns -config, or PIGEONHOLE_CONFIG when the flag was
+// not given.
+func configFileFrom(flagVal string) string {
+	if flagVal != "" {
+		return flagVal
+	}
+	return os.Getenv("PIGEONHOLE_CONFIG")
+}
+
+func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	cert, err := loadCert(f)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(filepath.Join(f.data, "db"), log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ks, err := keys.Open(db, f.keyCfg)
+	if err != nil {
+		return fmt.Errorf("open key directory: %w", err)
+	}
+	qs, err := queue.Open(db, f.qcfg, log.With("component", "queue"))
+	if err != nil {
+		return fmt.Errorf("open queues: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := relay.New(f.cfg, ks, qs, log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen(f.listen, cert)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fp := relay.Fingerprint(cert)
+	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
+	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
+	if f.readyFile != "" {
+		if err := writeReady(f.readyFile, ln.Addr().String(), fp); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	bgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := qs.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+			log.Error("queue expiry stopped", "err", err)
+		}
+	}()
+	if f.metrics != "" {
+		ms, err := startMetrics(f.metrics, reg, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+	}
+	err = srv.Serve(ctx, ln)
+	log.Info("relay stopped")
+	return err
+}
+
+func loadCert(f *serveFlags) (tls.Certificate, error) {
+	if f.certFile != "" || f.keyFile != "" {
+		if f.certFile == "" || f.keyFile == "" {
+			return tls.Certificate{}, errors.New("-cert and -key go together")
+		}
+		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("load certificate: %w", err)
+		}
+		return cert, nil
+	}
+	return relay.LoadOrCreateCertificate(f.data)
+}
+
+func writeReady(path, addr, fp string) error {
+	b, err := json.Marshal(map[string]string{"addr": addr, "fingerprint": fp})
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write ready file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write ready file: %w", err)
+	}
+	return nil
+}
+
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return hs, nil
+}
+
+// openDB opens (or creates) the relay's Pebble database.
+func openDB(dir string, log *slog.Logger) (*pebble.DB, error) {
+	db, err := pebble.Open(dir, &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log.With("component", "pebble")},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// pebbleLogger sends Pebble's messages to slog: its chatter at debug
+// level, its errors at error level.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+func fingerprint(args []string) int {
+	fs := flag.NewFlagSet("fingerprint", flag.ContinueOnError)
+	data := fs.String("data", "pigeonhole-data", "data `directory` of the relay")
+	certFile := fs.String("cert", "", "TLS certificate `file` (PEM) instead of the self-signed one")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var cert tls.Certificate
+	var err error
+	if *certFile != "" {
+		cert, err = loadCertOnly(*certFile)
+	} else {
+		cert, err = loadCertOnly(filepath.Join(*data, relay.CertFileName))
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	fmt.Println(relay.Fingerprint(cert))
+	return 0
+}

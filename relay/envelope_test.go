@@ -1,0 +1,68 @@
+package relay
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// TestEnvelopeEncoding checks the hand-built delivery frame decodes, with
+// the generated code, to the Envelope it stands for.
+func TestEnvelopeEncoding(t *testing.T) {
+	var sender keys.AccountID
+	for i := range sender {
+		sender[i] = byte(i + 1)
+	}
+	for _, typ := range []uint32{0, 2, 3} {
+		stored := encodeStoredEnvelope(sender, 7, typ, []byte("opaque ciphertext"), []byte("0123456789abcdef"))
+		fr := appendEnvelopeFrame([]byte("prefix"), 1<<40, 1_700_000_000_123, stored)
+		fr = fr[len("prefix"):]
+		if n := binary.BigEndian.Uint32(fr); int(n) != len(fr)-4 {
+			t.Fatalf("length prefix %d, frame %d", n, len(fr)-4)
+		}
+		var ev spec.ServerEvent
+		if err := proto.Unmarshal(fr[4:], &ev); err != nil {
+			t.Fatal(err)
+		}
+		want := &spec.Envelope{
+			Seq: 1 << 40, Sender: sender[:], SenderDevice: 7, TimestampMs: 1_700_000_000_123,
+			Type: typ, Content: []byte("opaque ciphertext"), ClientMessageId: []byte("0123456789abcdef"),
+		}
+		if !proto.Equal(ev.GetEnvelope(), want) {
+			t.Fatalf("decoded %v, want %v", ev.GetEnvelope(), want)
+		}
+	}
+}
+
+func TestDiffDevices(t *testing.T) {
+	for _, c := range []struct {
+		have, named, missing, extra []uint32
+	}{
+		{[]uint32{1, 2, 3}, []uint32{1, 2, 3}, nil, nil},
+		{[]uint32{1, 2, 3}, []uint32{2}, []uint32{1, 3}, nil},
+		{[]uint32{1}, []uint32{1, 4, 5}, nil, []uint32{4, 5}},
+		{[]uint32{2, 4}, []uint32{1, 3}, []uint32{2, 4}, []uint32{1, 3}},
+		{nil, []uint32{1}, nil, []uint32{1}},
+	} {
+		m, e := diffDevices(c.have, c.named)
+		if !equal(m, c.missing) || !equal(e, c.extra) {
+			t.Errorf("diff(%v, %v) = %v, %v; want %v, %v", c.have, c.named, m, e, c.missing, c.extra)
+		}
+	}
+}
+
+func equal(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,304 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// dispatch runs one request and returns its response.
+func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
+	var (
+		name string
+		resp = &spec.Response{}
+		e    *spec.Error
+	)
+	switch b := req.Body.(type) {
+	case *spec.Request_Register:
+		name = "register"
+		var r *spec.RegisterResponse
+		r, e = c.register(b.Register)
+		resp.Body = &spec.Response_Register{Register: r}
+	case *spec.Request_UploadPrekeys:
+		name = "upload_prekeys"
+		var r *spec.UploadPreKeysResponse
+		r, e = c.uploadPreKeys(id, b.UploadPrekeys)
+		resp.Body = &spec.Response_UploadPrekeys{UploadPrekeys: r}
+	case *spec.Request_RotateSignedPrekey:
+		name = "rotate_signed_prekey"
+		e = c.rotateSignedPreKey(id, b.RotateSignedPrekey)
+		resp.Body = &spec.Response_RotateSignedPrekey{RotateSignedPrekey: &spec.RotateSignedPreKeyResponse{}}
+	case *spec.Request_PrekeyStatus:
+		name = "prekey_status"
+		var r *spec.PreKeyStatusResponse
+		r, e = c.preKeyStatus(id)
+		resp.Body = &spec.Response_PrekeyStatus{PrekeyStatus: r}
+	case *spec.Request_FetchKeys:
+		name = "fetch_keys"
+		var r *spec.FetchKeysResponse
+		r, e = c.fetchKeys(id, b.FetchKeys)
+		resp.Body = &spec.Response_FetchKeys{FetchKeys: r}
+	case *spec.Request_Send:
+		name = "send"
+		var r *spec.SendResponse
+		r, e = c.send(id, b.Send)
+		resp.Body = &spec.Response_Send{Send: r}
+	default:
+		name = "unknown"
+		e = spec.Err(spec.CodeUnsupported, "unknown request type")
+	}
+	if e != nil {
+		resp = &spec.Response{Error: e}
+	}
+	code := spec.CodeOK
+	if e != nil {
+		code = spec.Code(e.Code)
+	}
+	c.s.m.requests.WithLabelValues(name, code.String()).Inc()
+	return resp
+}
+
+// keyError maps a key directory error to the client's error.
+func (s *Server) keyError(what string, err error) *spec.Error {
+	switch {
+	case errors.Is(err, keys.ErrUnknownAccount):
+		return spec.Err(spec.CodeUnknownAccount, "no such account")
+	case errors.Is(err, keys.ErrUnknownDevice):
+		return spec.Err(spec.CodeUnknownDevice, "no such device (it may have been removed)")
+	case errors.Is(err, keys.ErrInvalidKey):
+		return spec.Err(spec.CodeInvalidKey, "a key has the wrong size or type")
+	case errors.Is(err, keys.ErrBadSignature):
+		return spec.Err(spec.CodeBadPreKeySignature, "the signed prekey's signature does not verify against the identity key")
+	case errors.Is(err, keys.ErrTooManyPreKeys):
+		return spec.Err(spec.CodeTooManyPreKeys, "too many one-time prekeys (at most 100 per request, and a stored cap per device)")
+	default:
+		return s.internal(what, err)
+	}
+}
+
+func signedPreKeyFrom(p *spec.SignedPreKey) keys.SignedPreKey {
+	return keys.SignedPreKey{ID: p.GetId(), PublicKey: p.GetPublicKey(), Signature: p.GetSignature()}
+}
+
+func preKeysFrom(ps []*spec.PreKey) []keys.PreKey {
+	out := make([]keys.PreKey, len(ps))
+	for i, p := range ps {
+		out[i] = keys.PreKey{ID: p.GetId(), PublicKey: p.GetPublicKey()}
+	}
+	return out
+}
+
+const maxPreKeysPerRequest = 100
+
+func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
+	if ok, wait := c.s.registerLimit.allow(c.remoteIP, c.s.now()); !ok {
+		e := spec.Err(spec.CodeRateLimited, "too many registrations from this address")
+		e.RetryAfterMs = uint32(wait / time.Millisecond)
+		return nil, e
+	}
+	if len(r.AuthKey) != spec.AuthKeySize {
+		return nil, spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
+	}
+	if r.SignedPrekey == nil {
+		return nil, spec.Err(spec.CodeBadRequest, "signed_prekey is required")
+	}
+	if len(r.Prekeys) > maxPreKeysPerRequest {
+		return nil, spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
+	}
+	proof, err := spec.RegisterProof(c.exporter, r.AuthKey)
+	if err != nil || len(r.AuthProof) != spec.AuthSignatureSize || !ed25519.Verify(r.AuthKey, proof, r.AuthProof) {
+		return nil, spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
+	}
+	acct, err := c.s.keys.CreateAccount(c.ctx, keys.Device{
+		AuthKey:        bytes.Clone(r.AuthKey),
+		IdentityKey:    r.IdentityKey,
+		RegistrationID: r.RegistrationId,
+		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
+	}, preKeysFrom(r.Prekeys))
+	if err != nil {
+		return nil, c.s.keyError("create account", err)
+	}
+	c.s.log.Info("account registered", "account", acct.String())
+	return &spec.RegisterResponse{AccountId: acct[:], DeviceId: 1}, nil
+}
+
+func (c *conn) uploadPreKeys(id quic.StreamID, r *spec.UploadPreKeysRequest) (*spec.UploadPreKeysResponse, *spec.Error) {
+	acct, dev, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return nil, e
+	}
+	if len(r.Prekeys) > maxPreKeysPerRequest {
+		return nil, spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
+	}
+	n, err := c.s.keys.AddPreKeys(c.ctx, acct, dev, preKeysFrom(r.Prekeys))
+	if err != nil {
+		return nil, c.s.keyError("store prekeys", err)
+	}
+	return &spec.UploadPreKeysResponse{Stored: uint32(n)}, nil
+}
+
+func (c *conn) rotateSignedPreKey(id quic.StreamID, r *spec.RotateSignedPreKeyRequest) *spec.Error {
+	acct, dev, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return e
+	}
+	if r.SignedPrekey == nil {
+		return spec.Err(spec.CodeBadRequest, "signed_prekey is required")
+	}
+	if err := c.s.keys.RotateSignedPreKey(c.ctx, acct, dev, signedPreKeyFrom(r.SignedPrekey)); err != nil {
+		return c.s.keyError("rotate signed prekey", err)
+	}
+	return nil
+}
+
+func (c *conn) preKeyStatus(id quic.StreamID) (*spec.PreKeyStatusResponse, *spec.Error) {
+	acct, dev, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return nil, e
+	}
+	n, err := c.s.keys.PreKeyCount(c.ctx, acct, dev)
+	if err != nil {
+		return nil, c.s.keyError("count prekeys", err)
+	}
+	return &spec.PreKeyStatusResponse{Stored: uint32(n)}, nil
+}
+
+func (c *conn) fetchKeys(id quic.StreamID, r *spec.FetchKeysRequest) (*spec.FetchKeysResponse, *spec.Error) {
+	requester, _, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return nil, e
+	}
+	if ok, wait := c.s.fetchLimit.allow(string(requester[:]), c.s.now()); !ok {
+		e := spec.Err(spec.CodeRateLimited, "too many key fetches")
+		e.RetryAfterMs = uint32(wait / time.Millisecond)
+		return nil, e
+	}
+	if len(r.AccountId) != spec.AccountIDSize {
+		return nil, spec.Err(spec.CodeBadRequest, "account_id must be %d bytes", spec.AccountIDSize)
+	}
+	var target keys.AccountID
+	copy(target[:], r.AccountId)
+	bundles, err := c.s.keys.FetchBundles(c.ctx, target)
+	if err != nil {
+		return nil, c.s.keyError("fetch keys", err)
+	}
+	resp := &spec.FetchKeysResponse{AccountId: target[:]}
+	for _, b := range bundles {
+		db := &spec.DeviceBundle{
+			DeviceId:       b.DeviceID,
+			RegistrationId: b.RegistrationID,
+			IdentityKey:    b.IdentityKey,
+			SignedPrekey: &spec.SignedPreKey{
+				Id: b.SignedPreKey.ID, PublicKey: b.SignedPreKey.PublicKey, Signature: b.SignedPreKey.Signature,
+			},
+		}
+		if b.PreKey != nil {
+			db.Prekey = &spec.PreKey{Id: b.PreKey.ID, PublicKey: b.PreKey.PublicKey}
+			if b.Remaining < c.s.cfg.PreKeyLowThreshold {
+				c.s.sessions.notify(addrOf(target, b.DeviceID), preKeysLowEvent(b.Remaining))
+			}
+		}
+		resp.Devices = append(resp.Devices, db)
+	}
+	return resp, nil
+}
+
+func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, *spec.Error) {
+	start := time.Now()
+	sender, senderDev, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return nil, e
+	}
+	if len(r.Recipient) != spec.AccountIDSize {
+		return nil, spec.Err(spec.CodeBadRequest, "recipient must be %d bytes", spec.AccountIDSize)
+	}
+	if len(r.ClientMessageId) != spec.ClientMessageIDSize {
+		return nil, spec.Err(spec.CodeBadRequest, "client_message_id must be %d bytes", spec.ClientMessageIDSize)
+	}
+	if len(r.Messages) == 0 {
+		return nil, spec.Err(spec.CodeBadRequest, "a send needs at least one device message")
+	}
+	if len(r.Messages) > c.s.cfg.MaxSendDevices {
+		return nil, spec.Err(spec.CodeBadRequest, "at most %d device messages per send", c.s.cfg.MaxSendDevices)
+	}
+	named := make([]uint32, 0, len(r.Messages))
+	for _, m := range r.Messages {
+		if len(m.Content) > c.s.cfg.MaxEnvelopeBytes {
+			return nil, spec.Err(spec.CodeEnvelopeTooLarge, "a ciphertext of %d bytes is over the %d-byte limit", len(m.Content), c.s.cfg.MaxEnvelopeBytes)
+		}
+		if len(m.Content) == 0 {
+			return nil, spec.Err(spec.CodeBadRequest, "empty ciphertext for device %d", m.DeviceId)
+		}
+		named = append(named, m.DeviceId)
+	}
+	slices.Sort(named)
+	if len(slices.Compact(slices.Clone(named))) != len(named) {
+		return nil, spec.Err(spec.CodeDuplicateDevice, "a device is named twice")
+	}
+	var recipient keys.AccountID
+	copy(recipient[:], r.Recipient)
+	current, err := c.s.keys.DeviceIDs(c.ctx, recipient)
+	if err != nil {
+		return nil, c.s.keyError("look up devices", err)
+	}
+	if recipient == sender {
+		// A send to one's own account goes to one's other devices.
+		current = slices.DeleteFunc(slices.Clone(current), func(d uint32) bool { return d == senderDev })
+	}
+	if missing, extra := diffDevices(current, named); len(missing)+len(extra) > 0 {
+		se := spec.Err(spec.CodeStaleDevices, "the device list is stale: %d missing, %d extra", len(missing), len(extra))
+		se.MissingDevices, se.ExtraDevices = missing, extra
+		return nil, se
+	}
+	msgs := make([]queue.Message, len(r.Messages))
+	for i, m := range r.Messages {
+		msgs[i] = queue.Message{
+			To:   addrOf(recipient, m.DeviceId),
+			Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, r.ClientMessageId),
+		}
+	}
+	dedup := make([]byte, 0, spec.AccountIDSize+4+spec.ClientMessageIDSize)
+	dedup = append(dedup, sender[:]...)
+	dedup = append(dedup, byte(senderDev>>24), byte(senderDev>>16), byte(senderDev>>8), byte(senderDev))
+	dedup = append(dedup, r.ClientMessageId...)
+	res, err := c.s.queues.Append(c.ctx, dedup, msgs)
+	if err != nil {
+		if errors.Is(err, queue.ErrQueueFull) {
+			return nil, spec.Err(spec.CodeQueueFull, "a recipient queue is full; retry later")
+		}
+		return nil, c.s.internal("store the message", err)
+	}
+	if !res.Duplicate {
+		c.s.m.accepted.Add(float64(len(msgs)))
+	}
+	c.s.m.sendSeconds.Observe(time.Since(start).Seconds())
+	return &spec.SendResponse{TimestampMs: res.Time.UnixMilli(), Duplicate: res.Duplicate}, nil
+}
+
+// diffDevices compares an account's devices with the devices a send named
+// (both ascending).
+func diffDevices(have, named []uint32) (missing, extra []uint32) {
+	i, j := 0, 0
+	for i < len(have) || j < len(named) {
+		switch {
+		case j == len(named) || (i < len(have) && have[i] < named[j]):
+			missing = append(missing, have[i])
+			i++
+		case i == len(have) || named[j] < have[i]:
+			extra = append(extra, named[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return missing, extra
+}

@@ -1,0 +1,60 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the relay's Prometheus series. Labels are bounded: request
+// type and error code names come from fixed tables.
+type metrics struct {
+	connections  prometheus.Gauge
+	sessions     prometheus.Gauge
+	requests     *prometheus.CounterVec // type, code
+	sendSeconds  prometheus.Histogram
+	accepted     prometheus.Counter
+	delivered    prometheus.Counter
+	acked        prometheus.Counter
+	ackFlushSecs prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pigeonhole_connections", Help: "Open QUIC connections.",
+		}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pigeonhole_sessions", Help: "Authenticated session streams.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pigeonhole_requests_total", Help: "Requests by type and result code.",
+		}, []string{"type", "code"}),
+		sendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pigeonhole_send_durable_seconds",
+			Help:    "Time from a send's arrival to its durable (fsynced) acceptance.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pigeonhole_envelopes_accepted_total", Help: "Device envelopes stored durably.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pigeonhole_envelopes_delivered_total", Help: "Envelopes written to session streams (redeliveries included).",
+		}),
+		acked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pigeonhole_envelopes_acked_total", Help: "Envelopes deleted after an ack.",
+		}),
+		ackFlushSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pigeonhole_ack_flush_seconds",
+			Help:    "Time to make acks durable when a session closes.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.ackFlushSecs} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,123 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// Server is a Pigeonhole relay. Create it with New and run it with Serve.
+type Server struct {
+	cfg    Config
+	keys   KeyDirectory
+	queues Queues
+	log    *slog.Logger
+	m      *metrics
+
+	registerLimit *limiter
+	fetchLimit    *limiter
+	sessions      *sessionTable
+	now           func() time.Time
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New returns a relay on the given stores. Metrics are registered on reg
+// (nil: none are exported); log receives operational messages and never a
+// key, token, ciphertext or full account id.
+func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if kd == nil || q == nil {
+		return nil, errors.New("relay: a key directory and queues are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("relay: register metrics: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	return &Server{
+		cfg:           cfg,
+		keys:          kd,
+		queues:        q,
+		log:           log,
+		m:             m,
+		registerLimit: newLimiter(cfg.RegisterLimit),
+		fetchLimit:    newLimiter(cfg.FetchLimit),
+		sessions:      newSessionTable(),
+		now:           time.Now,
+		conns:         make(map[*conn]struct{}),
+	}, nil
+}
+
+// QUICConfig returns the QUIC settings the relay's listener should use.
+func (s *Server) QUICConfig() *quic.Config {
+	return &quic.Config{
+		MaxIdleTimeout:        s.cfg.IdleTimeout,
+		MaxIncomingStreams:    s.cfg.MaxIncomingStreams,
+		MaxIncomingUniStreams: -1,
+		HandshakeIdleTimeout:  s.cfg.AuthWait,
+	}
+}
+
+// Serve accepts connections on ln until ctx ends, then closes every
+// connection with the going-away code, waits for their handlers and makes
+// pending acks durable. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
+	var acceptErr error
+	for {
+		qc, err := ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				acceptErr = fmt.Errorf("relay: accept: %w", err)
+			}
+			break
+		}
+		c := newConn(s, qc)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.qc.CloseWithError(spec.CloseGoingAway, "relay shutting down")
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.queues.Flush(flushCtx); err != nil {
+		return errors.Join(acceptErr, fmt.Errorf("relay: flush acks: %w", err))
+	}
+	return acceptErr
+}
+
+// Listen opens a QUIC listener on addr (host:port, UDP) with the relay's
+// TLS and QUIC settings.
+func (s *Server) Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
+	ln, err := quic.ListenAddr(addr, TLSConfig(cert), s.QUICConfig())
+	if err != nil {
+		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}

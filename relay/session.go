@@ -1,0 +1,223 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// sessionTable finds the live sessions of a device, to tell them things
+// (prekeys running low) from other connections' handlers.
+type sessionTable struct {
+	mu sync.Mutex
+	m  map[queue.Address]map[*session]struct{}
+}
+
+func newSessionTable() *sessionTable {
+	return &sessionTable{m: make(map[queue.Address]map[*session]struct{})}
+}
+
+func (t *sessionTable) add(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	set := t.m[s.addr]
+	if set == nil {
+		set = make(map[*session]struct{})
+		t.m[s.addr] = set
+	}
+	set[s] = struct{}{}
+}
+
+func (t *sessionTable) remove(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m[s.addr], s)
+	if len(t.m[s.addr]) == 0 {
+		delete(t.m, s.addr)
+	}
+}
+
+// notify queues ev for every live session of a; a session whose event
+// queue is full misses it (these events are advisory).
+func (t *sessionTable) notify(a queue.Address, ev *spec.ServerEvent) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s := range t.m[a] {
+		select {
+		case s.events <- ev:
+		default:
+		}
+	}
+}
+
+// session is one authenticated session stream: the relay delivers the
+// device's queue on it and reads acks from it.
+type session struct {
+	c      *conn
+	st     *quic.Stream
+	addr   queue.Address
+	window int
+	events chan *spec.ServerEvent // advisory events from other handlers
+	acked  chan []uint64          // seqs acked by the client, from the reader
+	done   chan struct{}          // closed when the reader stops
+	clean  bool                   // the reader saw the client's FIN
+}
+
+// maxReadBytes bounds one queue read on the delivery path.
+const maxReadBytes = 1 << 20
+
+// runSession authenticates a SessionOpen and then serves the session
+// stream until the client finishes it or the connection closes.
+func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
+	acct, dev, e := c.authenticate(open)
+	c.setAuth(acct, dev, e)
+	if e != nil {
+		c.s.log.Info("session refused", "code", spec.Code(e.Code).String(), "ip", c.remoteIP)
+		c.refuseSession(st, e)
+		return
+	}
+	c.s.m.requests.WithLabelValues("open_session", spec.CodeOK.String()).Inc()
+	window := min(int(open.Window), c.s.cfg.MaxWindow)
+	s := &session{
+		c:      c,
+		st:     st,
+		addr:   addrOf(acct, dev),
+		window: window,
+		events: make(chan *spec.ServerEvent, 8),
+		acked:  make(chan []uint64, 64),
+		done:   make(chan struct{}),
+	}
+	ready := &spec.ServerEvent{Body: &spec.ServerEvent_Ready{Ready: &spec.SessionReady{
+		Window: uint32(window), MaxEnvelopeBytes: uint32(c.s.cfg.MaxEnvelopeBytes),
+	}}}
+	if err := spec.WriteFrame(st, ready); err != nil {
+		return
+	}
+	c.s.m.sessions.Inc()
+	defer c.s.m.sessions.Dec()
+	c.s.sessions.add(s)
+	defer c.s.sessions.remove(s)
+	go s.readAcks()
+	s.deliver()
+}
+
+// readAcks reads ClientEvent frames until the client finishes the stream
+// or the connection ends. Acks delete at once (without fsync).
+func (s *session) readAcks() {
+	defer close(s.done)
+	for {
+		var ev spec.ClientEvent
+		err := spec.ReadFrame(s.st, 64<<10, &ev)
+		if err != nil {
+			s.clean = errors.Is(err, io.EOF)
+			return
+		}
+		ack := ev.GetAck()
+		if ack == nil {
+			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "unexpected frame on the session stream")
+			return
+		}
+		n, err := s.c.s.queues.Ack(s.c.ctx, s.addr, ack.Seqs)
+		if err != nil {
+			s.c.s.internal("delete acked envelopes", err)
+			continue
+		}
+		s.c.s.m.acked.Add(float64(n))
+		select {
+		case s.acked <- ack.Seqs:
+		case <-s.c.ctx.Done():
+			return
+		}
+	}
+}
+
+// deliver writes the device's queue in order, at most window envelopes
+// unacked, and waits for appends, acks and events without polling.
+func (s *session) deliver() {
+	wake, cancel := s.c.s.queues.Watch(s.addr)
+	defer cancel()
+	s.checkPreKeys()
+	var (
+		cursor   uint64
+		inflight = make(map[uint64]struct{})
+		drained  bool
+		buf      []byte
+	)
+	for {
+		if room := s.window - len(inflight); room > 0 {
+			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
+			if err != nil {
+				s.c.s.internal("read queue", err)
+				return
+			}
+			if len(items) > 0 {
+				buf = buf[:0]
+				for _, it := range items {
+					buf = appendEnvelopeFrame(buf, it.Seq, it.Time.UnixMilli(), it.Body)
+					inflight[it.Seq] = struct{}{}
+					cursor = it.Seq
+				}
+				if _, err := s.st.Write(buf); err != nil {
+					return
+				}
+				s.c.s.m.delivered.Add(float64(len(items)))
+				drained = false
+				continue
+			}
+			if !drained {
+				drained = true
+				if err := spec.WriteFrame(s.st, &spec.ServerEvent{Body: &spec.ServerEvent_Drained{Drained: &spec.QueueDrained{}}}); err != nil {
+					return
+				}
+			}
+		}
+		select {
+		case <-wake:
+		case seqs := <-s.acked:
+			for _, q := range seqs {
+				delete(inflight, q)
+			}
+		case ev := <-s.events:
+			if err := spec.WriteFrame(s.st, ev); err != nil {
+				return
+			}
+		case <-s.done:
+			s.finish()
+			return
+		case <-s.c.ctx.Done():
+			return
+		}
+	}
+}
+
+// finish ends a session the client finished: its acks are made durable
+// before the relay's FIN, so a client that waits for the FIN knows its
+// acks will not be undone by a crash.
+func (s *session) finish() {
+	if !s.clean {
+		return
+	}
+	start := time.Now()
+	if err := s.c.s.queues.Flush(s.c.ctx); err != nil {
+		s.c.s.internal("flush acks", err)
+		s.st.CancelWrite(0)
+		return
+	}
+	s.c.s.m.ackFlushSecs.Observe(time.Since(start).Seconds())
+	_ = s.st.Close()
+}
+
+// checkPreKeys tells a device that opens a session when its one-time
+// prekeys are low, before anything else on the stream.
+func (s *session) checkPreKeys() {
+	n, err := s.c.s.keys.PreKeyCount(s.c.ctx, s.addr.Account, s.addr.Device)
+	if err == nil && n < s.c.s.cfg.PreKeyLowThreshold {
+		_ = spec.WriteFrame(s.st, preKeysLowEvent(n))
+	}
+}

@@ -1,0 +1,35 @@
+package relay
+
+import (
+	"context"
+
+	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/queue"
+)
+
+// KeyDirectory is what the relay needs of the key directory. *keys.Store
+// implements it.
+type KeyDirectory interface {
+	CreateAccount(ctx context.Context, dev keys.Device, prekeys []keys.PreKey) (keys.AccountID, error)
+	Device(ctx context.Context, acct keys.AccountID, id uint32) (keys.Device, error)
+	DeviceIDs(ctx context.Context, acct keys.AccountID) ([]uint32, error)
+	AddPreKeys(ctx context.Context, acct keys.AccountID, id uint32, pks []keys.PreKey) (int, error)
+	PreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, error)
+	RotateSignedPreKey(ctx context.Context, acct keys.AccountID, id uint32, spk keys.SignedPreKey) error
+	FetchBundles(ctx context.Context, acct keys.AccountID) ([]keys.Bundle, error)
+}
+
+// Queues is what the relay needs of the per-device queues. *queue.Store
+// implements it.
+type Queues interface {
+	Append(ctx context.Context, dedupKey []byte, msgs []queue.Message) (queue.AppendResult, error)
+	Read(ctx context.Context, a queue.Address, after uint64, maxCount, maxBytes int) ([]queue.Item, error)
+	Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, error)
+	Flush(ctx context.Context) error
+	Watch(a queue.Address) (wake <-chan struct{}, cancel func())
+}
+
+var (
+	_ KeyDirectory = (*keys.Store)(nil)
+	_ Queues       = (*queue.Store)(nil)
+)
