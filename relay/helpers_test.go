@@ -3,8 +3,8 @@ package relay_test
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
