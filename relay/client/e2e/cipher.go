@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/libsignal/keys/identity"
+	"go.mau.fi/libsignal/keys/prekey"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+	"go.mau.fi/libsignal/signalerror"
+	"go.mau.fi/libsignal/util/optional"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+)
+
+// More errors returned by Device methods.
+var (
+	// ErrDuplicate means an envelope was decrypted before (the relay
+	// delivers at least once): ack it and show nothing.
+	ErrDuplicate = errors.New("e2e: message already received")
+	// ErrIdentityChanged means a contact's identity key is not the one
+	// trusted before: they reinstalled, or someone is in the middle.
+	ErrIdentityChanged = errors.New("e2e: the contact's identity key changed")
+	// ErrNoSession means there is no session with a device to encrypt to.
+	ErrNoSession = errors.New("e2e: no session with that device")
+	// ErrBadPadding means a decrypted message was not padded as required.
+	ErrBadPadding = errors.New("e2e: bad padding")
+)
+
+// Ciphertext types on the wire (Envelope.type): Signal's own numbers.
+const (
+	TypeSignal = protocol.WHISPER_TYPE // a Double Ratchet message
+	TypePreKey = protocol.PREKEY_TYPE  // the first message of a session (X3DH)
+)
+
+// PaddingBlock is the size plaintexts are padded to a multiple of, so the
+// ciphertext length tells little about the message.
+const PaddingBlock = 160
+
+// pad appends 0x80 and zeros up to the next multiple of PaddingBlock.
+func pad(b []byte) []byte {
+	n := (len(b)/PaddingBlock + 1) * PaddingBlock
+	out := make([]byte, n)
+	copy(out, b)
+	out[len(b)] = 0x80
+	return out
+}
+
+func unpad(b []byte) ([]byte, error) {
+	for i := len(b) - 1; i >= 0; i-- {
+		switch b[i] {
+		case 0:
+			continue
+		case 0x80:
+			return b[:i], nil
+		}
+		break
+	}
+	return nil, ErrBadPadding
+}
+
+func (d *Device) builder(addr *protocol.SignalAddress) *session.Builder {
+	return session.NewBuilder(d.store, d.store, d.store, d.store, addr, ser)
+}
+
+// SessionDevices returns the ids of an account's devices that this device
+// has sessions with, ascending.
+func (d *Device) SessionDevices(account []byte) ([]uint32, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ids, err := d.store.GetSubDeviceSessions(context.Background(), addressName(account))
+	slices.Sort(ids)
+	return ids, err
+}
+
+// StartSessions runs X3DH with the named devices of keys (all of them if
+// devices is nil) that this device has no session with yet. The
+// contact's identity key is trusted on first use; a different one later
+// fails with ErrIdentityChanged.
+func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices []uint32) error {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	name := addressName(keys.AccountID)
+	for _, b := range keys.Devices {
+		if devices != nil && !slices.Contains(devices, b.DeviceID) {
+			continue
+		}
+		addr := protocol.NewSignalAddress(name, b.DeviceID)
+		if ok, err := d.store.ContainsSession(ctx, addr); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		bundle, err := toBundle(b)
+		if err != nil {
+			return fmt.Errorf("e2e: device %d: %w", b.DeviceID, err)
+		}
+		if err := d.builder(addr).ProcessBundle(ctx, bundle); err != nil {
+			if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+				return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
+			}
+			return fmt.Errorf("e2e: session with device %d: %w", b.DeviceID, err)
+		}
+	}
+	return nil
+}
+
+func toBundle(b client.DeviceBundle) (*prekey.Bundle, error) {
+	key := func(what string, k []byte) (ecc.ECPublicKeyable, error) {
+		if len(k) != 33 || k[0] != ecc.DjbType {
+			return nil, fmt.Errorf("%s is not a Signal public key", what)
+		}
+		return ecc.DecodePoint(k, 0)
+	}
+	ik, err := key("identity key", b.IdentityKey)
+	if err != nil {
+		return nil, err
+	}
+	spk, err := key("signed prekey", b.SignedPreKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.SignedPreKey.Signature) != 64 {
+		return nil, errors.New("signed prekey signature is not 64 bytes")
+	}
+	var sig [64]byte
+	copy(sig[:], b.SignedPreKey.Signature)
+	var (
+		pkID  = optional.NewEmptyUint32()
+		pkPub ecc.ECPublicKeyable
+	)
+	if b.PreKey != nil {
+		if pkPub, err = key("one-time prekey", b.PreKey.PublicKey); err != nil {
+			return nil, err
+		}
+		pkID = optional.NewOptionalUint32(b.PreKey.ID)
+	}
+	return prekey.NewBundle(b.RegistrationID, b.DeviceID, pkID, b.SignedPreKey.ID, pkPub, spk, sig, identity.NewKey(ik)), nil
+}
+
+// ForgetDevices deletes the sessions with devices an account no longer has.
+func (d *Device) ForgetDevices(account []byte, devices []uint32) error {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, id := range devices {
+		if err := d.store.DeleteSession(context.Background(), protocol.NewSignalAddress(addressName(account), id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Encrypt pads plaintext and encrypts it for each named device of an
+// account, returning the per-device ciphertexts of one send.
+func (d *Device) Encrypt(ctx context.Context, account []byte, devices []uint32, plaintext []byte) ([]client.DeviceMessage, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	padded := pad(plaintext)
+	out := make([]client.DeviceMessage, 0, len(devices))
+	for _, id := range devices {
+		addr := protocol.NewSignalAddress(addressName(account), id)
+		if ok, err := d.store.ContainsSession(ctx, addr); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("%w %d", ErrNoSession, id)
+		}
+		ct, err := session.NewCipher(d.builder(addr), addr).Encrypt(ctx, padded)
+		if err != nil {
+			return nil, fmt.Errorf("e2e: encrypt for device %d: %w", id, err)
+		}
+		out = append(out, client.DeviceMessage{DeviceID: id, Type: ct.Type(), Content: ct.Serialize()})
+	}
+	return out, nil
+}
+
+// Decrypt decrypts an envelope from the relay and removes the padding. A
+// message decrypted before returns ErrDuplicate.
+func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	addr := protocol.NewSignalAddress(addressName(env.Sender), env.SenderDevice)
+	cipher := session.NewCipher(d.builder(addr), addr)
+	var plain []byte
+	switch env.Type {
+	case TypePreKey:
+		msg, err := protocol.NewPreKeySignalMessageFromBytes(env.Content, ser.PreKeySignalMessage, ser.SignalMessage)
+		if err != nil {
+			return nil, fmt.Errorf("e2e: malformed prekey message: %w", err)
+		}
+		plain, err = cipher.DecryptMessage(ctx, msg)
+		if err != nil {
+			return nil, decryptError(err)
+		}
+	case TypeSignal:
+		msg, err := protocol.NewSignalMessageFromBytes(env.Content, ser.SignalMessage)
+		if err != nil {
+			return nil, fmt.Errorf("e2e: malformed message: %w", err)
+		}
+		plain, err = cipher.Decrypt(ctx, msg)
+		if err != nil {
+			return nil, decryptError(err)
+		}
+	default:
+		return nil, fmt.Errorf("e2e: unknown ciphertext type %d", env.Type)
+	}
+	return unpad(plain)
+}
+
+func decryptError(err error) error {
+	switch {
+	case errors.Is(err, signalerror.ErrOldCounter):
+		return ErrDuplicate
+	case errors.Is(err, signalerror.ErrUntrustedIdentity):
+		return ErrIdentityChanged
+	}
+	return fmt.Errorf("e2e: decrypt: %w", err)
+}
