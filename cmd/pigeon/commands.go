@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+)
+
+// initialPreKeys is how many one-time prekeys a new device uploads (the
+// most one request may carry).
+const initialPreKeys = 100
+
+func (c *cli) init(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	addr := fs.String("relay", "", "relay `host:port`")
+	fp := fs.String("fingerprint", "", "relay certificate SHA-256 `fingerprint` (pigeonhole serve prints it)")
+	if err := fs.Parse(args); err != nil {
+		return failf("", "usage")
+	}
+	if *addr == "" || *fp == "" || fs.NArg() != 0 {
+		return failf(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
+	}
+	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
+	dev, reg, err := e2e.Create(c.dir, initialPreKeys)
+	if errors.Is(err, e2e.ErrExists) {
+		return failf("use another -dir for another identity", "%s already holds an identity", c.dir)
+	}
+	if err != nil {
+		return err
+	}
+	acct, err := register(ctx, opts, reg)
+	if err != nil {
+		// Leave nothing half made behind, so init can be run again.
+		for _, name := range []string{"device.json", "prekeys", "signed", "lock"} {
+			_ = os.RemoveAll(filepath.Join(c.dir, name))
+		}
+		return err
+	}
+	if err := dev.Registered(acct.AccountID, acct.DeviceID); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(relayInfo{Addr: *addr, Fingerprint: *fp})
+	if err := os.WriteFile(filepath.Join(c.dir, relayFile), b, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
+	return nil
+}
+
+func register(ctx context.Context, opts *client.Options, reg *client.Registration) (*client.Account, error) {
+	conn, err := dial(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	acct, err := conn.Register(ctx, reg)
+	if err != nil {
+		return nil, relayError("register", err)
+	}
+	return acct, nil
+}
+
+func (c *cli) id(args []string) error {
+	if len(args) != 0 {
+		return failf("pigeon id", "id takes no arguments")
+	}
+	d, err := c.device()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, hex.EncodeToString(d.AccountID()))
+	return nil
+}
+
+func (c *cli) verify(args []string) error {
+	if len(args) != 1 {
+		return failf("pigeon verify ACCOUNT", "verify needs one account id")
+	}
+	contact, err := parseAccount(args[0])
+	if err != nil {
+		return err
+	}
+	d, err := c.device()
+	if err != nil {
+		return err
+	}
+	sn, err := d.SafetyNumber(contact)
+	if err != nil {
+		return failf("send or receive a message with them first", "no identity key known for %s", short(contact))
+	}
+	fmt.Fprintln(c.stdout, sn)
+	fmt.Fprintf(c.stderr, "pigeon: this is your safety number with %s; compare it with theirs in person or on a call (if it differs, someone may be in the middle)\n", short(contact))
+	return nil
+}
+
+// dial connects to the relay and explains the usual failures.
+func dial(ctx context.Context, opts *client.Options) (*client.Conn, error) {
+	conn, err := client.Dial(ctx, opts)
+	if errors.Is(err, client.ErrFingerprint) {
+		return nil, failf("check the fingerprint \"pigeonhole serve\" printed", "the relay at %s is not the one pinned", opts.Addr)
+	}
+	if err != nil {
+		return nil, failf("is the relay running? check the address", "cannot reach the relay at %s: %v", opts.Addr, err)
+	}
+	return conn, nil
+}
+
+// relayError words a relay refusal for people.
+func relayError(what string, err error) error {
+	var re *client.Error
+	if errors.As(err, &re) {
+		return failf("", "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,129 @@
+// Command pigeon is Pigeonhole's end-to-end-encrypted messaging client for
+// the terminal.
+//
+//	pigeon init -relay HOST:PORT -fingerprint HEX   create an identity and register
+//	pigeon id                                       print this account's id
+//	pigeon send ACCOUNT TEXT                        send an end-to-end-encrypted message
+//	pigeon recv                                     print queued messages, then exit
+//	pigeon listen                                   print messages as they arrive
+//	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
+//
+// State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
+// directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
+// rules in UX.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+const usage = `usage: pigeon [-dir DIR] <command> [arguments]
+
+commands:
+  init -relay HOST:PORT -fingerprint HEX   create an identity and register it
+  id                                       print this account's id
+  send ACCOUNT TEXT                        send an end-to-end-encrypted message
+  recv                                     print queued messages, then exit
+  listen                                   print messages as they arrive (Ctrl-C stops)
+  verify ACCOUNT                           show the safety number to compare with ACCOUNT
+
+The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
+in the user config directory.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli carries what every command needs.
+type cli struct {
+	dir    string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// userError is an error whose message follows UX.md and may carry a hint.
+type userError struct {
+	msg, hint string
+}
+
+func (e *userError) Error() string { return e.msg }
+
+func failf(hint, format string, args ...any) error {
+	return &userError{msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pigeon", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	dir := fs.String("dir", "", "state `directory`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	c := &cli{dir: stateDir(*dir), stdout: stdout, stderr: stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	var err error
+	switch cmd {
+	case "init":
+		err = c.init(ctx, rest)
+	case "id":
+		err = c.id(rest)
+	case "send":
+		err = c.send(ctx, rest)
+	case "recv":
+		err = c.receive(ctx, rest, false)
+	case "listen":
+		err = c.receive(ctx, rest, true)
+	case "verify":
+		err = c.verify(rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = failf(`run "pigeon help" for the commands`, "unknown command %q", cmd)
+	}
+	if err == nil {
+		return 0
+	}
+	var ue *userError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "pigeon: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintf(stderr, "pigeon: hint: %s\n", ue.hint)
+		}
+		if ue.msg == "usage" {
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "pigeon: %v\n", err)
+	return 1
+}
+
+func stateDir(flagDir string) string {
+	if flagDir != "" {
+		return flagDir
+	}
+	if d := os.Getenv("PIGEON_HOME"); d != "" {
+		return d
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "pigeon")
+	}
+	return ".pigeon"
+}

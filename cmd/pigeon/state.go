@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+)
+
+const relayFile = "relay.json"
+
+// relayInfo is where this device's relay is, kept next to the keys.
+type relayInfo struct {
+	Addr        string `json:"addr"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+func (c *cli) options() (*client.Options, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, relayFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, c.notInitialized()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ri relayInfo
+	if err := json.Unmarshal(b, &ri); err != nil {
+		return nil, fmt.Errorf("%s: %w", relayFile, err)
+	}
+	return &client.Options{Addr: ri.Addr, Fingerprint: ri.Fingerprint}, nil
+}
+
+func (c *cli) notInitialized() error {
+	return failf(`run "pigeon init -relay HOST:PORT -fingerprint HEX" first`, "no identity in %s", c.dir)
+}
+
+// device opens the registered device in the state directory.
+func (c *cli) device() (*e2e.Device, error) {
+	d, err := e2e.Open(c.dir)
+	if errors.Is(err, e2e.ErrNoDevice) {
+		return nil, c.notInitialized()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.DeviceID() == 0 {
+		return nil, failf(`remove `+c.dir+` and run "pigeon init" again`, "this identity was never registered")
+	}
+	return d, nil
+}
+
+// parseAccount reads an account id as printed by "pigeon id".
+func parseAccount(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != 16 {
+		return nil, failf(`an account id is the 32 hex digits "pigeon id" prints`, "%q is not an account id", s)
+	}
+	return b, nil
+}
+
+// short shows the start of an account id, as the relay's logs do.
+func short(acct []byte) string { return hex.EncodeToString(acct)[:8] }
