@@ -1,0 +1,88 @@
+// Command genvectors writes the test vectors in spec/testdata/vectors.
+//
+// Run from the repository root:
+//
+//	go run ./spec/internal/genvectors
+//
+// vectors_test.go recomputes every vector from the same fixed inputs and
+// compares byte for byte, so a change here must be matched there.
+package main
+
+import (
+	"encoding/hex"
+	"flag"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+	"google.golang.org/protobuf/proto"
+)
+
+func seq(start byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = start + byte(i)
+	}
+	return b
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		log.Fatal(err)
+	}
+	return b
+}
+
+func frame(m proto.Message) []byte { return must(spec.AppendFrame(nil, m)) }
+
+func wrap(b []byte) string {
+	h := hex.EncodeToString(b)
+	var sb strings.Builder
+	for len(h) > 64 {
+		sb.WriteString(h[:64])
+		sb.WriteByte('\n')
+		h = h[64:]
+	}
+	sb.WriteString(h)
+	sb.WriteByte('\n')
+	return sb.String()
+}
+
+func main() {
+	dir := flag.String("dir", "spec/testdata/vectors", "output directory")
+	flag.Parse()
+
+	exporter := seq(0x00, 32)
+	account := seq(0x01, 16)
+	msgID := seq(0xa0, 16)
+	authKey := seq(0x40, 32)
+
+	vectors := map[string][]byte{
+		"framed_request": frame(&spec.Request{Body: &spec.Request_Send{Send: &spec.SendRequest{
+			Recipient:       account,
+			ClientMessageId: msgID,
+			Messages: []*spec.DeviceMessage{
+				{DeviceId: 1, Type: 3, Content: []byte("ciphertext")},
+			},
+		}}}),
+		"auth_message":   must(spec.AuthMessage(exporter, account, 1)),
+		"register_proof": must(spec.RegisterProof(exporter, authKey)),
+		"envelope_frame": frame(&spec.ServerEvent{Body: &spec.ServerEvent_Envelope{Envelope: &spec.Envelope{
+			Seq:             7,
+			Sender:          account,
+			SenderDevice:    2,
+			TimestampMs:     1700000000000,
+			Type:            3,
+			Content:         []byte("ciphertext"),
+			ClientMessageId: msgID,
+		}}}),
+	}
+	for name, b := range vectors {
+		p := filepath.Join(*dir, name+".hex")
+		if err := os.WriteFile(p, []byte(wrap(b)), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
