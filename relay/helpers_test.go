@@ -33,6 +33,8 @@ type testRelay struct {
 	opts   client.Options
 	cancel context.CancelFunc
 	done   chan error
+
+	stopOnce sync.Once
 }
 
 // testConfig is a relay config for tests: limits high enough that tests
@@ -59,7 +61,14 @@ func startRelay(t testing.TB, cfg relay.Config) *testRelay {
 
 func startRelayWith(t testing.TB, cfg relay.Config, qcfg queue.Config) *testRelay {
 	t.Helper()
-	dir := t.TempDir()
+	return startRelayIn(t, cfg, qcfg, t.TempDir(), "127.0.0.1:0")
+}
+
+// startRelayIn starts a relay on the data in dir, listening on addr; a
+// relay started again on the same dir and address is the same relay after
+// a restart.
+func startRelayIn(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr string) *testRelay {
+	t.Helper()
 	db := openDB(t, dir+"/db")
 	ks, err := keys.Open(db, keys.Config{})
 	if err != nil {
@@ -79,7 +88,7 @@ func startRelayWith(t testing.TB, cfg relay.Config, qcfg queue.Config) *testRela
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := srv.Listen("127.0.0.1:0", cert)
+	ln, err := srv.Listen(addr, cert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +98,16 @@ func startRelayWith(t testing.TB, cfg relay.Config, qcfg queue.Config) *testRela
 		opts: client.Options{Addr: ln.Addr().String(), Fingerprint: relay.Fingerprint(cert)},
 	}
 	go func() { r.done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { r.stop(t) }) })
+	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
-// stop shuts the relay down and closes its database.
+// stop shuts the relay down and closes its database, once.
 func (r *testRelay) stop(t testing.TB) {
+	r.stopOnce.Do(func() { r.shutdown(t) })
+}
+
+func (r *testRelay) shutdown(t testing.TB) {
 	r.cancel()
 	select {
 	case err := <-r.done:

@@ -74,7 +74,8 @@ func (s *Server) QUICConfig() *quic.Config {
 
 // Serve accepts connections on ln until ctx ends, then closes every
 // connection with the going-away code, waits for their handlers and makes
-// pending acks durable. It returns nil after a clean shutdown.
+// pending acks durable. It closes ln. It returns nil after a clean
+// shutdown.
 func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	var acceptErr error
 	for {
@@ -104,6 +105,9 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	// Closing the listener releases the UDP socket (for a listener from
+	// Listen), so the address can be bound again at once.
+	_ = ln.Close()
 	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.queues.Flush(flushCtx); err != nil {

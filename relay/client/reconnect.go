@@ -22,10 +22,15 @@ type Client struct {
 	// attempts. Zero means 100 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 
-	mu     sync.Mutex
+	dialMu sync.Mutex // held by the one caller dialing
+	mu     sync.Mutex // guards the fields below
 	conn   *Conn
 	closed bool
+	done   chan struct{} // closed by Close
 }
+
+// ErrClosed is returned by a Client's methods after Close.
+var ErrClosed = errors.New("client closed")
 
 // New returns a Client for one device. Nothing is dialed until the first
 // call that needs the relay.
@@ -50,21 +55,13 @@ func permanent(err error) bool {
 }
 
 // Conn returns the live connection, dialing and authenticating (with
-// backoff) when there is none.
+// backoff) when there is none. Only one caller dials at a time; Close
+// interrupts a dial in progress.
 func (c *Client) Conn(ctx context.Context) (*Conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, errors.New("client closed")
-	}
-	if c.conn != nil {
-		select {
-		case <-c.conn.Done():
-			c.conn.Close()
-			c.conn = nil
-		default:
-			return c.conn, nil
-		}
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	if conn, err := c.current(); conn != nil || err != nil {
+		return conn, err
 	}
 	lo, hi := c.MinBackoff, c.MaxBackoff
 	if lo <= 0 {
@@ -77,6 +74,12 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 	for {
 		conn, err := c.dial(ctx)
 		if err == nil {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.closed {
+				conn.Close()
+				return nil, ErrClosed
+			}
 			c.conn = conn
 			return conn, nil
 		}
@@ -89,9 +92,42 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
+		case <-c.closing():
+			t.Stop()
+			return nil, ErrClosed
 		}
 		wait = min(2*wait, hi)
 	}
+}
+
+// current returns the live connection, nil if there is none, or
+// ErrClosed.
+func (c *Client) current() (*Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.conn != nil {
+		select {
+		case <-c.conn.Done():
+			c.conn.Close()
+			c.conn = nil
+		default:
+			return c.conn, nil
+		}
+	}
+	return nil, nil
+}
+
+// closing returns a channel closed by Close.
+func (c *Client) closing() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
 }
 
 func (c *Client) dial(ctx context.Context) (*Conn, error) {
@@ -184,7 +220,14 @@ func (c *Client) FetchKeys(ctx context.Context, account []byte) (*Keys, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
 	c.closed = true
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	close(c.done)
 	if c.conn == nil {
 		return nil
 	}
