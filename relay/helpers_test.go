@@ -69,12 +69,18 @@ func startRelayWith(t testing.TB, cfg relay.Config, qcfg queue.Config) *testRela
 // a restart.
 func startRelayIn(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr string) *testRelay {
 	t.Helper()
+	return startRelayLogged(t, cfg, qcfg, dir, addr, slog.New(slog.DiscardHandler))
+}
+
+// startRelayLogged is startRelayIn with the relay's and queue's logs
+// going to log.
+func startRelayLogged(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr string, log *slog.Logger) *testRelay {
+	t.Helper()
 	db := openDB(t, dir+"/db")
 	ks, err := keys.Open(db, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
 	qs, err := queue.Open(db, qcfg, log)
 	if err != nil {
 		t.Fatal(err)
