@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pigeonhole/pigeonhole/keys"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/relay"
 	"github.com/pigeonhole/pigeonhole/relay/client"
@@ -117,6 +118,17 @@ func TestAuthErrors(t *testing.T) {
 		wantCode(t, err, spec.CodeUnknownDevice)
 		c2 := r.dial(t)
 		_, err = c2.Authenticate(ctxT(t), &client.Credentials{AccountID: randomID(t), DeviceID: 1, AuthKey: bob.auth}, 1)
+		wantCode(t, err, spec.CodeUnknownDevice)
+	})
+	t.Run("removed device", func(t *testing.T) {
+		carol := r.register(t, 0)
+		var acct keys.AccountID
+		copy(acct[:], carol.AccountID)
+		if err := r.keys.RemoveDevice(ctxT(t), acct, 1); err != nil {
+			t.Fatal(err)
+		}
+		c := r.dial(t)
+		_, err := c.Authenticate(ctxT(t), carol.creds(), 1)
 		wantCode(t, err, spec.CodeUnknownDevice)
 	})
 	t.Run("replayed signature", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -28,9 +29,10 @@ type Server struct {
 	sessions      *sessionTable
 	now           func() time.Time
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup
+	mu         sync.Mutex
+	conns      map[*conn]struct{}
+	transports map[*quic.Listener]*quic.Transport // made by Listen
+	wg         sync.WaitGroup
 }
 
 // New returns a relay on the given stores. Metrics are registered on reg
@@ -105,9 +107,18 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	// Closing the listener releases the UDP socket (for a listener from
-	// Listen), so the address can be bound again at once.
 	_ = ln.Close()
+	// A listener from Listen owns its transport and socket: close them
+	// now (quic-go would otherwise keep the socket open while closed
+	// connections drain), so the address can be bound again at once.
+	s.mu.Lock()
+	tr := s.transports[ln]
+	delete(s.transports, ln)
+	s.mu.Unlock()
+	if tr != nil {
+		_ = tr.Close()
+		_ = tr.Conn.Close()
+	}
 	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.queues.Flush(flushCtx); err != nil {
@@ -119,9 +130,25 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 // Listen opens a QUIC listener on addr (host:port, UDP) with the relay's
 // TLS and QUIC settings.
 func (s *Server) Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
-	ln, err := quic.ListenAddr(addr, TLSConfig(cert), s.QUICConfig())
+	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
 	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(TLSConfig(cert), s.QUICConfig())
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	if s.transports == nil {
+		s.transports = make(map[*quic.Listener]*quic.Transport)
+	}
+	s.transports[ln] = tr
+	s.mu.Unlock()
 	return ln, nil
 }
