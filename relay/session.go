@@ -153,7 +153,11 @@ func (s *session) deliver() {
 		if room := s.window - len(inflight); room > 0 {
 			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
 			if err != nil {
-				s.c.s.internal("read queue", err)
+				// Tell the device rather than go silent; it reconnects
+				// later and gets everything unacked again.
+				e := s.c.s.internal("read queue", err)
+				_ = spec.WriteFrame(s.st, &spec.ServerEvent{Body: &spec.ServerEvent_Error{Error: e}})
+				s.st.CancelWrite(0)
 				return
 			}
 			if len(items) > 0 {
