@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/pigeonhole/pigeonhole/queue"
 )
@@ -20,7 +21,14 @@ func (silentPebble) Fatalf(f string, args ...any) { panic(f) }
 
 func openDB(t testing.TB, dir string) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: silentPebble{}})
+	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: silentPebble{}}
+	// As cmd/pigeonhole opens it: bloom filters and a 64 MiB block cache,
+	// so the dedup lookup of a new key stays off the disk.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
+	opts.Cache = cache
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 	"go.mau.fi/libsignal/keys/identity"
@@ -48,7 +49,12 @@ func testConfig() relay.Config {
 
 func openDB(t testing.TB, dir string) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: relaytest.QuietPebble{}})
+	// As cmd/pigeonhole opens it: bloom filters and a 64 MiB cache.
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: relaytest.QuietPebble{}, Cache: cache}
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		t.Fatalf("open pebble: %v", err)
 	}
