@@ -221,6 +221,10 @@ func (s *Store) DeviceIDs(ctx context.Context, a AccountID) ([]uint32, error) {
 	if ok {
 		return ids, nil
 	}
+	// Load and fill under the account's lock, which writers hold while
+	// they change devices and forget the entry: an old list can never be
+	// put back after a change.
+	defer s.lock(a)()
 	ids, err := s.loadDeviceIDs(a)
 	if err != nil {
 		return nil, err

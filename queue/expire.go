@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -89,6 +90,20 @@ func (s *Store) expireDedup(ctx context.Context, cutoff time.Time) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	// Each key is claimed like an Append claims it, so an append taking
+	// an expired key over cannot have its new record deleted here.
+	var claimed []chan struct{}
+	var claimedKeys []string
+	defer func() {
+		s.dedupMu.Lock()
+		for _, k := range claimedKeys {
+			delete(s.inflight, k)
+		}
+		s.dedupMu.Unlock()
+		for _, ch := range claimed {
+			close(ch)
+		}
+	}()
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := ctx.Err(); err != nil {
 			it.Close()
@@ -96,6 +111,18 @@ func (s *Store) expireDedup(ctx context.Context, cutoff time.Time) error {
 		}
 		k := it.Key()
 		key := k[len(lo)+timeSize:]
+		s.dedupMu.Lock()
+		_, busy := s.inflight[string(key)]
+		if !busy {
+			ch := make(chan struct{})
+			s.inflight[string(key)] = ch
+			claimed = append(claimed, ch)
+			claimedKeys = append(claimedKeys, string(key))
+		}
+		s.dedupMu.Unlock()
+		if busy {
+			continue // being appended now; the next run looks again
+		}
 		_ = b.Delete(append([]byte(nil), k...), nil)
 		// The dedup record may have been taken over by a later append
 		// (after the window); only delete it if it is old too.
@@ -139,11 +166,13 @@ func (s *Store) DeleteDevice(ctx context.Context, a Address) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(p, prefixEnd(p), nil)
-	_ = b.Delete(hwKey(a), nil)
+	// Keep the high-water mark: seqs are never reused.
+	_ = b.Set(hwKey(a), binary.BigEndian.AppendUint64(nil, st.next-1), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("queue: delete device: %w", err)
 	}
-	st.count, st.bytes = 0, 0
+	// Appends in progress still count until they settle.
+	st.count, st.bytes = len(st.pending), 0
 	st.wake()
 	return nil
 }

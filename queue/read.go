@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -72,17 +73,23 @@ func (s *Store) Ack(ctx context.Context, a Address, seqs []uint64) (int, error) 
 	if len(seqs) == 0 {
 		return 0, nil
 	}
-	return s.remove(a, slices.Sorted(slices.Values(seqs)), pebble.NoSync)
+	// Sorted and without repeats: a repeated seq must not be counted
+	// twice against the quota.
+	return s.remove(a, slices.Compact(slices.Sorted(slices.Values(seqs))), pebble.NoSync)
 }
 
-// remove deletes the given seqs (ascending) of one device.
+// remove deletes the given seqs (ascending, no repeats) of one device.
 func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int, error) {
 	st, err := s.lockState(a)
 	if err != nil {
 		return 0, err
 	}
 	defer st.mu.Unlock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: msgKey(a, seqs[0]), UpperBound: msgKey(a, seqs[len(seqs)-1]+1)})
+	upper := prefixEnd(msgPrefix(a))
+	if last := seqs[len(seqs)-1]; last != math.MaxUint64 {
+		upper = msgKey(a, last+1)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: msgKey(a, seqs[0]), UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -16,11 +17,12 @@ import (
 type devState struct {
 	mu      sync.Mutex
 	loaded  bool
-	dead    bool     // evicted from Store.states; look it up again
-	next    uint64   // next seq to assign
-	pending []uint64 // reserved, not yet committed (ascending)
-	count   int      // committed + pending messages
-	bytes   int64    // committed + pending body bytes
+	dead    bool      // evicted from Store.states; look it up again
+	next    uint64    // next seq to assign
+	pending []uint64  // reserved, not yet committed (ascending)
+	count   int       // committed + pending messages
+	bytes   int64     // committed + pending body bytes
+	last    time.Time // time of the latest append
 	waiters map[chan struct{}]struct{}
 }
 

@@ -65,9 +65,10 @@ func Open(db *pebble.DB, cfg Config, log *slog.Logger) (*Store, error) {
 }
 
 type reservation struct {
-	st  *devState
-	seq uint64
-	n   int64
+	st   *devState
+	seq  uint64
+	n    int64
+	time time.Time // never before an earlier message of the device
 }
 
 // Append stores msgs atomically and durably (one synced Pebble batch): when
@@ -90,7 +91,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 	now := s.cfg.Now()
 	res := make([]reservation, 0, len(msgs))
 	for _, m := range msgs {
-		r, err := s.reserve(m)
+		r, err := s.reserve(m, now)
 		if err != nil {
 			s.settle(res, false)
 			return AppendResult{}, err
@@ -102,7 +103,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 	stamp := encodeTime(now)
 	for i, m := range msgs {
 		v := make([]byte, 0, timeSize+len(m.Body))
-		v = append(append(v, stamp...), m.Body...)
+		v = append(append(v, encodeTime(res[i].time)...), m.Body...)
 		_ = b.Set(msgKey(m.To, res[i].seq), v, nil)
 	}
 	if len(dedup) > 0 {
@@ -119,7 +120,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 
 // reserve assigns m the next seq of its device and counts it against the
 // quota.
-func (s *Store) reserve(m Message) (reservation, error) {
+func (s *Store) reserve(m Message, now time.Time) (reservation, error) {
 	st, err := s.lockState(m.To)
 	if err != nil {
 		return reservation{}, err
@@ -137,7 +138,13 @@ func (s *Store) reserve(m Message) (reservation, error) {
 	st.pending = append(st.pending, seq)
 	st.count++
 	st.bytes += n
-	return reservation{st: st, seq: seq, n: n}, nil
+	// Expiry looks only at the head of a queue, so a device's message
+	// times must not go backwards (concurrent appends, a clock step).
+	if now.Before(st.last) {
+		now = st.last
+	}
+	st.last = now
+	return reservation{st: st, seq: seq, n: n, time: now}, nil
 }
 
 // settle ends reservations: committed ones become visible and wake their
@@ -146,12 +153,13 @@ func (s *Store) settle(res []reservation, committed bool) {
 	for _, r := range res {
 		r.st.mu.Lock()
 		r.st.unreserve(r.seq)
-		if committed {
-			r.st.wake()
-		} else {
+		if !committed {
 			r.st.count = max(0, r.st.count-1)
 			r.st.bytes = max(0, r.st.bytes-r.n)
 		}
+		// Wake readers either way: an abandoned seq can make later,
+		// committed ones readable.
+		r.st.wake()
 		r.st.mu.Unlock()
 	}
 }

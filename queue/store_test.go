@@ -3,6 +3,7 @@ package queue_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -279,5 +280,61 @@ func TestDeleteDevice(t *testing.T) {
 	}
 	if items, _ := s.Read(ctx(), a, 0, 10, 1<<20); len(items) != 0 {
 		t.Fatalf("%d messages left", len(items))
+	}
+}
+
+// TestAckRepeatsAndExtremes acks a seq several times and the largest seq:
+// the quota counts each message once, and the other seqs are deleted.
+func TestAckRepeatsAndExtremes(t *testing.T) {
+	s := openStore(t, queue.Config{MaxCount: 3})
+	a := addr(10, 1)
+	for range 3 {
+		if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Ack(ctx(), a, []uint64{1, 1, 1}); err != nil || n != 1 {
+		t.Fatalf("ack 1,1,1: %d %v", n, err)
+	}
+	if c, _, _ := s.Depth(a); c != 2 {
+		t.Fatalf("depth %d after acking one message three times", c)
+	}
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("y")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("z")}}); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("quota after repeated acks: %v", err)
+	}
+	if n, err := s.Ack(ctx(), a, []uint64{2, math.MaxUint64}); err != nil || n != 1 {
+		t.Fatalf("ack 2 and MaxUint64: %d %v", n, err)
+	}
+}
+
+// TestAbandonedAppendWakesReaders: a committed message that becomes
+// readable because an earlier reservation was abandoned must wake the
+// reader.
+func TestAbandonedAppendWakesReaders(t *testing.T) {
+	s := openStore(t, queue.Config{MaxCount: 1})
+	a, full := addr(11, 1), addr(11, 2)
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: full, Body: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	wake, cancel := s.Watch(a)
+	defer cancel()
+	// Reserves a seq on a, then is refused on full: the seq is abandoned.
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("lost")}, {To: full, Body: []byte("y")}}); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	default:
+		t.Fatal("abandoning a reservation woke nobody")
+	}
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("kept")}}); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := s.Read(ctx(), a, 0, 10, 1<<20)
+	if got := bodies(items); !slices.Equal(got, []string{"kept"}) {
+		t.Fatalf("read %v", got)
 	}
 }

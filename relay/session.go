@@ -66,6 +66,7 @@ type session struct {
 	events chan *spec.ServerEvent // advisory events from other handlers
 	acked  chan []uint64          // seqs acked by the client, from the reader
 	done   chan struct{}          // closed when the reader stops
+	quit   chan struct{}          // closed when delivery stops
 	clean  bool                   // the reader saw the client's FIN
 }
 
@@ -92,6 +93,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		events: make(chan *spec.ServerEvent, 8),
 		acked:  make(chan []uint64, 64),
 		done:   make(chan struct{}),
+		quit:   make(chan struct{}),
 	}
 	ready := &spec.ServerEvent{Body: &spec.ServerEvent_Ready{Ready: &spec.SessionReady{
 		Window: uint32(window), MaxEnvelopeBytes: uint32(c.s.cfg.MaxEnvelopeBytes),
@@ -105,6 +107,11 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	defer c.s.sessions.remove(s)
 	go s.readAcks()
 	s.deliver()
+	// Stop the ack reader and wait for it, so no ack runs after the
+	// relay's final flush.
+	close(s.quit)
+	s.st.CancelRead(0)
+	<-s.done
 }
 
 // readAcks reads ClientEvent frames until the client finishes the stream
@@ -125,12 +132,15 @@ func (s *session) readAcks() {
 		}
 		n, err := s.c.s.queues.Ack(s.c.ctx, s.addr, ack.Seqs)
 		if err != nil {
+			// Free the window anyway: the envelopes stay queued and come
+			// again on a later session.
 			s.c.s.internal("delete acked envelopes", err)
-			continue
 		}
 		s.c.s.m.acked.Add(float64(n))
 		select {
 		case s.acked <- ack.Seqs:
+		case <-s.quit:
+			return
 		case <-s.c.ctx.Done():
 			return
 		}
