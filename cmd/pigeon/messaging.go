@@ -27,11 +27,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := c.device()
-	if err != nil {
-		return err
-	}
-	opts, err := c.options()
+	d, opts, creds, err := c.registered()
 	if err != nil {
 		return err
 	}
@@ -46,10 +42,6 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	creds, err := d.Credentials()
-	if err != nil {
-		return err
-	}
 	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
 		return relayError("authenticate", err)
 	}
@@ -61,9 +53,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if slices.Equal(to, d.AccountID()) {
-		devices = slices.DeleteFunc(devices, func(id uint32) bool { return id == d.DeviceID() })
-	}
+	devices = recipients(d, to, devices)
 	for attempt := 0; ; attempt++ {
 		if len(devices) == 0 {
 			if devices, err = startSessions(ctx, conn, d, to, nil); err != nil {
@@ -90,9 +80,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			if devices, err = d.SessionDevices(to); err != nil {
 				return err
 			}
-			if slices.Equal(to, d.AccountID()) {
-				devices = slices.DeleteFunc(devices, func(id uint32) bool { return id == d.DeviceID() })
-			}
+			devices = recipients(d, to, devices)
 			continue
 		}
 		if err != nil {
@@ -118,17 +106,24 @@ func startSessions(ctx context.Context, conn *client.Conn, d *e2e.Device, to []b
 	} else if err != nil {
 		return nil, err
 	}
-	var ids []uint32
-	for _, b := range keys.Devices {
-		if slices.Equal(to, d.AccountID()) && b.DeviceID == d.DeviceID() {
-			continue
-		}
-		ids = append(ids, b.DeviceID)
+	ids := make([]uint32, len(keys.Devices))
+	for i, b := range keys.Devices {
+		ids[i] = b.DeviceID
 	}
+	ids = recipients(d, to, ids)
 	if len(ids) == 0 {
 		return nil, failf("", "%s has no other devices to send to", short(to))
 	}
 	return ids, nil
+}
+
+// recipients drops this device from a send to its own account: the relay
+// expects a send to one's own account to name only the other devices.
+func recipients(d *e2e.Device, to []byte, ids []uint32) []uint32 {
+	if !slices.Equal(to, d.AccountID()) {
+		return ids
+	}
+	return slices.DeleteFunc(ids, func(id uint32) bool { return id == d.DeviceID() })
 }
 
 func plural(n int) string {
@@ -150,15 +145,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	if fs.NArg() != 0 {
 		return failf("", "this command takes no arguments")
 	}
-	d, err := c.device()
-	if err != nil {
-		return err
-	}
-	opts, err := c.options()
-	if err != nil {
-		return err
-	}
-	creds, err := d.Credentials()
+	d, opts, creds, err := c.registered()
 	if err != nil {
 		return err
 	}

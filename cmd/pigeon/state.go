@@ -55,6 +55,23 @@ func (c *cli) device() (*e2e.Device, error) {
 	return d, nil
 }
 
+// registered returns the registered device, its relay and credentials.
+func (c *cli) registered() (*e2e.Device, *client.Options, *client.Credentials, error) {
+	d, err := c.device()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, err := c.options()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	creds, err := d.Credentials()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d, opts, creds, nil
+}
+
 // parseAccount reads an account id as printed by "pigeon id".
 func parseAccount(s string) ([]byte, error) {
 	b, err := hex.DecodeString(strings.TrimSpace(s))
