@@ -51,6 +51,10 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		var r *spec.SendResponse
 		r, e = c.send(id, b.Send)
 		resp.Body = &spec.Response_Send{Send: r}
+	case *spec.Request_SetPushToken:
+		name = "set_push_token"
+		e = c.setPushToken(id, b.SetPushToken)
+		resp.Body = &spec.Response_SetPushToken{SetPushToken: &spec.SetPushTokenResponse{}}
 	default:
 		name = "unknown"
 		e = spec.Err(spec.CodeUnsupported, "unknown request type")
@@ -278,6 +282,7 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 	}
 	if !res.Duplicate {
 		c.s.m.accepted.Add(float64(len(msgs)))
+		c.s.notifyOffline(msgs)
 	}
 	c.s.m.sendSeconds.Observe(time.Since(start).Seconds())
 	return &spec.SendResponse{TimestampMs: res.Time.UnixMilli(), Duplicate: res.Duplicate}, nil

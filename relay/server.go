@@ -21,6 +21,7 @@ type Server struct {
 	cfg    Config
 	keys   KeyDirectory
 	queues Queues
+	push   Pusher // nil: no pushes
 	log    *slog.Logger
 	m      *metrics
 

@@ -43,6 +43,19 @@ func (t *sessionTable) remove(s *session) {
 	}
 }
 
+// receiving reports whether a has a session stream that delivers (its
+// window is not 0).
+func (t *sessionTable) receiving(a queue.Address) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s := range t.m[a] {
+		if s.window > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // notify queues ev for every live session of a; a session whose event
 // queue is full misses it (these events are advisory).
 func (t *sessionTable) notify(a queue.Address, ev *spec.ServerEvent) {
@@ -104,14 +117,20 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	c.s.m.sessions.Inc()
 	defer c.s.m.sessions.Dec()
 	c.s.sessions.add(s)
-	defer c.s.sessions.remove(s)
+	if window > 0 && c.s.push != nil {
+		c.s.push.Connected(pushDevice(s.addr))
+	}
 	go s.readAcks()
-	s.deliver()
+	cursor := s.deliver()
 	// Stop the ack reader and wait for it, so no ack runs after the
 	// relay's final flush.
 	close(s.quit)
 	s.st.CancelRead(0)
 	<-s.done
+	c.s.sessions.remove(s)
+	if window > 0 {
+		c.s.sessionEnded(s.addr, cursor)
+	}
 }
 
 // readAcks reads ClientEvent frames until the client finishes the stream
@@ -148,13 +167,13 @@ func (s *session) readAcks() {
 }
 
 // deliver writes the device's queue in order, at most window envelopes
-// unacked, and waits for appends, acks and events without polling.
-func (s *session) deliver() {
+// unacked, and waits for appends, acks and events without polling. It
+// returns the last seq it wrote.
+func (s *session) deliver() (cursor uint64) {
 	wake, cancel := s.c.s.queues.Watch(s.addr)
 	defer cancel()
 	s.checkPreKeys()
 	var (
-		cursor   uint64
 		inflight = make(map[uint64]struct{})
 		drained  bool
 		buf      []byte

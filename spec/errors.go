@@ -28,6 +28,7 @@ const (
 	CodeShuttingDown       Code = 16 // the relay is stopping; reconnect
 	CodeDuplicateDevice    Code = 17 // a device id appears twice in a send
 	CodeProtocol           Code = 18 // frames out of order on the session stream
+	CodePushUnavailable    Code = 19 // the relay does not send pushes through this provider
 )
 
 // CodeInfo describes one error code.
@@ -58,6 +59,7 @@ var Codes = []CodeInfo{
 	{CodeShuttingDown, "SHUTTING_DOWN", "reconnect (to another relay if there is one)"},
 	{CodeDuplicateDevice, "DUPLICATE_DEVICE", "name each device once"},
 	{CodeProtocol, "PROTOCOL", "follow the session stream rules; the connection is closed"},
+	{CodePushUnavailable, "PUSH_UNAVAILABLE", "keep a connection open, or register a token for a provider the relay has"},
 }
 
 // String returns the code's name, such as "STALE_DEVICES".

@@ -38,6 +38,7 @@ type Request struct {
 	//	*Request_Send
 	//	*Request_PrekeyStatus
 	//	*Request_OpenSession
+	//	*Request_SetPushToken
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -143,6 +144,15 @@ func (x *Request) GetOpenSession() *SessionOpen {
 	return nil
 }
 
+func (x *Request) GetSetPushToken() *SetPushTokenRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SetPushToken); ok {
+			return x.SetPushToken
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -176,6 +186,10 @@ type Request_OpenSession struct {
 	OpenSession *SessionOpen `protobuf:"bytes,7,opt,name=open_session,json=openSession,proto3,oneof"`
 }
 
+type Request_SetPushToken struct {
+	SetPushToken *SetPushTokenRequest `protobuf:"bytes,8,opt,name=set_push_token,json=setPushToken,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -190,6 +204,8 @@ func (*Request_PrekeyStatus) isRequest_Body() {}
 
 func (*Request_OpenSession) isRequest_Body() {}
 
+func (*Request_SetPushToken) isRequest_Body() {}
+
 // Response is the single frame the relay writes on a request stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -203,6 +219,7 @@ type Response struct {
 	//	*Response_FetchKeys
 	//	*Response_Send
 	//	*Response_PrekeyStatus
+	//	*Response_SetPushToken
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -306,6 +323,15 @@ func (x *Response) GetPrekeyStatus() *PreKeyStatusResponse {
 	return nil
 }
 
+func (x *Response) GetSetPushToken() *SetPushTokenResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SetPushToken); ok {
+			return x.SetPushToken
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -334,6 +360,10 @@ type Response_PrekeyStatus struct {
 	PrekeyStatus *PreKeyStatusResponse `protobuf:"bytes,7,opt,name=prekey_status,json=prekeyStatus,proto3,oneof"`
 }
 
+type Response_SetPushToken struct {
+	SetPushToken *SetPushTokenResponse `protobuf:"bytes,8,opt,name=set_push_token,json=setPushToken,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -345,6 +375,8 @@ func (*Response_FetchKeys) isResponse_Body() {}
 func (*Response_Send) isResponse_Body() {}
 
 func (*Response_PrekeyStatus) isResponse_Body() {}
+
+func (*Response_SetPushToken) isResponse_Body() {}
 
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
@@ -1297,6 +1329,234 @@ func (x *SendResponse) GetDuplicate() bool {
 	return false
 }
 
+// SetPushTokenRequest registers or replaces the authenticated device's push
+// token, or removes it when neither is set. The relay then wakes the
+// device with a content-free push when mail arrives while it has no
+// session stream (protocol.md, "Push").
+type SetPushTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Token:
+	//
+	//	*SetPushTokenRequest_Apns
+	//	*SetPushTokenRequest_Fcm
+	Token         isSetPushTokenRequest_Token `protobuf_oneof:"token"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPushTokenRequest) Reset() {
+	*x = SetPushTokenRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPushTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPushTokenRequest) ProtoMessage() {}
+
+func (x *SetPushTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPushTokenRequest.ProtoReflect.Descriptor instead.
+func (*SetPushTokenRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetPushTokenRequest) GetToken() isSetPushTokenRequest_Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *SetPushTokenRequest) GetApns() *APNsToken {
+	if x != nil {
+		if x, ok := x.Token.(*SetPushTokenRequest_Apns); ok {
+			return x.Apns
+		}
+	}
+	return nil
+}
+
+func (x *SetPushTokenRequest) GetFcm() *FCMToken {
+	if x != nil {
+		if x, ok := x.Token.(*SetPushTokenRequest_Fcm); ok {
+			return x.Fcm
+		}
+	}
+	return nil
+}
+
+type isSetPushTokenRequest_Token interface {
+	isSetPushTokenRequest_Token()
+}
+
+type SetPushTokenRequest_Apns struct {
+	Apns *APNsToken `protobuf:"bytes,1,opt,name=apns,proto3,oneof"`
+}
+
+type SetPushTokenRequest_Fcm struct {
+	Fcm *FCMToken `protobuf:"bytes,2,opt,name=fcm,proto3,oneof"`
+}
+
+func (*SetPushTokenRequest_Apns) isSetPushTokenRequest_Token() {}
+
+func (*SetPushTokenRequest_Fcm) isSetPushTokenRequest_Token() {}
+
+// APNsToken is an Apple Push Notification service device token.
+type APNsToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceToken   []byte                 `protobuf:"bytes,1,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"` // as the app got it from iOS: 1..100 bytes (32 today)
+	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`                                // the app's bundle id
+	Sandbox       bool                   `protobuf:"varint,3,opt,name=sandbox,proto3" json:"sandbox,omitempty"`                           // the development APNs environment
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APNsToken) Reset() {
+	*x = APNsToken{}
+	mi := &file_pigeonhole_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APNsToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APNsToken) ProtoMessage() {}
+
+func (x *APNsToken) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APNsToken.ProtoReflect.Descriptor instead.
+func (*APNsToken) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *APNsToken) GetDeviceToken() []byte {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return nil
+}
+
+func (x *APNsToken) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *APNsToken) GetSandbox() bool {
+	if x != nil {
+		return x.Sandbox
+	}
+	return false
+}
+
+// FCMToken is a Firebase Cloud Messaging registration token.
+type FCMToken struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken string                 `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"` // 1..4096 bytes
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *FCMToken) Reset() {
+	*x = FCMToken{}
+	mi := &file_pigeonhole_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FCMToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FCMToken) ProtoMessage() {}
+
+func (x *FCMToken) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FCMToken.ProtoReflect.Descriptor instead.
+func (*FCMToken) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FCMToken) GetRegistrationToken() string {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return ""
+}
+
+type SetPushTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPushTokenResponse) Reset() {
+	*x = SetPushTokenResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPushTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPushTokenResponse) ProtoMessage() {}
+
+func (x *SetPushTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPushTokenResponse.ProtoReflect.Descriptor instead.
+func (*SetPushTokenResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
+}
+
 // SessionOpen authenticates the whole connection and turns its stream into
 // the session stream: the relay answers with ServerEvent frames (the first
 // is ready or error), the client writes ClientEvent frames.
@@ -1317,7 +1577,7 @@ type SessionOpen struct {
 
 func (x *SessionOpen) Reset() {
 	*x = SessionOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1589,7 @@ func (x *SessionOpen) String() string {
 func (*SessionOpen) ProtoMessage() {}
 
 func (x *SessionOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1602,7 @@ func (x *SessionOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpen.ProtoReflect.Descriptor instead.
 func (*SessionOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SessionOpen) GetAccountId() []byte {
@@ -1390,7 +1650,7 @@ type ServerEvent struct {
 
 func (x *ServerEvent) Reset() {
 	*x = ServerEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1662,7 @@ func (x *ServerEvent) String() string {
 func (*ServerEvent) ProtoMessage() {}
 
 func (x *ServerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1675,7 @@ func (x *ServerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerEvent.ProtoReflect.Descriptor instead.
 func (*ServerEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServerEvent) GetBody() isServerEvent_Body {
@@ -1515,7 +1775,7 @@ type SessionReady struct {
 
 func (x *SessionReady) Reset() {
 	*x = SessionReady{}
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1787,7 @@ func (x *SessionReady) String() string {
 func (*SessionReady) ProtoMessage() {}
 
 func (x *SessionReady) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1800,7 @@ func (x *SessionReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReady.ProtoReflect.Descriptor instead.
 func (*SessionReady) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SessionReady) GetWindow() uint32 {
@@ -1573,7 +1833,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1845,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1858,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -1660,7 +1920,7 @@ type PreKeysLow struct {
 
 func (x *PreKeysLow) Reset() {
 	*x = PreKeysLow{}
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1932,7 @@ func (x *PreKeysLow) String() string {
 func (*PreKeysLow) ProtoMessage() {}
 
 func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1945,7 @@ func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeysLow.ProtoReflect.Descriptor instead.
 func (*PreKeysLow) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PreKeysLow) GetRemaining() uint32 {
@@ -1705,7 +1965,7 @@ type QueueDrained struct {
 
 func (x *QueueDrained) Reset() {
 	*x = QueueDrained{}
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1977,7 @@ func (x *QueueDrained) String() string {
 func (*QueueDrained) ProtoMessage() {}
 
 func (x *QueueDrained) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1990,7 @@ func (x *QueueDrained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueDrained.ProtoReflect.Descriptor instead.
 func (*QueueDrained) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
 }
 
 // ClientEvent is a frame the client writes on the session stream after
@@ -1747,7 +2007,7 @@ type ClientEvent struct {
 
 func (x *ClientEvent) Reset() {
 	*x = ClientEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +2019,7 @@ func (x *ClientEvent) String() string {
 func (*ClientEvent) ProtoMessage() {}
 
 func (x *ClientEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +2032,7 @@ func (x *ClientEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientEvent.ProtoReflect.Descriptor instead.
 func (*ClientEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClientEvent) GetBody() isClientEvent_Body {
@@ -1811,7 +2071,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2083,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2096,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -1850,7 +2110,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xfb\x03\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xc7\x04\n" +
 	"\aRequest\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
@@ -1859,8 +2119,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"fetch_keys\x18\x04 \x01(\v2\x1f.pigeonhole.v1.FetchKeysRequestH\x00R\tfetchKeys\x120\n" +
 	"\x04send\x18\x05 \x01(\v2\x1a.pigeonhole.v1.SendRequestH\x00R\x04send\x12I\n" +
 	"\rprekey_status\x18\x06 \x01(\v2\".pigeonhole.v1.PreKeyStatusRequestH\x00R\fprekeyStatus\x12?\n" +
-	"\fopen_session\x18\a \x01(\v2\x1a.pigeonhole.v1.SessionOpenH\x00R\vopenSessionB\x06\n" +
-	"\x04body\"\xed\x03\n" +
+	"\fopen_session\x18\a \x01(\v2\x1a.pigeonhole.v1.SessionOpenH\x00R\vopenSession\x12J\n" +
+	"\x0eset_push_token\x18\b \x01(\v2\".pigeonhole.v1.SetPushTokenRequestH\x00R\fsetPushTokenB\x06\n" +
+	"\x04body\"\xba\x04\n" +
 	"\bResponse\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
 	"\bregister\x18\x02 \x01(\v2\x1f.pigeonhole.v1.RegisterResponseH\x00R\bregister\x12M\n" +
@@ -1869,7 +2130,8 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
 	"fetch_keys\x18\x05 \x01(\v2 .pigeonhole.v1.FetchKeysResponseH\x00R\tfetchKeys\x121\n" +
 	"\x04send\x18\x06 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\x04send\x12J\n" +
-	"\rprekey_status\x18\a \x01(\v2#.pigeonhole.v1.PreKeyStatusResponseH\x00R\fprekeyStatusB\x06\n" +
+	"\rprekey_status\x18\a \x01(\v2#.pigeonhole.v1.PreKeyStatusResponseH\x00R\fprekeyStatus\x12K\n" +
+	"\x0eset_push_token\x18\b \x01(\v2#.pigeonhole.v1.SetPushTokenResponseH\x00R\fsetPushTokenB\x06\n" +
 	"\x04body\"\xa9\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -1931,7 +2193,18 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\bmessages\x18\x03 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\"O\n" +
 	"\fSendResponse\x12!\n" +
 	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMs\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x7f\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"{\n" +
+	"\x13SetPushTokenRequest\x12.\n" +
+	"\x04apns\x18\x01 \x01(\v2\x18.pigeonhole.v1.APNsTokenH\x00R\x04apns\x12+\n" +
+	"\x03fcm\x18\x02 \x01(\v2\x17.pigeonhole.v1.FCMTokenH\x00R\x03fcmB\a\n" +
+	"\x05token\"^\n" +
+	"\tAPNsToken\x12!\n" +
+	"\fdevice_token\x18\x01 \x01(\fR\vdeviceToken\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x18\n" +
+	"\asandbox\x18\x03 \x01(\bR\asandbox\"9\n" +
+	"\bFCMToken\x12-\n" +
+	"\x12registration_token\x18\x01 \x01(\tR\x11registrationToken\"\x16\n" +
+	"\x14SetPushTokenResponse\"\x7f\n" +
 	"\vSessionOpen\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
@@ -1979,7 +2252,7 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                    // 0: pigeonhole.v1.Request
 	(*Response)(nil),                   // 1: pigeonhole.v1.Response
@@ -2000,14 +2273,18 @@ var file_pigeonhole_proto_goTypes = []any{
 	(*DeviceMessage)(nil),              // 16: pigeonhole.v1.DeviceMessage
 	(*SendRequest)(nil),                // 17: pigeonhole.v1.SendRequest
 	(*SendResponse)(nil),               // 18: pigeonhole.v1.SendResponse
-	(*SessionOpen)(nil),                // 19: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                // 20: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),               // 21: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                   // 22: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                 // 23: pigeonhole.v1.PreKeysLow
-	(*QueueDrained)(nil),               // 24: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                // 25: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                        // 26: pigeonhole.v1.Ack
+	(*SetPushTokenRequest)(nil),        // 19: pigeonhole.v1.SetPushTokenRequest
+	(*APNsToken)(nil),                  // 20: pigeonhole.v1.APNsToken
+	(*FCMToken)(nil),                   // 21: pigeonhole.v1.FCMToken
+	(*SetPushTokenResponse)(nil),       // 22: pigeonhole.v1.SetPushTokenResponse
+	(*SessionOpen)(nil),                // 23: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                // 24: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),               // 25: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                   // 26: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                 // 27: pigeonhole.v1.PreKeysLow
+	(*QueueDrained)(nil),               // 28: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                // 29: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                        // 30: pigeonhole.v1.Ack
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	5,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -2016,33 +2293,37 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	13, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
 	17, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
 	11, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	19, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
-	2,  // 7: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	6,  // 8: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	8,  // 9: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	10, // 10: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	15, // 11: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	18, // 12: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	12, // 13: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	3,  // 14: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 15: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 16: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	3,  // 17: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	3,  // 18: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 19: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	14, // 20: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	16, // 21: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	21, // 22: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	22, // 23: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	23, // 24: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 25: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	24, // 26: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	26, // 27: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	23, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	19, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
+	2,  // 8: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	6,  // 9: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	8,  // 10: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	10, // 11: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	15, // 12: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	18, // 13: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	12, // 14: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	22, // 15: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	3,  // 16: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 17: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 18: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	3,  // 19: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	3,  // 20: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 21: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	14, // 22: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	16, // 23: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	20, // 24: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	21, // 25: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	25, // 26: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	26, // 27: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	27, // 28: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 29: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	28, // 30: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	30, // 31: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -2058,6 +2339,7 @@ func file_pigeonhole_proto_init() {
 		(*Request_Send)(nil),
 		(*Request_PrekeyStatus)(nil),
 		(*Request_OpenSession)(nil),
+		(*Request_SetPushToken)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -2066,15 +2348,20 @@ func file_pigeonhole_proto_init() {
 		(*Response_FetchKeys)(nil),
 		(*Response_Send)(nil),
 		(*Response_PrekeyStatus)(nil),
+		(*Response_SetPushToken)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[20].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[19].OneofWrappers = []any{
+		(*SetPushTokenRequest_Apns)(nil),
+		(*SetPushTokenRequest_Fcm)(nil),
+	}
+	file_pigeonhole_proto_msgTypes[24].OneofWrappers = []any{
 		(*ServerEvent_Ready)(nil),
 		(*ServerEvent_Envelope)(nil),
 		(*ServerEvent_PrekeysLow)(nil),
 		(*ServerEvent_Error)(nil),
 		(*ServerEvent_Drained)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[25].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[29].OneofWrappers = []any{
 		(*ClientEvent_Ack)(nil),
 	}
 	type x struct{}
@@ -2083,7 +2370,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -53,6 +53,7 @@ type serveFlags struct {
 	fetBurst  int
 	fetEvery  time.Duration
 	maxDevice int
+	push      pushFlags
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -82,6 +83,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
+	f.push.register(fs)
 	return fs
 }
 
@@ -152,6 +154,13 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ps, err := f.push.pushService(ctx, db, f.data, log, reg)
+	if err != nil {
+		return err
+	}
+	if ps != nil {
+		srv.UsePush(ps)
+	}
 	ln, err := srv.Listen(f.listen, cert)
 	if err != nil {
 		return err
@@ -176,6 +185,9 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 			log.Error("queue expiry stopped", "err", err)
 		}
 	}()
+	if ps != nil {
+		wg.Go(func() { ps.Run(bgCtx) })
+	}
 	if f.metrics != "" {
 		ms, err := startMetrics(f.metrics, reg, log)
 		if err != nil {
