@@ -45,7 +45,9 @@ func TestBrokenCredentialsFailAtStart(t *testing.T) {
 		{"fcm not JSON", Config{FCM: &FCMConfig{Credentials: []byte("{")}}, "not JSON"},
 		{"fcm wrong type", Config{FCM: &FCMConfig{Credentials: withSA(func(m map[string]any) { m["type"] = "authorized_user" })}}, "service account"},
 		{"fcm no project", Config{FCM: &FCMConfig{Credentials: withSA(func(m map[string]any) { delete(m, "project_id") })}}, "project_id"},
-		{"fcm bad key", Config{FCM: &FCMConfig{Credentials: withSA(func(m map[string]any) { m["private_key"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" })}}, "private_key"},
+		{"fcm bad key", Config{FCM: &FCMConfig{Credentials: withSA(func(m map[string]any) {
+			m["private_key"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		})}}, "private_key"},
 	}
 	for _, c := range cases {
 		_, err := New(context.Background(), c.cfg, newStore(t), nil, nil)

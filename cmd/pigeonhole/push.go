@@ -26,9 +26,9 @@ import (
 // pushFlags are the push settings of pigeonhole serve.
 type pushFlags struct {
 	apnsKey, apnsKeyID, apnsTeamID, apnsTopics, apnsHost string
-	fcmCredentials, fcmEndpoint                         string
-	tokenKey, caFile                                    string
-	cfg                                                 push.Config
+	fcmCredentials, fcmEndpoint                          string
+	tokenKey, caFile                                     string
+	cfg                                                  push.Config
 }
 
 // pushTokenKeyFile is the default seal key file, in the data directory.
