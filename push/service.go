@@ -229,7 +229,7 @@ func (s *Service) Run(ctx context.Context) {
 			}
 		})
 	}
-	t := time.NewTicker(s.cfg.Window)
+	t := time.NewTicker(max(s.cfg.Window, time.Second))
 	defer t.Stop()
 	for {
 		select {

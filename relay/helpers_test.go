@@ -82,6 +82,13 @@ func startRelayIn(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr s
 // going to log.
 func startRelayLogged(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr string, log *slog.Logger) *testRelay {
 	t.Helper()
+	return startRelaySetup(t, cfg, qcfg, dir, addr, log, nil)
+}
+
+// startRelaySetup is startRelayLogged with setup called on the server
+// and its database before it serves (nil: nothing).
+func startRelaySetup(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, addr string, log *slog.Logger, setup func(*relay.Server, *pebble.DB, *prometheus.Registry)) *testRelay {
+	t.Helper()
 	db := openDB(t, dir+"/db")
 	ks, err := keys.Open(db, keys.Config{})
 	if err != nil {
@@ -95,6 +102,9 @@ func startRelayLogged(t testing.TB, cfg relay.Config, qcfg queue.Config, dir, ad
 	srv, err := relay.New(cfg, ks, qs, log, reg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(srv, db, reg)
 	}
 	cert, err := relay.LoadOrCreateCertificate(dir)
 	if err != nil {

@@ -88,11 +88,16 @@ func (s *Server) notifyOffline(msgs []queue.Message) {
 	}
 }
 
-// sessionEnded pushes to a device whose last session ended with mail it
-// was not given (appended while the session was closing), so that mail
-// does not wait for the device to come back by itself.
-func (s *Server) sessionEnded(a queue.Address, cursor uint64) {
+// sessionEnded pushes to a device whose last receiving session ended
+// with envelopes it did not acknowledge (the app may have died holding
+// them) or was not given (appended while the session was closing), so
+// that mail does not wait for the device to come back by itself.
+func (s *Server) sessionEnded(a queue.Address, cursor uint64, unacked bool) {
 	if s.push == nil || s.sessions.receiving(a) {
+		return
+	}
+	if unacked {
+		s.push.Notify(pushDevice(a))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

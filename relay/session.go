@@ -108,20 +108,23 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
 	}
-	ready := &spec.ServerEvent{Body: &spec.ServerEvent_Ready{Ready: &spec.SessionReady{
-		Window: uint32(window), MaxEnvelopeBytes: uint32(c.s.cfg.MaxEnvelopeBytes),
-	}}}
-	if err := spec.WriteFrame(st, ready); err != nil {
-		return
-	}
-	c.s.m.sessions.Inc()
-	defer c.s.m.sessions.Dec()
+	// The session is in the table (and the push window reset) before the
+	// client hears it is ready, so a send after that finds it receiving.
 	c.s.sessions.add(s)
 	if window > 0 && c.s.push != nil {
 		c.s.push.Connected(pushDevice(s.addr))
 	}
+	ready := &spec.ServerEvent{Body: &spec.ServerEvent_Ready{Ready: &spec.SessionReady{
+		Window: uint32(window), MaxEnvelopeBytes: uint32(c.s.cfg.MaxEnvelopeBytes),
+	}}}
+	if err := spec.WriteFrame(st, ready); err != nil {
+		c.s.sessions.remove(s)
+		return
+	}
+	c.s.m.sessions.Inc()
+	defer c.s.m.sessions.Dec()
 	go s.readAcks()
-	cursor := s.deliver()
+	cursor, unacked := s.deliver()
 	// Stop the ack reader and wait for it, so no ack runs after the
 	// relay's final flush.
 	close(s.quit)
@@ -129,7 +132,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	<-s.done
 	c.s.sessions.remove(s)
 	if window > 0 {
-		c.s.sessionEnded(s.addr, cursor)
+		c.s.sessionEnded(s.addr, cursor, unacked)
 	}
 }
 
@@ -168,8 +171,9 @@ func (s *session) readAcks() {
 
 // deliver writes the device's queue in order, at most window envelopes
 // unacked, and waits for appends, acks and events without polling. It
-// returns the last seq it wrote.
-func (s *session) deliver() (cursor uint64) {
+// returns the last seq it wrote and whether envelopes it wrote were left
+// unacked.
+func (s *session) deliver() (cursor uint64, unacked bool) {
 	wake, cancel := s.c.s.queues.Watch(s.addr)
 	defer cancel()
 	s.checkPreKeys()
@@ -178,6 +182,7 @@ func (s *session) deliver() (cursor uint64) {
 		drained  bool
 		buf      []byte
 	)
+	defer func() { unacked = len(inflight) > 0 }()
 	for {
 		if room := s.window - len(inflight); room > 0 {
 			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
@@ -221,6 +226,12 @@ func (s *session) deliver() (cursor uint64) {
 				return
 			}
 		case <-s.done:
+			// Acks the reader passed on before it stopped count.
+			for len(s.acked) > 0 {
+				for _, q := range <-s.acked {
+					delete(inflight, q)
+				}
+			}
 			s.finish()
 			return
 		case <-s.c.ctx.Done():
