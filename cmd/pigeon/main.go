@@ -7,6 +7,7 @@
 //	pigeon recv                                     print queued messages, then exit
 //	pigeon listen                                   print messages as they arrive
 //	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
+//	pigeon push-token apns|fcm|clear ...            register this device's push token
 //
 // State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
 // directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
@@ -34,6 +35,9 @@ commands:
   recv                                     print queued messages, then exit
   listen                                   print messages as they arrive (Ctrl-C stops)
   verify ACCOUNT                           show the safety number to compare with ACCOUNT
+  push-token apns [-sandbox] TOPIC HEX     register an APNs device token (as an app does)
+  push-token fcm TOKEN                     register an FCM registration token
+  push-token clear                         remove this device's push token
 
 The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
 in the user config directory.
@@ -91,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.receive(ctx, rest, true)
 	case "verify":
 		err = c.verify(rest)
+	case "push-token":
+		err = c.pushToken(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/pigeonhole/pigeonhole/push/pushtest"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
 
@@ -34,11 +35,12 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-			return nil
+			return startAPNs(env)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitrelay": waitRelay,
 			"idenv":     idEnv,
+			"apnspush":  apnsPush,
 		},
 	})
 }
@@ -78,4 +80,42 @@ func idEnv(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := e2e.Open(ts.MkAbs(args[1]))
 	ts.Check(err)
 	ts.Setenv(args[0], hex.EncodeToString(d.AccountID()))
+}
+
+// startAPNs gives every script a local APNs endpoint that checks the
+// relay's JWTs like Apple does: $WORK/apns.p8 is its key, $WORK/apns-ca.pem
+// the certificate to trust, and $APNS_URL, $APNS_KEY_ID, $APNS_TEAM_ID the
+// rest of what "pigeonhole serve" needs.
+func startAPNs(env *testscript.Env) error {
+	a, err := pushtest.StartAPNs()
+	if err != nil {
+		return err
+	}
+	env.Defer(a.Close)
+	env.Values["apns"] = a
+	if err := os.WriteFile(filepath.Join(env.WorkDir, "apns.p8"), a.AuthKey, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(env.WorkDir, "apns-ca.pem"), a.CertPEM, 0o644); err != nil {
+		return err
+	}
+	env.Setenv("APNS_URL", a.URL)
+	env.Setenv("APNS_KEY_ID", a.KeyID)
+	env.Setenv("APNS_TEAM_ID", a.TeamID)
+	return nil
+}
+
+// apnsPush waits (up to 10 s) for the next push the local APNs endpoint
+// receives and checks it went to the device token TOKEN and was accepted.
+func apnsPush(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: apnspush TOKEN")
+	}
+	a := ts.Value("apns").(*pushtest.APNs)
+	req, err := a.NextWithin(10 * time.Second)
+	ts.Check(err)
+	if req.Token != args[0] || req.Status != 200 {
+		ts.Fatalf("push to %s answered %d %s, want an accepted push to %s", req.Token, req.Status, req.Reason, args[0])
+	}
+	ts.Logf("push to %s…: %s", req.Token[:8], req.Body)
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +76,11 @@ type APNs struct {
 	// AuthKey is the contents of a .p8 file: a PEM "PRIVATE KEY" block
 	// holding a PKCS#8 P-256 key, generated fresh for each server.
 	AuthKey []byte
+	// CertPEM is the server's certificate, PEM-encoded, for a client in
+	// another process to trust.
+	CertPEM []byte
 
+	close   func()
 	pub     *ecdsa.PublicKey
 	answers answers
 	log     recorder[APNsRequest]
@@ -100,9 +106,20 @@ type APNsRequest struct {
 // is closed when the test ends.
 func NewAPNs(t testing.TB) *APNs {
 	t.Helper()
+	a, err := StartAPNs()
+	if err != nil {
+		t.Fatalf("pushtest: %v", err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// StartAPNs is NewAPNs outside a test (for example in a testscript
+// command); the caller closes it.
+func StartAPNs() (*APNs, error) {
 	key, p8, err := newECKey()
 	if err != nil {
-		t.Fatalf("pushtest: generating the APNs auth key: %v", err)
+		return nil, fmt.Errorf("generating the APNs auth key: %w", err)
 	}
 	a := &APNs{
 		KeyID:   randomID(10),
@@ -110,9 +127,12 @@ func NewAPNs(t testing.TB) *APNs {
 		AuthKey: p8,
 		pub:     &key.PublicKey,
 	}
-	a.URL, a.Client = startTLS(t, http.HandlerFunc(a.serve))
-	return a
+	a.URL, a.Client, a.CertPEM, a.close = startTLS(http.HandlerFunc(a.serve))
+	return a, nil
 }
+
+// Close stops the server.
+func (a *APNs) Close() { a.close() }
 
 // Answer makes every later request for the device token get status and
 // reason, such as 410 "Unregistered" or 400 "BadDeviceToken". It applies
@@ -135,7 +155,16 @@ func (a *APNs) AnswerNext(n int, status int, reason string) {
 // comes.
 func (a *APNs) Next(t testing.TB, timeout time.Duration) APNsRequest {
 	t.Helper()
-	return a.log.next(t, timeout, "APNs")
+	r, err := a.NextWithin(timeout)
+	if err != nil {
+		t.Fatalf("pushtest: %v", err)
+	}
+	return r
+}
+
+// NextWithin is Next returning an error instead of failing a test.
+func (a *APNs) NextWithin(timeout time.Duration) (APNsRequest, error) {
+	return a.log.next(timeout, "APNs")
 }
 
 // Count returns how many requests the server has received so far.
@@ -283,16 +312,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // startTLS starts h on 127.0.0.1 over TLS offering only HTTP/2 in ALPN, as
-// the providers do, and closes it when the test ends. It returns the base
-// URL and a client that trusts the server's certificate.
-func startTLS(t testing.TB, h http.Handler) (string, *http.Client) {
-	t.Helper()
+// the providers do. It returns the base URL, a client that trusts the
+// server's certificate, that certificate in PEM and a function that
+// closes the server.
+func startTLS(h http.Handler) (string, *http.Client, []byte, func()) {
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{NextProtos: []string{"h2"}}
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv.URL, srv.Client()
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return srv.URL, srv.Client(), certPEM, srv.Close
 }
 
 // answer is a configured status and reason (APNs) or error code (FCM).
@@ -365,8 +394,7 @@ func (r *recorder[T]) count() int {
 	return len(r.items)
 }
 
-func (r *recorder[T]) next(t testing.TB, timeout time.Duration, what string) T {
-	t.Helper()
+func (r *recorder[T]) next(timeout time.Duration, what string) (T, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -375,7 +403,7 @@ func (r *recorder[T]) next(t testing.TB, timeout time.Duration, what string) T {
 			v := r.items[r.read]
 			r.read++
 			r.mu.Unlock()
-			return v
+			return v, nil
 		}
 		if r.added == nil {
 			r.added = make(chan struct{})
@@ -386,9 +414,8 @@ func (r *recorder[T]) next(t testing.TB, timeout time.Duration, what string) T {
 		select {
 		case <-added:
 		case <-deadline.C:
-			t.Fatalf("pushtest: no new %s request within %v (%d received, all returned by earlier calls)", what, timeout, seen)
 			var zero T
-			return zero
+			return zero, fmt.Errorf("no new %s request within %v (%d received, all returned by earlier calls)", what, timeout, seen)
 		}
 	}
 }

@@ -120,7 +120,9 @@ func NewFCM(t testing.TB) *FCM {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/token", f.serveToken)
 	mux.HandleFunc("/", f.serveMessaging)
-	f.URL, f.Client = startTLS(t, mux)
+	var closeSrv func()
+	f.URL, f.Client, _, closeSrv = startTLS(mux)
+	t.Cleanup(closeSrv)
 	f.tokenURI = f.URL + "/token"
 	f.Credentials, err = json.MarshalIndent(map[string]string{
 		"type":                        "service_account",
@@ -163,7 +165,11 @@ func (f *FCM) AnswerNext(n int, status int, fcmCode string) {
 // test if none comes.
 func (f *FCM) Next(t testing.TB, timeout time.Duration) FCMRequest {
 	t.Helper()
-	return f.log.next(t, timeout, "FCM messages:send")
+	r, err := f.log.next(timeout, "FCM messages:send")
+	if err != nil {
+		t.Fatalf("pushtest: %v", err)
+	}
+	return r
 }
 
 // Count returns how many messages:send requests the server has received.
