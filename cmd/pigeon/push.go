@@ -39,7 +39,9 @@ func (c *cli) pushToken(ctx context.Context, args []string) error {
 		if err != nil || len(tok) == 0 {
 			return failf(pushTokenUsage, "%q is not a device token in hex", fs.Arg(1))
 		}
-		set = func(ctx context.Context, conn *client.Conn) error { return conn.SetAPNsToken(ctx, tok, topic, *sandbox) }
+		set = func(ctx context.Context, conn *client.Conn) error {
+			return conn.SetAPNsToken(ctx, tok, topic, *sandbox)
+		}
 		env := "production"
 		if *sandbox {
 			env = "sandbox"
