@@ -20,4 +20,7 @@ var (
 	// ErrTooManyDevices means the account already has the most devices
 	// allowed.
 	ErrTooManyDevices = errors.New("keys: too many devices")
+	// ErrBadLinkCode means a link code is unknown, used, expired or made
+	// for another account.
+	ErrBadLinkCode = errors.New("keys: bad link code")
 )

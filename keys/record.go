@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// recordVersion is the first byte of a stored device record.
-const recordVersion = 1
+// recordVersion is the first byte of a stored device record: 2 adds the
+// name; version 1 records (no name) are still read.
+const recordVersion = 2
 
 var errCorrupt = errors.New("keys: corrupt device record")
 
@@ -16,10 +17,11 @@ var errCorrupt = errors.New("keys: corrupt device record")
 //
 //	version(1) auth_key(32) identity(33) registration_id(4)
 //	spk_id(4) spk_public(33) spk_signature(64) created_unix_ms(8)
+//	name_len(2) name
 //
-// All sizes are fixed because they were checked on the way in.
+// All sizes were checked on the way in.
 func encodeDevice(d Device) []byte {
-	b := make([]byte, 0, 1+authKeySize+curveKeySize+4+4+curveKeySize+signatureSize+8)
+	b := make([]byte, 0, fixedRecordSize+2+len(d.Name))
 	b = append(b, recordVersion)
 	b = append(b, d.AuthKey...)
 	b = append(b, d.IdentityKey...)
@@ -28,15 +30,21 @@ func encodeDevice(d Device) []byte {
 	b = append(b, d.SignedPreKey.PublicKey...)
 	b = append(b, d.SignedPreKey.Signature...)
 	b = binary.BigEndian.AppendUint64(b, uint64(d.Created.UnixMilli()))
-	return b
+	b = binary.BigEndian.AppendUint16(b, uint16(len(d.Name)))
+	return append(b, d.Name...)
 }
+
+// fixedRecordSize is the size of a version 1 record, the fixed part of
+// every record.
+const fixedRecordSize = 1 + authKeySize + curveKeySize + 4 + 4 + curveKeySize + signatureSize + 8
 
 // decodeDevice is the inverse of encodeDevice. It copies out of b.
 func decodeDevice(id uint32, b []byte) (Device, error) {
-	const size = 1 + authKeySize + curveKeySize + 4 + 4 + curveKeySize + signatureSize + 8
-	if len(b) != size || b[0] != recordVersion {
+	if len(b) < fixedRecordSize || b[0] < 1 || b[0] > recordVersion ||
+		(b[0] == 1 && len(b) != fixedRecordSize) {
 		return Device{}, fmt.Errorf("%w (%d bytes)", errCorrupt, len(b))
 	}
+	version := b[0]
 	b = b[1:]
 	take := func(n int) []byte {
 		out := append([]byte(nil), b[:n]...)
@@ -51,7 +59,34 @@ func decodeDevice(id uint32, b []byte) (Device, error) {
 	d.SignedPreKey.PublicKey = take(curveKeySize)
 	d.SignedPreKey.Signature = take(signatureSize)
 	d.Created = time.UnixMilli(int64(binary.BigEndian.Uint64(take(8))))
+	if version >= 2 {
+		if len(b) < 2 || len(b) != 2+int(binary.BigEndian.Uint16(b)) {
+			return Device{}, fmt.Errorf("%w (name)", errCorrupt)
+		}
+		if n := len(b) - 2; n > 0 {
+			d.Name = append([]byte(nil), b[2:]...)
+		}
+	}
 	return d, nil
+}
+
+// linkCodeKey is where a link code lives, by its SHA-256 (the code itself
+// is never stored).
+func linkCodeKey(hash []byte) []byte {
+	return append([]byte("k/l/"), hash...)
+}
+
+// accountCodeKey holds the hash of the account's current link code: an
+// account has at most one, so codes cannot pile up.
+func accountCodeKey(a AccountID) []byte {
+	return append([]byte("k/c/"), a[:]...)
+}
+
+// seenKey holds the last day (days since the epoch, UTC) a device opened a
+// session.
+func seenKey(a AccountID, dev uint32) []byte {
+	k := append([]byte("k/s/"), a[:]...)
+	return binary.BigEndian.AppendUint32(k, dev)
 }
 
 func accountKey(a AccountID) []byte {

@@ -143,10 +143,19 @@ func (s *Store) AddDevice(ctx context.Context, a AccountID, dev Device, prekeys 
 // writeDevice stores device id of account a with its prekeys and bumps the
 // account's next device id. The caller holds a's lock.
 func (s *Store) writeDevice(a AccountID, id uint32, dev Device, prekeys []PreKey) error {
+	return s.writeDeviceWith(a, id, dev, prekeys, nil)
+}
+
+// writeDeviceWith is writeDevice with more writes (extra, if not nil) in
+// the same batch.
+func (s *Store) writeDeviceWith(a AccountID, id uint32, dev Device, prekeys []PreKey, extra func(*pebble.Batch)) error {
 	dev.ID = id
 	dev.Created = s.cfg.Now()
 	b := s.db.NewBatch()
 	defer b.Close()
+	if extra != nil {
+		extra(b)
+	}
 	_ = b.Set(accountKey(a), binary.BigEndian.AppendUint32(nil, id+1), nil)
 	_ = b.Set(deviceKey(a, id), encodeDevice(dev), nil)
 	for _, p := range prekeys {
@@ -172,6 +181,7 @@ func (s *Store) RemoveDevice(ctx context.Context, a AccountID, id uint32) error 
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete(deviceKey(a, id), nil)
+	_ = b.Delete(seenKey(a, id), nil)
 	p := preKeyPrefix(a, id)
 	_ = b.DeleteRange(p, prefixEnd(p), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -204,6 +214,7 @@ func (s *Store) Devices(ctx context.Context, a AccountID) ([]Device, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.LastSeen = s.lastSeen(a, id)
 		out = append(out, d)
 	}
 	return out, nil

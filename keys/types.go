@@ -24,7 +24,16 @@ type Device struct {
 	RegistrationID uint32
 	SignedPreKey   SignedPreKey
 	Created        time.Time
+	// Name is the device's display name, encrypted by the account's
+	// devices; opaque here, at most MaxNameBytes.
+	Name []byte
+	// LastSeen is the start (UTC) of the last day the device opened a
+	// session, zero if never; filled by Devices.
+	LastSeen time.Time
 }
+
+// MaxNameBytes bounds a device's encrypted name.
+const MaxNameBytes = 256
 
 // SignedPreKey is a device's medium-term prekey with its XEdDSA signature by
 // the identity key.

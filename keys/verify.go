@@ -52,6 +52,9 @@ func checkDevice(d Device) error {
 	if len(d.AuthKey) != authKeySize {
 		return fmt.Errorf("%w: auth key must be %d bytes", ErrInvalidKey, authKeySize)
 	}
+	if len(d.Name) > MaxNameBytes {
+		return fmt.Errorf("%w: a device name is at most %d bytes", ErrInvalidKey, MaxNameBytes)
+	}
 	return verifySignedPreKey(d.IdentityKey, d.SignedPreKey)
 }
 

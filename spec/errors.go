@@ -29,6 +29,10 @@ const (
 	CodeDuplicateDevice    Code = 17 // a device id appears twice in a send
 	CodeProtocol           Code = 18 // frames out of order on the session stream
 	CodePushUnavailable    Code = 19 // the relay does not send pushes through this provider
+	CodeUnknownAddress     Code = 20 // no open provisioning stream has this address
+	CodeBadLinkCode        Code = 21 // link code unknown, used, expired or for another account
+	CodeTooManyDevices     Code = 22 // the account has its maximum number of devices
+	CodeNotPrimary         Code = 23 // only the primary device (device 1) may do this
 )
 
 // CodeInfo describes one error code.
@@ -60,6 +64,10 @@ var Codes = []CodeInfo{
 	{CodeDuplicateDevice, "DUPLICATE_DEVICE", "name each device once"},
 	{CodeProtocol, "PROTOCOL", "follow the session stream rules; the connection is closed"},
 	{CodePushUnavailable, "PUSH_UNAVAILABLE", "keep a connection open, or register a token for a provider the relay has"},
+	{CodeUnknownAddress, "UNKNOWN_ADDRESS", "scan the new device's current code again"},
+	{CodeBadLinkCode, "BAD_LINK_CODE", "start linking again from the primary device"},
+	{CodeTooManyDevices, "TOO_MANY_DEVICES", "revoke a device before linking another"},
+	{CodeNotPrimary, "NOT_PRIMARY", "do this from the primary device"},
 }
 
 // String returns the code's name, such as "STALE_DEVICES".

@@ -39,6 +39,12 @@ type Request struct {
 	//	*Request_PrekeyStatus
 	//	*Request_OpenSession
 	//	*Request_SetPushToken
+	//	*Request_OpenProvisioning
+	//	*Request_CreateLinkCode
+	//	*Request_Provision
+	//	*Request_LinkDevice
+	//	*Request_ListDevices
+	//	*Request_RevokeDevice
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -153,6 +159,60 @@ func (x *Request) GetSetPushToken() *SetPushTokenRequest {
 	return nil
 }
 
+func (x *Request) GetOpenProvisioning() *ProvisioningOpen {
+	if x != nil {
+		if x, ok := x.Body.(*Request_OpenProvisioning); ok {
+			return x.OpenProvisioning
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetCreateLinkCode() *CreateLinkCodeRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_CreateLinkCode); ok {
+			return x.CreateLinkCode
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetProvision() *ProvisionRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_Provision); ok {
+			return x.Provision
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetLinkDevice() *LinkDeviceRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_LinkDevice); ok {
+			return x.LinkDevice
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetListDevices() *ListDevicesRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_ListDevices); ok {
+			return x.ListDevices
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetRevokeDevice() *RevokeDeviceRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_RevokeDevice); ok {
+			return x.RevokeDevice
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -190,6 +250,31 @@ type Request_SetPushToken struct {
 	SetPushToken *SetPushTokenRequest `protobuf:"bytes,8,opt,name=set_push_token,json=setPushToken,proto3,oneof"`
 }
 
+type Request_OpenProvisioning struct {
+	// Turns this stream into a provisioning stream (see ProvisioningOpen).
+	OpenProvisioning *ProvisioningOpen `protobuf:"bytes,9,opt,name=open_provisioning,json=openProvisioning,proto3,oneof"`
+}
+
+type Request_CreateLinkCode struct {
+	CreateLinkCode *CreateLinkCodeRequest `protobuf:"bytes,10,opt,name=create_link_code,json=createLinkCode,proto3,oneof"`
+}
+
+type Request_Provision struct {
+	Provision *ProvisionRequest `protobuf:"bytes,11,opt,name=provision,proto3,oneof"`
+}
+
+type Request_LinkDevice struct {
+	LinkDevice *LinkDeviceRequest `protobuf:"bytes,12,opt,name=link_device,json=linkDevice,proto3,oneof"`
+}
+
+type Request_ListDevices struct {
+	ListDevices *ListDevicesRequest `protobuf:"bytes,13,opt,name=list_devices,json=listDevices,proto3,oneof"`
+}
+
+type Request_RevokeDevice struct {
+	RevokeDevice *RevokeDeviceRequest `protobuf:"bytes,14,opt,name=revoke_device,json=revokeDevice,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -206,6 +291,18 @@ func (*Request_OpenSession) isRequest_Body() {}
 
 func (*Request_SetPushToken) isRequest_Body() {}
 
+func (*Request_OpenProvisioning) isRequest_Body() {}
+
+func (*Request_CreateLinkCode) isRequest_Body() {}
+
+func (*Request_Provision) isRequest_Body() {}
+
+func (*Request_LinkDevice) isRequest_Body() {}
+
+func (*Request_ListDevices) isRequest_Body() {}
+
+func (*Request_RevokeDevice) isRequest_Body() {}
+
 // Response is the single frame the relay writes on a request stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -220,6 +317,11 @@ type Response struct {
 	//	*Response_Send
 	//	*Response_PrekeyStatus
 	//	*Response_SetPushToken
+	//	*Response_CreateLinkCode
+	//	*Response_Provision
+	//	*Response_LinkDevice
+	//	*Response_ListDevices
+	//	*Response_RevokeDevice
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -332,6 +434,51 @@ func (x *Response) GetSetPushToken() *SetPushTokenResponse {
 	return nil
 }
 
+func (x *Response) GetCreateLinkCode() *CreateLinkCodeResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_CreateLinkCode); ok {
+			return x.CreateLinkCode
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetProvision() *ProvisionResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_Provision); ok {
+			return x.Provision
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetLinkDevice() *LinkDeviceResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_LinkDevice); ok {
+			return x.LinkDevice
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetListDevices() *ListDevicesResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_ListDevices); ok {
+			return x.ListDevices
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetRevokeDevice() *RevokeDeviceResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_RevokeDevice); ok {
+			return x.RevokeDevice
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -364,6 +511,26 @@ type Response_SetPushToken struct {
 	SetPushToken *SetPushTokenResponse `protobuf:"bytes,8,opt,name=set_push_token,json=setPushToken,proto3,oneof"`
 }
 
+type Response_CreateLinkCode struct {
+	CreateLinkCode *CreateLinkCodeResponse `protobuf:"bytes,10,opt,name=create_link_code,json=createLinkCode,proto3,oneof"`
+}
+
+type Response_Provision struct {
+	Provision *ProvisionResponse `protobuf:"bytes,11,opt,name=provision,proto3,oneof"`
+}
+
+type Response_LinkDevice struct {
+	LinkDevice *LinkDeviceResponse `protobuf:"bytes,12,opt,name=link_device,json=linkDevice,proto3,oneof"`
+}
+
+type Response_ListDevices struct {
+	ListDevices *ListDevicesResponse `protobuf:"bytes,13,opt,name=list_devices,json=listDevices,proto3,oneof"`
+}
+
+type Response_RevokeDevice struct {
+	RevokeDevice *RevokeDeviceResponse `protobuf:"bytes,14,opt,name=revoke_device,json=revokeDevice,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -377,6 +544,16 @@ func (*Response_Send) isResponse_Body() {}
 func (*Response_PrekeyStatus) isResponse_Body() {}
 
 func (*Response_SetPushToken) isResponse_Body() {}
+
+func (*Response_CreateLinkCode) isResponse_Body() {}
+
+func (*Response_Provision) isResponse_Body() {}
+
+func (*Response_LinkDevice) isResponse_Body() {}
+
+func (*Response_ListDevices) isResponse_Body() {}
+
+func (*Response_RevokeDevice) isResponse_Body() {}
 
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
@@ -1557,6 +1734,813 @@ func (*SetPushTokenResponse) Descriptor() ([]byte, []int) {
 	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
 }
 
+// ProvisioningOpen, unauthenticated, turns its stream into a provisioning
+// stream: the relay answers with ProvisioningEvent frames, first an
+// address (or an error), then at most one message, then it finishes the
+// stream. The address lives only while the stream is open, and at most
+// its maximum lifetime.
+type ProvisioningOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisioningOpen) Reset() {
+	*x = ProvisioningOpen{}
+	mi := &file_pigeonhole_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisioningOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisioningOpen) ProtoMessage() {}
+
+func (x *ProvisioningOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisioningOpen.ProtoReflect.Descriptor instead.
+func (*ProvisioningOpen) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
+}
+
+// ProvisioningEvent is a frame the relay writes on a provisioning stream.
+type ProvisioningEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Body:
+	//
+	//	*ProvisioningEvent_Address
+	//	*ProvisioningEvent_Message
+	//	*ProvisioningEvent_Error
+	Body          isProvisioningEvent_Body `protobuf_oneof:"body"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisioningEvent) Reset() {
+	*x = ProvisioningEvent{}
+	mi := &file_pigeonhole_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisioningEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisioningEvent) ProtoMessage() {}
+
+func (x *ProvisioningEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisioningEvent.ProtoReflect.Descriptor instead.
+func (*ProvisioningEvent) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ProvisioningEvent) GetBody() isProvisioningEvent_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *ProvisioningEvent) GetAddress() *ProvisioningAddress {
+	if x != nil {
+		if x, ok := x.Body.(*ProvisioningEvent_Address); ok {
+			return x.Address
+		}
+	}
+	return nil
+}
+
+func (x *ProvisioningEvent) GetMessage() *ProvisioningMessage {
+	if x != nil {
+		if x, ok := x.Body.(*ProvisioningEvent_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *ProvisioningEvent) GetError() *Error {
+	if x != nil {
+		if x, ok := x.Body.(*ProvisioningEvent_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isProvisioningEvent_Body interface {
+	isProvisioningEvent_Body()
+}
+
+type ProvisioningEvent_Address struct {
+	Address *ProvisioningAddress `protobuf:"bytes,1,opt,name=address,proto3,oneof"`
+}
+
+type ProvisioningEvent_Message struct {
+	Message *ProvisioningMessage `protobuf:"bytes,2,opt,name=message,proto3,oneof"`
+}
+
+type ProvisioningEvent_Error struct {
+	Error *Error `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*ProvisioningEvent_Address) isProvisioningEvent_Body() {}
+
+func (*ProvisioningEvent_Message) isProvisioningEvent_Body() {}
+
+func (*ProvisioningEvent_Error) isProvisioningEvent_Body() {}
+
+type ProvisioningAddress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`                       // 16 random bytes
+	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"` // Unix milliseconds; the stream ends then
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisioningAddress) Reset() {
+	*x = ProvisioningAddress{}
+	mi := &file_pigeonhole_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisioningAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisioningAddress) ProtoMessage() {}
+
+func (x *ProvisioningAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisioningAddress.ProtoReflect.Descriptor instead.
+func (*ProvisioningAddress) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ProvisioningAddress) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *ProvisioningAddress) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+// ProvisioningMessage is the opaque body a primary device sent to the
+// address, as it sent it.
+type ProvisioningMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisioningMessage) Reset() {
+	*x = ProvisioningMessage{}
+	mi := &file_pigeonhole_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisioningMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisioningMessage) ProtoMessage() {}
+
+func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisioningMessage.ProtoReflect.Descriptor instead.
+func (*ProvisioningMessage) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ProvisioningMessage) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+// CreateLinkCodeRequest asks for a single-use code that lets one new
+// device join the authenticated device's account. Primary (device 1) only.
+type CreateLinkCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLinkCodeRequest) Reset() {
+	*x = CreateLinkCodeRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLinkCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLinkCodeRequest) ProtoMessage() {}
+
+func (x *CreateLinkCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLinkCodeRequest.ProtoReflect.Descriptor instead.
+func (*CreateLinkCodeRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
+}
+
+type CreateLinkCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          []byte                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`                             // 16 random bytes
+	ExpiresMs     int64                  `protobuf:"varint,2,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"` // Unix milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLinkCodeResponse) Reset() {
+	*x = CreateLinkCodeResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLinkCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLinkCodeResponse) ProtoMessage() {}
+
+func (x *CreateLinkCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLinkCodeResponse.ProtoReflect.Descriptor instead.
+func (*CreateLinkCodeResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateLinkCodeResponse) GetCode() []byte {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+func (x *CreateLinkCodeResponse) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+// ProvisionRequest forwards an opaque provisioning message (at most
+// 64 KiB) to a provisioning address. Authenticated.
+type ProvisionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       []byte                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisionRequest) Reset() {
+	*x = ProvisionRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisionRequest) ProtoMessage() {}
+
+func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
+func (*ProvisionRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ProvisionRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *ProvisionRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+type ProvisionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisionResponse) Reset() {
+	*x = ProvisionResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisionResponse) ProtoMessage() {}
+
+func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
+func (*ProvisionResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
+}
+
+// LinkDeviceRequest, unauthenticated, adds a device to an account with a
+// link code. Like RegisterRequest, plus the account, the code and an
+// encrypted name. identity_key must be the account's identity key.
+type LinkDeviceRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AccountId      []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	LinkCode       []byte                 `protobuf:"bytes,2,opt,name=link_code,json=linkCode,proto3" json:"link_code,omitempty"`
+	AuthKey        []byte                 `protobuf:"bytes,3,opt,name=auth_key,json=authKey,proto3" json:"auth_key,omitempty"`
+	AuthProof      []byte                 `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"` // as in RegisterRequest
+	IdentityKey    []byte                 `protobuf:"bytes,5,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	RegistrationId uint32                 `protobuf:"varint,6,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	SignedPrekey   *SignedPreKey          `protobuf:"bytes,7,opt,name=signed_prekey,json=signedPrekey,proto3" json:"signed_prekey,omitempty"`
+	Prekeys        []*PreKey              `protobuf:"bytes,8,rep,name=prekeys,proto3" json:"prekeys,omitempty"`                                  // at most 100
+	EncryptedName  []byte                 `protobuf:"bytes,9,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"` // opaque to the relay, at most 256 bytes
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LinkDeviceRequest) Reset() {
+	*x = LinkDeviceRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkDeviceRequest) ProtoMessage() {}
+
+func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkDeviceRequest.ProtoReflect.Descriptor instead.
+func (*LinkDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *LinkDeviceRequest) GetAccountId() []byte {
+	if x != nil {
+		return x.AccountId
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetLinkCode() []byte {
+	if x != nil {
+		return x.LinkCode
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetAuthKey() []byte {
+	if x != nil {
+		return x.AuthKey
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetAuthProof() []byte {
+	if x != nil {
+		return x.AuthProof
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetRegistrationId() uint32 {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return 0
+}
+
+func (x *LinkDeviceRequest) GetSignedPrekey() *SignedPreKey {
+	if x != nil {
+		return x.SignedPrekey
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetPrekeys() []*PreKey {
+	if x != nil {
+		return x.Prekeys
+	}
+	return nil
+}
+
+func (x *LinkDeviceRequest) GetEncryptedName() []byte {
+	if x != nil {
+		return x.EncryptedName
+	}
+	return nil
+}
+
+type LinkDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkDeviceResponse) Reset() {
+	*x = LinkDeviceResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkDeviceResponse) ProtoMessage() {}
+
+func (x *LinkDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkDeviceResponse.ProtoReflect.Descriptor instead.
+func (*LinkDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LinkDeviceResponse) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+// ListDevicesRequest lists the authenticated device's account's devices.
+type ListDevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesRequest) Reset() {
+	*x = ListDevicesRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesRequest) ProtoMessage() {}
+
+func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{33}
+}
+
+type DeviceInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	EncryptedName []byte                 `protobuf:"bytes,2,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"`
+	// Days since the Unix epoch (UTC): when the device was linked, and the
+	// last day it opened a session (0: never). Days, not times, on purpose.
+	LinkedDay     uint32 `protobuf:"varint,3,opt,name=linked_day,json=linkedDay,proto3" json:"linked_day,omitempty"`
+	LastSeenDay   uint32 `protobuf:"varint,4,opt,name=last_seen_day,json=lastSeenDay,proto3" json:"last_seen_day,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceInfo) Reset() {
+	*x = DeviceInfo{}
+	mi := &file_pigeonhole_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceInfo) ProtoMessage() {}
+
+func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
+func (*DeviceInfo) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeviceInfo) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetEncryptedName() []byte {
+	if x != nil {
+		return x.EncryptedName
+	}
+	return nil
+}
+
+func (x *DeviceInfo) GetLinkedDay() uint32 {
+	if x != nil {
+		return x.LinkedDay
+	}
+	return 0
+}
+
+func (x *DeviceInfo) GetLastSeenDay() uint32 {
+	if x != nil {
+		return x.LastSeenDay
+	}
+	return 0
+}
+
+type ListDevicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*DeviceInfo          `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"` // ascending device_id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesResponse) Reset() {
+	*x = ListDevicesResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesResponse) ProtoMessage() {}
+
+func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// RevokeDeviceRequest removes a device of the account: its keys, queue and
+// push token go at once, and its connections are closed. Primary only;
+// the primary itself cannot be revoked.
+type RevokeDeviceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceRequest) Reset() {
+	*x = RevokeDeviceRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceRequest) ProtoMessage() {}
+
+func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RevokeDeviceRequest) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+type RevokeDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceResponse) Reset() {
+	*x = RevokeDeviceResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceResponse) ProtoMessage() {}
+
+func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
+}
+
 // SessionOpen authenticates the whole connection and turns its stream into
 // the session stream: the relay answers with ServerEvent frames (the first
 // is ready or error), the client writes ClientEvent frames.
@@ -1577,7 +2561,7 @@ type SessionOpen struct {
 
 func (x *SessionOpen) Reset() {
 	*x = SessionOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +2573,7 @@ func (x *SessionOpen) String() string {
 func (*SessionOpen) ProtoMessage() {}
 
 func (x *SessionOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +2586,7 @@ func (x *SessionOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpen.ProtoReflect.Descriptor instead.
 func (*SessionOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SessionOpen) GetAccountId() []byte {
@@ -1643,6 +2627,7 @@ type ServerEvent struct {
 	//	*ServerEvent_PrekeysLow
 	//	*ServerEvent_Error
 	//	*ServerEvent_Drained
+	//	*ServerEvent_DevicesChanged
 	Body          isServerEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1650,7 +2635,7 @@ type ServerEvent struct {
 
 func (x *ServerEvent) Reset() {
 	*x = ServerEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +2647,7 @@ func (x *ServerEvent) String() string {
 func (*ServerEvent) ProtoMessage() {}
 
 func (x *ServerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +2660,7 @@ func (x *ServerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerEvent.ProtoReflect.Descriptor instead.
 func (*ServerEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ServerEvent) GetBody() isServerEvent_Body {
@@ -1730,6 +2715,15 @@ func (x *ServerEvent) GetDrained() *QueueDrained {
 	return nil
 }
 
+func (x *ServerEvent) GetDevicesChanged() *DevicesChanged {
+	if x != nil {
+		if x, ok := x.Body.(*ServerEvent_DevicesChanged); ok {
+			return x.DevicesChanged
+		}
+	}
+	return nil
+}
+
 type isServerEvent_Body interface {
 	isServerEvent_Body()
 }
@@ -1754,6 +2748,10 @@ type ServerEvent_Drained struct {
 	Drained *QueueDrained `protobuf:"bytes,5,opt,name=drained,proto3,oneof"`
 }
 
+type ServerEvent_DevicesChanged struct {
+	DevicesChanged *DevicesChanged `protobuf:"bytes,6,opt,name=devices_changed,json=devicesChanged,proto3,oneof"`
+}
+
 func (*ServerEvent_Ready) isServerEvent_Body() {}
 
 func (*ServerEvent_Envelope) isServerEvent_Body() {}
@@ -1763,6 +2761,8 @@ func (*ServerEvent_PrekeysLow) isServerEvent_Body() {}
 func (*ServerEvent_Error) isServerEvent_Body() {}
 
 func (*ServerEvent_Drained) isServerEvent_Body() {}
+
+func (*ServerEvent_DevicesChanged) isServerEvent_Body() {}
 
 // SessionReady answers a valid SessionOpen.
 type SessionReady struct {
@@ -1775,7 +2775,7 @@ type SessionReady struct {
 
 func (x *SessionReady) Reset() {
 	*x = SessionReady{}
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +2787,7 @@ func (x *SessionReady) String() string {
 func (*SessionReady) ProtoMessage() {}
 
 func (x *SessionReady) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2800,7 @@ func (x *SessionReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReady.ProtoReflect.Descriptor instead.
 func (*SessionReady) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SessionReady) GetWindow() uint32 {
@@ -1833,7 +2833,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2845,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2858,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -1920,7 +2920,7 @@ type PreKeysLow struct {
 
 func (x *PreKeysLow) Reset() {
 	*x = PreKeysLow{}
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2932,7 @@ func (x *PreKeysLow) String() string {
 func (*PreKeysLow) ProtoMessage() {}
 
 func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2945,7 @@ func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeysLow.ProtoReflect.Descriptor instead.
 func (*PreKeysLow) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PreKeysLow) GetRemaining() uint32 {
@@ -1953,6 +2953,52 @@ func (x *PreKeysLow) GetRemaining() uint32 {
 		return x.Remaining
 	}
 	return 0
+}
+
+// DevicesChanged tells an account's connected devices that a device was
+// linked or revoked; device_ids is the account's list now.
+type DevicesChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceIds     []uint32               `protobuf:"varint,1,rep,packed,name=device_ids,json=deviceIds,proto3" json:"device_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesChanged) Reset() {
+	*x = DevicesChanged{}
+	mi := &file_pigeonhole_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesChanged) ProtoMessage() {}
+
+func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesChanged.ProtoReflect.Descriptor instead.
+func (*DevicesChanged) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DevicesChanged) GetDeviceIds() []uint32 {
+	if x != nil {
+		return x.DeviceIds
+	}
+	return nil
 }
 
 // QueueDrained says every envelope queued when it was written has been
@@ -1965,7 +3011,7 @@ type QueueDrained struct {
 
 func (x *QueueDrained) Reset() {
 	*x = QueueDrained{}
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +3023,7 @@ func (x *QueueDrained) String() string {
 func (*QueueDrained) ProtoMessage() {}
 
 func (x *QueueDrained) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +3036,7 @@ func (x *QueueDrained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueDrained.ProtoReflect.Descriptor instead.
 func (*QueueDrained) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
 }
 
 // ClientEvent is a frame the client writes on the session stream after
@@ -2007,7 +3053,7 @@ type ClientEvent struct {
 
 func (x *ClientEvent) Reset() {
 	*x = ClientEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +3065,7 @@ func (x *ClientEvent) String() string {
 func (*ClientEvent) ProtoMessage() {}
 
 func (x *ClientEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +3078,7 @@ func (x *ClientEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientEvent.ProtoReflect.Descriptor instead.
 func (*ClientEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClientEvent) GetBody() isClientEvent_Body {
@@ -2071,7 +3117,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +3129,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +3142,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -2110,7 +3156,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xc7\x04\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\x82\b\n" +
 	"\aRequest\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
@@ -2120,8 +3166,16 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x04send\x18\x05 \x01(\v2\x1a.pigeonhole.v1.SendRequestH\x00R\x04send\x12I\n" +
 	"\rprekey_status\x18\x06 \x01(\v2\".pigeonhole.v1.PreKeyStatusRequestH\x00R\fprekeyStatus\x12?\n" +
 	"\fopen_session\x18\a \x01(\v2\x1a.pigeonhole.v1.SessionOpenH\x00R\vopenSession\x12J\n" +
-	"\x0eset_push_token\x18\b \x01(\v2\".pigeonhole.v1.SetPushTokenRequestH\x00R\fsetPushTokenB\x06\n" +
-	"\x04body\"\xba\x04\n" +
+	"\x0eset_push_token\x18\b \x01(\v2\".pigeonhole.v1.SetPushTokenRequestH\x00R\fsetPushToken\x12N\n" +
+	"\x11open_provisioning\x18\t \x01(\v2\x1f.pigeonhole.v1.ProvisioningOpenH\x00R\x10openProvisioning\x12P\n" +
+	"\x10create_link_code\x18\n" +
+	" \x01(\v2$.pigeonhole.v1.CreateLinkCodeRequestH\x00R\x0ecreateLinkCode\x12?\n" +
+	"\tprovision\x18\v \x01(\v2\x1f.pigeonhole.v1.ProvisionRequestH\x00R\tprovision\x12C\n" +
+	"\vlink_device\x18\f \x01(\v2 .pigeonhole.v1.LinkDeviceRequestH\x00R\n" +
+	"linkDevice\x12F\n" +
+	"\flist_devices\x18\r \x01(\v2!.pigeonhole.v1.ListDevicesRequestH\x00R\vlistDevices\x12I\n" +
+	"\rrevoke_device\x18\x0e \x01(\v2\".pigeonhole.v1.RevokeDeviceRequestH\x00R\frevokeDeviceB\x06\n" +
+	"\x04body\"\xaa\a\n" +
 	"\bResponse\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
 	"\bregister\x18\x02 \x01(\v2\x1f.pigeonhole.v1.RegisterResponseH\x00R\bregister\x12M\n" +
@@ -2131,7 +3185,14 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"fetch_keys\x18\x05 \x01(\v2 .pigeonhole.v1.FetchKeysResponseH\x00R\tfetchKeys\x121\n" +
 	"\x04send\x18\x06 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\x04send\x12J\n" +
 	"\rprekey_status\x18\a \x01(\v2#.pigeonhole.v1.PreKeyStatusResponseH\x00R\fprekeyStatus\x12K\n" +
-	"\x0eset_push_token\x18\b \x01(\v2#.pigeonhole.v1.SetPushTokenResponseH\x00R\fsetPushTokenB\x06\n" +
+	"\x0eset_push_token\x18\b \x01(\v2#.pigeonhole.v1.SetPushTokenResponseH\x00R\fsetPushToken\x12Q\n" +
+	"\x10create_link_code\x18\n" +
+	" \x01(\v2%.pigeonhole.v1.CreateLinkCodeResponseH\x00R\x0ecreateLinkCode\x12@\n" +
+	"\tprovision\x18\v \x01(\v2 .pigeonhole.v1.ProvisionResponseH\x00R\tprovision\x12D\n" +
+	"\vlink_device\x18\f \x01(\v2!.pigeonhole.v1.LinkDeviceResponseH\x00R\n" +
+	"linkDevice\x12G\n" +
+	"\flist_devices\x18\r \x01(\v2\".pigeonhole.v1.ListDevicesResponseH\x00R\vlistDevices\x12J\n" +
+	"\rrevoke_device\x18\x0e \x01(\v2#.pigeonhole.v1.RevokeDeviceResponseH\x00R\frevokeDeviceB\x06\n" +
 	"\x04body\"\xa9\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -2204,20 +3265,69 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\asandbox\x18\x03 \x01(\bR\asandbox\"9\n" +
 	"\bFCMToken\x12-\n" +
 	"\x12registration_token\x18\x01 \x01(\tR\x11registrationToken\"\x16\n" +
-	"\x14SetPushTokenResponse\"\x7f\n" +
+	"\x14SetPushTokenResponse\"\x12\n" +
+	"\x10ProvisioningOpen\"\xc9\x01\n" +
+	"\x11ProvisioningEvent\x12>\n" +
+	"\aaddress\x18\x01 \x01(\v2\".pigeonhole.v1.ProvisioningAddressH\x00R\aaddress\x12>\n" +
+	"\amessage\x18\x02 \x01(\v2\".pigeonhole.v1.ProvisioningMessageH\x00R\amessage\x12,\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.pigeonhole.v1.ErrorH\x00R\x05errorB\x06\n" +
+	"\x04body\"N\n" +
+	"\x13ProvisioningAddress\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\")\n" +
+	"\x13ProvisioningMessage\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04body\"\x17\n" +
+	"\x15CreateLinkCodeRequest\"K\n" +
+	"\x16CreateLinkCodeResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\fR\x04code\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x02 \x01(\x03R\texpiresMs\"@\n" +
+	"\x10ProvisionRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"\x13\n" +
+	"\x11ProvisionResponse\"\xef\x02\n" +
+	"\x11LinkDeviceRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
+	"\tlink_code\x18\x02 \x01(\fR\blinkCode\x12\x19\n" +
+	"\bauth_key\x18\x03 \x01(\fR\aauthKey\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x04 \x01(\fR\tauthProof\x12!\n" +
+	"\fidentity_key\x18\x05 \x01(\fR\videntityKey\x12'\n" +
+	"\x0fregistration_id\x18\x06 \x01(\rR\x0eregistrationId\x12@\n" +
+	"\rsigned_prekey\x18\a \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\x12/\n" +
+	"\aprekeys\x18\b \x03(\v2\x15.pigeonhole.v1.PreKeyR\aprekeys\x12%\n" +
+	"\x0eencrypted_name\x18\t \x01(\fR\rencryptedName\"1\n" +
+	"\x12LinkDeviceResponse\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\"\x14\n" +
+	"\x12ListDevicesRequest\"\x93\x01\n" +
+	"\n" +
+	"DeviceInfo\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12%\n" +
+	"\x0eencrypted_name\x18\x02 \x01(\fR\rencryptedName\x12\x1d\n" +
+	"\n" +
+	"linked_day\x18\x03 \x01(\rR\tlinkedDay\x12\"\n" +
+	"\rlast_seen_day\x18\x04 \x01(\rR\vlastSeenDay\"J\n" +
+	"\x13ListDevicesResponse\x123\n" +
+	"\adevices\x18\x01 \x03(\v2\x19.pigeonhole.v1.DeviceInfoR\adevices\"2\n" +
+	"\x13RevokeDeviceRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\"\x16\n" +
+	"\x14RevokeDeviceResponse\"\x7f\n" +
 	"\vSessionOpen\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x16\n" +
-	"\x06window\x18\x04 \x01(\rR\x06window\"\xa6\x02\n" +
+	"\x06window\x18\x04 \x01(\rR\x06window\"\xf0\x02\n" +
 	"\vServerEvent\x123\n" +
 	"\x05ready\x18\x01 \x01(\v2\x1b.pigeonhole.v1.SessionReadyH\x00R\x05ready\x125\n" +
 	"\benvelope\x18\x02 \x01(\v2\x17.pigeonhole.v1.EnvelopeH\x00R\benvelope\x12<\n" +
 	"\vprekeys_low\x18\x03 \x01(\v2\x19.pigeonhole.v1.PreKeysLowH\x00R\n" +
 	"prekeysLow\x12,\n" +
 	"\x05error\x18\x04 \x01(\v2\x14.pigeonhole.v1.ErrorH\x00R\x05error\x127\n" +
-	"\adrained\x18\x05 \x01(\v2\x1b.pigeonhole.v1.QueueDrainedH\x00R\adrainedB\x06\n" +
+	"\adrained\x18\x05 \x01(\v2\x1b.pigeonhole.v1.QueueDrainedH\x00R\adrained\x12H\n" +
+	"\x0fdevices_changed\x18\x06 \x01(\v2\x1d.pigeonhole.v1.DevicesChangedH\x00R\x0edevicesChangedB\x06\n" +
 	"\x04body\"T\n" +
 	"\fSessionReady\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\rR\x06window\x12,\n" +
@@ -2232,7 +3342,10 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\"*\n" +
 	"\n" +
 	"PreKeysLow\x12\x1c\n" +
-	"\tremaining\x18\x01 \x01(\rR\tremaining\"\x0e\n" +
+	"\tremaining\x18\x01 \x01(\rR\tremaining\"/\n" +
+	"\x0eDevicesChanged\x12\x1d\n" +
+	"\n" +
+	"device_ids\x18\x01 \x03(\rR\tdeviceIds\"\x0e\n" +
 	"\fQueueDrained\"=\n" +
 	"\vClientEvent\x12&\n" +
 	"\x03ack\x18\x01 \x01(\v2\x12.pigeonhole.v1.AckH\x00R\x03ackB\x06\n" +
@@ -2252,7 +3365,7 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                    // 0: pigeonhole.v1.Request
 	(*Response)(nil),                   // 1: pigeonhole.v1.Response
@@ -2277,14 +3390,30 @@ var file_pigeonhole_proto_goTypes = []any{
 	(*APNsToken)(nil),                  // 20: pigeonhole.v1.APNsToken
 	(*FCMToken)(nil),                   // 21: pigeonhole.v1.FCMToken
 	(*SetPushTokenResponse)(nil),       // 22: pigeonhole.v1.SetPushTokenResponse
-	(*SessionOpen)(nil),                // 23: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                // 24: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),               // 25: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                   // 26: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                 // 27: pigeonhole.v1.PreKeysLow
-	(*QueueDrained)(nil),               // 28: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                // 29: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                        // 30: pigeonhole.v1.Ack
+	(*ProvisioningOpen)(nil),           // 23: pigeonhole.v1.ProvisioningOpen
+	(*ProvisioningEvent)(nil),          // 24: pigeonhole.v1.ProvisioningEvent
+	(*ProvisioningAddress)(nil),        // 25: pigeonhole.v1.ProvisioningAddress
+	(*ProvisioningMessage)(nil),        // 26: pigeonhole.v1.ProvisioningMessage
+	(*CreateLinkCodeRequest)(nil),      // 27: pigeonhole.v1.CreateLinkCodeRequest
+	(*CreateLinkCodeResponse)(nil),     // 28: pigeonhole.v1.CreateLinkCodeResponse
+	(*ProvisionRequest)(nil),           // 29: pigeonhole.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),          // 30: pigeonhole.v1.ProvisionResponse
+	(*LinkDeviceRequest)(nil),          // 31: pigeonhole.v1.LinkDeviceRequest
+	(*LinkDeviceResponse)(nil),         // 32: pigeonhole.v1.LinkDeviceResponse
+	(*ListDevicesRequest)(nil),         // 33: pigeonhole.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                 // 34: pigeonhole.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),        // 35: pigeonhole.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),        // 36: pigeonhole.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),       // 37: pigeonhole.v1.RevokeDeviceResponse
+	(*SessionOpen)(nil),                // 38: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                // 39: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),               // 40: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                   // 41: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                 // 42: pigeonhole.v1.PreKeysLow
+	(*DevicesChanged)(nil),             // 43: pigeonhole.v1.DevicesChanged
+	(*QueueDrained)(nil),               // 44: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                // 45: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                        // 46: pigeonhole.v1.Ack
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	5,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -2293,37 +3422,55 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	13, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
 	17, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
 	11, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	23, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	38, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
 	19, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
-	2,  // 8: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	6,  // 9: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	8,  // 10: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	10, // 11: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	15, // 12: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	18, // 13: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	12, // 14: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	22, // 15: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	3,  // 16: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 17: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 18: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	3,  // 19: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	3,  // 20: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 21: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	14, // 22: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	16, // 23: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	20, // 24: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	21, // 25: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	25, // 26: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	26, // 27: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	27, // 28: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 29: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	28, // 30: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	30, // 31: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	23, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
+	27, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
+	29, // 10: pigeonhole.v1.Request.provision:type_name -> pigeonhole.v1.ProvisionRequest
+	31, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
+	33, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
+	36, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
+	2,  // 14: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	6,  // 15: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	8,  // 16: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	10, // 17: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	15, // 18: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	18, // 19: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	12, // 20: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	22, // 21: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	28, // 22: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	30, // 23: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	32, // 24: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	35, // 25: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	37, // 26: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	3,  // 27: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 28: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 29: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	3,  // 30: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	3,  // 31: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 32: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	14, // 33: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	16, // 34: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	20, // 35: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	21, // 36: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	25, // 37: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	26, // 38: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 39: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	3,  // 40: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 41: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	34, // 42: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	40, // 43: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	41, // 44: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	42, // 45: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 46: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	44, // 47: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	43, // 48: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	46, // 49: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -2340,6 +3487,12 @@ func file_pigeonhole_proto_init() {
 		(*Request_PrekeyStatus)(nil),
 		(*Request_OpenSession)(nil),
 		(*Request_SetPushToken)(nil),
+		(*Request_OpenProvisioning)(nil),
+		(*Request_CreateLinkCode)(nil),
+		(*Request_Provision)(nil),
+		(*Request_LinkDevice)(nil),
+		(*Request_ListDevices)(nil),
+		(*Request_RevokeDevice)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -2349,19 +3502,30 @@ func file_pigeonhole_proto_init() {
 		(*Response_Send)(nil),
 		(*Response_PrekeyStatus)(nil),
 		(*Response_SetPushToken)(nil),
+		(*Response_CreateLinkCode)(nil),
+		(*Response_Provision)(nil),
+		(*Response_LinkDevice)(nil),
+		(*Response_ListDevices)(nil),
+		(*Response_RevokeDevice)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[19].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
 		(*SetPushTokenRequest_Fcm)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[24].OneofWrappers = []any{
+		(*ProvisioningEvent_Address)(nil),
+		(*ProvisioningEvent_Message)(nil),
+		(*ProvisioningEvent_Error)(nil),
+	}
+	file_pigeonhole_proto_msgTypes[39].OneofWrappers = []any{
 		(*ServerEvent_Ready)(nil),
 		(*ServerEvent_Envelope)(nil),
 		(*ServerEvent_PrekeysLow)(nil),
 		(*ServerEvent_Error)(nil),
 		(*ServerEvent_Drained)(nil),
+		(*ServerEvent_DevicesChanged)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[29].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[45].OneofWrappers = []any{
 		(*ClientEvent_Ack)(nil),
 	}
 	type x struct{}
@@ -2370,7 +3534,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
