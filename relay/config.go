@@ -32,6 +32,15 @@ type Config struct {
 	// MaxIncomingStreams bounds concurrent request streams per
 	// connection. Default 100.
 	MaxIncomingStreams int64
+	// LinkCodeLifetime is how long a link code stays usable. Default 10
+	// minutes.
+	LinkCodeLifetime time.Duration
+	// ProvisioningLifetime bounds how long a provisioning address lives.
+	// Default 10 minutes.
+	ProvisioningLifetime time.Duration
+	// MaxProvisioning bounds the provisioning streams open at once on
+	// this relay. Default 10,000.
+	MaxProvisioning int
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -73,6 +82,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIncomingStreams <= 0 {
 		c.MaxIncomingStreams = 100
+	}
+	if c.LinkCodeLifetime <= 0 {
+		c.LinkCodeLifetime = 10 * time.Minute
+	}
+	if c.ProvisioningLifetime <= 0 {
+		c.ProvisioningLifetime = 10 * time.Minute
+	}
+	if c.MaxProvisioning <= 0 {
+		c.MaxProvisioning = 10000
 	}
 	return c
 }

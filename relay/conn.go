@@ -195,6 +195,10 @@ func (c *conn) handleStream(st *quic.Stream) {
 		return
 	}
 	c.decoded(id)
+	if req.GetOpenProvisioning() != nil {
+		c.runProvisioning(st)
+		return
+	}
 	resp := c.dispatch(id, &req)
 	_ = st.SetWriteDeadline(time.Now().Add(c.s.cfg.AuthWait))
 	_ = spec.WriteFrame(st, resp)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -55,6 +56,29 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		name = "set_push_token"
 		e = c.setPushToken(id, b.SetPushToken)
 		resp.Body = &spec.Response_SetPushToken{SetPushToken: &spec.SetPushTokenResponse{}}
+	case *spec.Request_CreateLinkCode:
+		name = "create_link_code"
+		var r *spec.CreateLinkCodeResponse
+		r, e = c.createLinkCode(id)
+		resp.Body = &spec.Response_CreateLinkCode{CreateLinkCode: r}
+	case *spec.Request_Provision:
+		name = "provision"
+		e = c.provision(id, b.Provision)
+		resp.Body = &spec.Response_Provision{Provision: &spec.ProvisionResponse{}}
+	case *spec.Request_LinkDevice:
+		name = "link_device"
+		var r *spec.LinkDeviceResponse
+		r, e = c.linkDevice(b.LinkDevice)
+		resp.Body = &spec.Response_LinkDevice{LinkDevice: r}
+	case *spec.Request_ListDevices:
+		name = "list_devices"
+		var r *spec.ListDevicesResponse
+		r, e = c.listDevices(id)
+		resp.Body = &spec.Response_ListDevices{ListDevices: r}
+	case *spec.Request_RevokeDevice:
+		name = "revoke_device"
+		e = c.revokeDevice(id, b.RevokeDevice)
+		resp.Body = &spec.Response_RevokeDevice{RevokeDevice: &spec.RevokeDeviceResponse{}}
 	default:
 		name = "unknown"
 		e = spec.Err(spec.CodeUnsupported, "unknown request type")
@@ -78,9 +102,13 @@ func (s *Server) keyError(what string, err error) *spec.Error {
 	case errors.Is(err, keys.ErrUnknownDevice):
 		return spec.Err(spec.CodeUnknownDevice, "no such device (it may have been removed)")
 	case errors.Is(err, keys.ErrInvalidKey):
-		return spec.Err(spec.CodeInvalidKey, "a key has the wrong size or type")
+		return spec.Err(spec.CodeInvalidKey, "%s", strings.TrimPrefix(err.Error(), "keys: "))
 	case errors.Is(err, keys.ErrBadSignature):
 		return spec.Err(spec.CodeBadPreKeySignature, "the signed prekey's signature does not verify against the identity key")
+	case errors.Is(err, keys.ErrBadLinkCode):
+		return spec.Err(spec.CodeBadLinkCode, "the link code is unknown, used, expired or for another account")
+	case errors.Is(err, keys.ErrTooManyDevices):
+		return spec.Err(spec.CodeTooManyDevices, "the account has its maximum number of devices; revoke one first")
 	case errors.Is(err, keys.ErrTooManyPreKeys):
 		return spec.Err(spec.CodeTooManyPreKeys, "too many one-time prekeys (at most 100 per request, and a stored cap per device)")
 	default:

@@ -28,6 +28,7 @@ type Server struct {
 	registerLimit *limiter
 	fetchLimit    *limiter
 	sessions      *sessionTable
+	prov          provTable
 	now           func() time.Time
 
 	mu         sync.Mutex

@@ -123,6 +123,9 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	}
 	c.s.m.sessions.Inc()
 	defer c.s.m.sessions.Dec()
+	if err := c.s.keys.Seen(c.ctx, acct, dev, c.s.now()); err != nil {
+		c.s.internal("record last seen", err)
+	}
 	go s.readAcks()
 	cursor, unacked := s.deliver()
 	// Stop the ack reader and wait for it, so no ack runs after the

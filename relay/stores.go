@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"time"
 
 	"github.com/pigeonhole/pigeonhole/keys"
 	"github.com/pigeonhole/pigeonhole/queue"
@@ -17,6 +18,11 @@ type KeyDirectory interface {
 	PreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, error)
 	RotateSignedPreKey(ctx context.Context, acct keys.AccountID, id uint32, spk keys.SignedPreKey) error
 	FetchBundles(ctx context.Context, acct keys.AccountID) ([]keys.Bundle, error)
+	Devices(ctx context.Context, acct keys.AccountID) ([]keys.Device, error)
+	RemoveDevice(ctx context.Context, acct keys.AccountID, id uint32) error
+	CreateLinkCode(ctx context.Context, acct keys.AccountID, ttl time.Duration) ([]byte, time.Time, error)
+	LinkDevice(ctx context.Context, acct keys.AccountID, code []byte, dev keys.Device, prekeys []keys.PreKey) (uint32, error)
+	Seen(ctx context.Context, acct keys.AccountID, id uint32, t time.Time) error
 }
 
 // Queues is what the relay needs of the per-device queues. *queue.Store
@@ -27,6 +33,7 @@ type Queues interface {
 	Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, error)
 	Flush(ctx context.Context) error
 	Watch(a queue.Address) (wake <-chan struct{}, cancel func())
+	DeleteDevice(ctx context.Context, a queue.Address) error
 }
 
 var (

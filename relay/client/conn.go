@@ -168,6 +168,17 @@ func (c *Conn) LocalAddr() string {
 // Done is closed when the connection has closed.
 func (c *Conn) Done() <-chan struct{} { return c.qc.Context().Done() }
 
+// Err says why the connection closed (nil while it is open). Revoked
+// reports the relay's device-removed close.
+func (c *Conn) Err() error { return context.Cause(c.qc.Context()) }
+
+// Revoked reports whether the relay closed the connection because this
+// device was revoked: its credentials are dead.
+func (c *Conn) Revoked() bool {
+	var ae *quic.ApplicationError
+	return errors.As(c.Err(), &ae) && ae.Remote && ae.ErrorCode == spec.CloseDeviceRemoved
+}
+
 // Migrate moves the live connection to a new local UDP socket, as a phone
 // does when it moves from Wi-Fi to mobile data: the new path is validated
 // and then used; streams, including the session stream, carry on.

@@ -26,6 +26,7 @@ const (
 	EventEnvelope   = 1 // Envelope is set
 	EventPreKeysLow = 2 // PreKeysRemaining is set: upload more prekeys
 	EventDrained    = 3 // everything queued so far has been delivered
+	EventDevices    = 4 // DeviceIDs is set: the account's devices changed
 )
 
 // Envelope is one message for this device.
@@ -44,6 +45,9 @@ type Event struct {
 	Kind             int
 	Envelope         *Envelope
 	PreKeysRemaining int
+	// DeviceIDs is the account's device list after a device was linked or
+	// revoked (EventDevices).
+	DeviceIDs []uint32
 }
 
 type sessionStream struct {
@@ -143,6 +147,8 @@ func (c *Conn) Next(ctx context.Context) (*Event, error) {
 			return &Event{Kind: EventPreKeysLow, PreKeysRemaining: int(b.PrekeysLow.Remaining)}, nil
 		case *spec.ServerEvent_Drained:
 			return &Event{Kind: EventDrained}, nil
+		case *spec.ServerEvent_DevicesChanged:
+			return &Event{Kind: EventDevices, DeviceIDs: b.DevicesChanged.DeviceIds}, nil
 		case *spec.ServerEvent_Error:
 			return nil, fmt.Errorf("session: %w", fromSpec(b.Error))
 		default:

@@ -46,18 +46,26 @@ func (QuietPebble) Fatalf(format string, args ...any) {
 // keys (identity, signed prekey id 1, one-time prekeys 1..n) and a fresh
 // Ed25519 auth key, and the identity key pair behind it.
 func NewRegistration(n int) (*client.Registration, *identity.KeyPair, error) {
-	_, auth, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
 	ik, err := keyhelper.GenerateIdentityKeyPair()
 	if err != nil {
 		return nil, nil, err
 	}
+	reg, err := NewLinkedRegistration(ik, n)
+	return reg, ik, err
+}
+
+// NewLinkedRegistration is NewRegistration for a device that shares the
+// identity ik (a linked device): fresh auth key, registration id, signed
+// prekey and one-time prekeys.
+func NewLinkedRegistration(ik *identity.KeyPair, n int) (*client.Registration, error) {
+	_, auth, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	ser := serialize.NewProtoBufSerializer()
 	spk, err := keyhelper.GenerateSignedPreKey(ik, 1, ser.SignedPreKeyRecord)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sig := spk.Signature()
 	reg := &client.Registration{
@@ -69,11 +77,11 @@ func NewRegistration(n int) (*client.Registration, *identity.KeyPair, error) {
 	if n > 0 {
 		pks, err := keyhelper.GeneratePreKeys(1, n, ser.PreKeyRecord)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, p := range pks {
 			reg.PreKeys = append(reg.PreKeys, client.PreKey{ID: p.ID().Value, PublicKey: p.KeyPair().PublicKey().Serialize()})
 		}
 	}
-	return reg, ik, nil
+	return reg, nil
 }

@@ -67,6 +67,17 @@ type Device struct {
 // identity, a signed prekey and n one-time prekeys. It returns the
 // registration to send to the relay; call Registered with the answer.
 func Create(dir string, n int) (*Device, *client.Registration, error) {
+	ik, err := keyhelper.GenerateIdentityKeyPair()
+	if err != nil {
+		return nil, nil, fmt.Errorf("e2e: identity: %w", err)
+	}
+	return create(dir, ik, n)
+}
+
+// create makes a new device in dir with the identity key pair ik: an
+// Ed25519 auth key, a registration id, a signed prekey and n one-time
+// prekeys. Create and CreateLinked share it.
+func create(dir string, ik *identity.KeyPair, n int) (*Device, *client.Registration, error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, nil, fmt.Errorf("e2e: %w", err)
 	}
@@ -84,10 +95,6 @@ func Create(dir string, n int) (*Device, *client.Registration, error) {
 	_, auth, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, err
-	}
-	ik, err := keyhelper.GenerateIdentityKeyPair()
-	if err != nil {
-		return nil, nil, fmt.Errorf("e2e: identity: %w", err)
 	}
 	priv := ik.PrivateKey().Serialize()
 	d := &Device{dir: dir, st: state{
