@@ -117,9 +117,9 @@ func apnsResult(status int, reason string) result {
 	switch {
 	case status == http.StatusOK:
 		return result{outcome: sent}
-	case reason == apns2.ReasonUnregistered, reason == apns2.ReasonExpiredToken,
+	case status == http.StatusGone, reason == apns2.ReasonUnregistered, reason == apns2.ReasonExpiredToken,
 		reason == apns2.ReasonBadDeviceToken, reason == apns2.ReasonDeviceTokenNotForTopic:
-		return result{outcome: dead, reason: reason}
+		return result{outcome: dead, reason: apnsReason(reason, status)}
 	case status == http.StatusTooManyRequests, status >= 500:
 		return result{outcome: retry, reason: apnsReason(reason, status)}
 	}
@@ -146,7 +146,7 @@ func apnsReason(reason string, status int) string {
 		return reason
 	}
 	if reason == "" {
-		return fmt.Sprintf("HTTP %d", status/100*100)
+		return fmt.Sprintf("HTTP %dxx", status/100)
 	}
 	return "other"
 }

@@ -43,10 +43,10 @@ func BenchmarkNotify(b *testing.B) {
 			svc.Connected(d)
 			svc.Notify(d)
 			i = (i + 1) % devices
-			if len(svc.jobs) > 1<<21 {
+			if len(svc.jobs[APNs]) > 1<<21 {
 				b.StopTimer()
-				for len(svc.jobs) > 0 {
-					<-svc.jobs
+				for len(svc.jobs[APNs]) > 0 {
+					<-svc.jobs[APNs]
 				}
 				b.StartTimer()
 			}

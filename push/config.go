@@ -9,10 +9,12 @@ type Config struct {
 	// mail within Window sends no push, until the device connects.
 	// Default 1 minute.
 	Window time.Duration
-	// QueueSize bounds the pushes waiting for a worker; more are dropped
-	// and counted. Default 10,000.
+	// QueueSize bounds the pushes waiting for a worker, per provider, and
+	// the pushes waiting to be retried; more are dropped and counted.
+	// Default 10,000.
 	QueueSize int
-	// Workers is how many pushes are in flight at once. Default 8.
+	// Workers is how many pushes are in flight at once, per provider.
+	// Default 8.
 	Workers int
 	// MaxAttempts bounds the attempts of one push (the first included).
 	// Default 5.
@@ -26,13 +28,17 @@ type Config struct {
 	// AttemptTimeout bounds one attempt. Default 15 s.
 	AttemptTimeout time.Duration
 	// Expiry is how long a provider keeps a push for a device it cannot
-	// reach (apns-expiration, the FCM TTL). Default 24 hours.
+	// reach (apns-expiration, the FCM TTL). Default 24 hours, at most 28
+	// days (FCM's limit).
 	Expiry time.Duration
 
 	// APNs and FCM are the providers; nil leaves one off.
 	APNs *APNsConfig
 	FCM  *FCMConfig
 }
+
+// maxExpiry is FCM's largest TTL; a larger one makes every send invalid.
+const maxExpiry = 28 * 24 * time.Hour
 
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {

@@ -141,10 +141,17 @@ func (f *fcmSender) send(ctx context.Context, t Token, _ time.Time, ttl time.Dur
 }
 
 // fcmResult classifies an FCM error as Firebase documents it (FCM HTTP v1
-// ErrorCode): UNREGISTERED, INVALID_ARGUMENT (the message is constant and
-// valid, so it is the token) and SENDER_ID_MISMATCH mean the token is
-// dead; QUOTA_EXCEEDED, UNAVAILABLE and INTERNAL are retried.
+// ErrorCode): UNREGISTERED and INVALID_ARGUMENT (the message is constant
+// and valid, and its TTL within FCM's limit, so it is the token) mean the
+// token is dead; QUOTA_EXCEEDED, UNAVAILABLE and INTERNAL are retried.
+// SENDER_ID_MISMATCH is also what every token answers when the relay has
+// the wrong project's credentials, so it is counted, not acted on.
 func fcmResult(err error) result {
+	var oe *oauth2.RetrieveError
+	if errors.As(err, &oe) {
+		// The service account's key was refused: the operator's problem.
+		return result{outcome: failed, reason: "OAUTH_TOKEN"}
+	}
 	var after time.Duration
 	if resp := errorutils.HTTPResponse(err); resp != nil {
 		if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s > 0 {
@@ -157,7 +164,7 @@ func fcmResult(err error) result {
 	case messaging.IsInvalidArgument(err):
 		return result{outcome: dead, reason: "INVALID_ARGUMENT"}
 	case messaging.IsSenderIDMismatch(err):
-		return result{outcome: dead, reason: "SENDER_ID_MISMATCH"}
+		return result{outcome: failed, reason: "SENDER_ID_MISMATCH"}
 	case messaging.IsQuotaExceeded(err):
 		return result{outcome: retry, reason: "QUOTA_EXCEEDED", after: after}
 	case messaging.IsUnavailable(err):

@@ -22,11 +22,14 @@ type Service struct {
 	senders map[Provider]sender
 	now     func() time.Time
 
-	jobs chan *job
+	// jobs holds a bounded queue per provider, each with its own
+	// workers, so a provider that hangs cannot starve the other.
+	jobs map[Provider]chan *job
 
-	mu     sync.Mutex
-	recent map[Device]*entry // devices pushed (or looked up) within the window
-	closed bool
+	mu       sync.Mutex
+	recent   map[Device]*entry // devices pushed (or looked up) within the window
+	retrying int               // jobs waiting for a retry timer
+	closed   bool
 
 	// attempted, if set (by tests), is called after every attempt.
 	attempted func(Device, result)
@@ -70,8 +73,11 @@ func New(ctx context.Context, cfg Config, store *Store, log *slog.Logger, reg pr
 		log:     log,
 		senders: make(map[Provider]sender),
 		now:     time.Now,
-		jobs:    make(chan *job, cfg.QueueSize),
+		jobs:    make(map[Provider]chan *job),
 		recent:  make(map[Device]*entry),
+	}
+	if cfg.Expiry > maxExpiry {
+		return nil, fmt.Errorf("push: expiry %v is over the providers' maximum of %v", cfg.Expiry, maxExpiry)
 	}
 	if cfg.APNs != nil {
 		a, err := newAPNs(cfg.APNs)
@@ -79,6 +85,7 @@ func New(ctx context.Context, cfg Config, store *Store, log *slog.Logger, reg pr
 			return nil, err
 		}
 		s.senders[APNs] = a
+		s.jobs[APNs] = make(chan *job, cfg.QueueSize)
 	}
 	if cfg.FCM != nil {
 		f, err := newFCM(ctx, cfg.FCM)
@@ -86,8 +93,15 @@ func New(ctx context.Context, cfg Config, store *Store, log *slog.Logger, reg pr
 			return nil, err
 		}
 		s.senders[FCM] = f
+		s.jobs[FCM] = make(chan *job, cfg.QueueSize)
 	}
-	m, err := newMetrics(reg, func() float64 { return float64(len(s.jobs)) })
+	m, err := newMetrics(reg, func() float64 {
+		n := 0
+		for _, ch := range s.jobs {
+			n += len(ch)
+		}
+		return float64(n)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("push: register metrics: %w", err)
 	}
@@ -121,7 +135,8 @@ func (s *Service) SetToken(ctx context.Context, d Device, t Token) error {
 	return nil
 }
 
-// DeleteToken removes d's token; d gets no more pushes.
+// DeleteToken removes d's token; d gets no more pushes (a push already
+// waiting to be retried is dropped).
 func (s *Service) DeleteToken(ctx context.Context, d Device) error {
 	if err := s.store.Delete(ctx, d); err != nil {
 		return err
@@ -130,14 +145,12 @@ func (s *Service) DeleteToken(ctx context.Context, d Device) error {
 	return nil
 }
 
-// forget drops d's coalescing entry unless a push is under way, so a new
-// token is used from the next mail on.
+// forget drops d's coalescing entry, so a new token is used from the next
+// mail on and a retry for the old token is dropped.
 func (s *Service) forget(d Device) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.recent[d]; e != nil && !e.active {
-		delete(s.recent, d)
-	}
+	delete(s.recent, d)
+	s.mu.Unlock()
 }
 
 // Connected tells the service that d has a session: its coalescing window
@@ -149,9 +162,10 @@ func (s *Service) Connected(d Device) {
 }
 
 // Notify wakes d, which has new mail and no session, unless it was pushed
-// within the window. It never blocks on a provider: it reads the token
-// (one Pebble read per device per window) and hands the push to the
-// queue, or drops and counts it when the queue is full.
+// within the window. It never waits for a provider: it reads the token
+// (one Pebble read per device per window, about 2 µs from the block
+// cache) and hands the push to the provider's queue, or drops and counts
+// it when the queue is full.
 func (s *Service) Notify(d Device) {
 	if len(s.senders) == 0 {
 		return
@@ -197,11 +211,11 @@ func (s *Service) Notify(d Device) {
 	s.enqueueLocked(j)
 }
 
-// enqueueLocked hands j to the workers, or drops it and frees the device's
-// window so later mail can try again.
+// enqueueLocked hands j to its provider's workers, or drops it and frees
+// the device's window so later mail can try again.
 func (s *Service) enqueueLocked(j *job) {
 	select {
-	case s.jobs <- j:
+	case s.jobs[j.tok.Provider] <- j:
 		j.e.active = true
 	default:
 		s.m.dropped.WithLabelValues(j.tok.Provider.String()).Inc()
@@ -217,19 +231,24 @@ func (s *Service) enqueueLocked(j *job) {
 // dropped: the devices get their mail when they next connect.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for range s.cfg.Workers {
-		wg.Go(func() {
-			for {
-				select {
-				case j := <-s.jobs:
-					s.attempt(ctx, j)
-				case <-ctx.Done():
-					return
+	for _, jobs := range s.jobs {
+		for range s.cfg.Workers {
+			wg.Go(func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case j := <-jobs:
+						if ctx.Err() != nil {
+							return
+						}
+						s.attempt(ctx, j)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
-	t := time.NewTicker(max(s.cfg.Window, time.Second))
+	t := time.NewTicker(min(max(s.cfg.Window, time.Second), time.Minute))
 	defer t.Stop()
 	for {
 		select {
@@ -254,7 +273,9 @@ func (s *Service) sweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for d, e := range s.recent {
-		if !e.active && !now.Before(e.until) {
+		// An entry whose token is being read (provider 0) belongs to a
+		// Notify in progress.
+		if !e.active && e.provider != 0 && !now.Before(e.until) {
 			delete(s.recent, d)
 		}
 	}
@@ -272,14 +293,29 @@ func (s *Service) attempt(ctx context.Context, j *job) {
 	ttl := max(j.expires.Sub(s.now()).Round(time.Second), time.Second)
 	r := s.senders[j.tok.Provider].send(actx, j.tok, j.expires, ttl)
 	cancel()
-	if s.attempted != nil {
-		defer s.attempted(j.dev, r)
+	reported := false
+	report := func() {
+		if s.attempted != nil && !reported {
+			reported = true
+			s.attempted(j.dev, r)
+		}
 	}
+	defer report() // after the outcome's effects, so tests see them
 	p := j.tok.Provider.String()
 	j.attempt++
+	if ctx.Err() != nil {
+		// Shutting down: the attempt was cut short, not refused. The
+		// device gets its mail when it next connects.
+		s.finish(j)
+		return
+	}
 	switch r.outcome {
 	case sent:
 		s.m.sent.WithLabelValues(p).Inc()
+		// The window runs from the push that got through.
+		s.mu.Lock()
+		j.e.until = s.now().Add(s.cfg.Window)
+		s.mu.Unlock()
 	case dead:
 		s.m.failed.WithLabelValues(p, r.reason).Inc()
 		removed, err := s.store.DeleteIf(context.WithoutCancel(ctx), j.dev, j.tok)
@@ -292,9 +328,11 @@ func (s *Service) attempt(ctx context.Context, j *job) {
 		}
 	case retry:
 		delay := s.backoff(j.attempt, r.after)
-		if j.attempt < s.cfg.MaxAttempts && s.now().Add(delay).Before(j.deadline) && ctx.Err() == nil {
+		if j.attempt < s.cfg.MaxAttempts && s.now().Add(delay).Before(j.deadline) {
+			report() // before the retry can run and report
+		}
+		if j.attempt < s.cfg.MaxAttempts && s.now().Add(delay).Before(j.deadline) && s.scheduleRetry(j, delay) {
 			s.m.retries.WithLabelValues(p).Inc()
-			time.AfterFunc(delay, func() { s.requeue(j) })
 			return // still active
 		}
 		s.m.failed.WithLabelValues(p, r.reason).Inc()
@@ -303,9 +341,27 @@ func (s *Service) attempt(ctx context.Context, j *job) {
 		s.m.failed.WithLabelValues(p, r.reason).Inc()
 		s.log.Warn("push: refused", "provider", p, "reason", r.reason)
 	}
+	s.finish(j)
+}
+
+// finish marks j's device as having no push under way.
+func (s *Service) finish(j *job) {
 	s.mu.Lock()
 	j.e.active = false
 	s.mu.Unlock()
+}
+
+// scheduleRetry puts j back in its queue after delay, unless as many jobs
+// as a queue holds are already waiting for a retry.
+func (s *Service) scheduleRetry(j *job, delay time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.retrying >= s.cfg.QueueSize {
+		return false
+	}
+	s.retrying++
+	time.AfterFunc(delay, func() { s.requeue(j) })
+	return true
 }
 
 // backoff is the delay before retry n (1-based): Backoff doubled each
@@ -321,6 +377,7 @@ func (s *Service) backoff(n int, after time.Duration) time.Duration {
 func (s *Service) requeue(j *job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.retrying--
 	if s.recent[j.dev] != j.e || s.closed {
 		j.e.active = false
 		return

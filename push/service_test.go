@@ -170,7 +170,7 @@ func TestDeadTokensAreDeleted(t *testing.T) {
 		{apnsTok(3), func(k Token) { a.Answer(k.Value, 400, "DeviceTokenNotForTopic") }, "DeviceTokenNotForTopic"},
 		{FCMToken("fcm-1"), func(k Token) { f.Answer(k.Value, 404, "UNREGISTERED") }, "UNREGISTERED"},
 		{FCMToken("fcm-2"), func(k Token) { f.Answer(k.Value, 400, "INVALID_ARGUMENT") }, "INVALID_ARGUMENT"},
-		{FCMToken("fcm-3"), func(k Token) { f.Answer(k.Value, 403, "SENDER_ID_MISMATCH") }, "SENDER_ID_MISMATCH"},
+		{apnsTok(4), func(k Token) { a.Answer(k.Value, 410, "") }, "HTTP 4xx"},
 	}
 	for i, c := range cases {
 		d := device(byte(10 + i))
@@ -240,5 +240,67 @@ func TestRetries(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.m.retries.WithLabelValues("apns")); got != 4 {
 		t.Errorf("apns retries = %v, want 4", got)
+	}
+}
+
+// TestWrongProjectKeepsTokens: SENDER_ID_MISMATCH is what every token
+// answers when the relay has another project's credentials, so it must
+// not delete tokens.
+func TestWrongProjectKeepsTokens(t *testing.T) {
+	f := pushtest.NewFCM(t)
+	h := start(t, Config{FCM: fcmConfig(f)})
+	tok := FCMToken("fcm-kept")
+	mustSet(t, h, device(1), tok)
+	f.Answer(tok.Value, 403, "SENDER_ID_MISMATCH")
+	h.Notify(device(1))
+	if ev := h.attempt(t); ev.r.outcome != failed || ev.r.reason != "SENDER_ID_MISMATCH" {
+		t.Fatalf("outcome %+v", ev.r)
+	}
+	if _, err := h.store.Get(context.Background(), device(1)); err != nil {
+		t.Fatalf("token gone: %v", err)
+	}
+}
+
+// TestConnectedDropsARetry: a device that connects while its push waits
+// to be retried is not pushed again.
+func TestConnectedDropsARetry(t *testing.T) {
+	a := pushtest.NewAPNs(t)
+	h := start(t, Config{APNs: apnsConfig(a), Backoff: time.Hour, RetryFor: 2 * time.Hour})
+	mustSet(t, h, device(1), apnsTok(1))
+	a.AnswerNext(1, 503, "ServiceUnavailable")
+	h.Notify(device(1))
+	if ev := h.attempt(t); ev.r.outcome != retry {
+		t.Fatalf("first attempt %+v", ev.r)
+	}
+	h.mu.Lock()
+	waiting := h.retrying
+	h.mu.Unlock()
+	if waiting != 1 {
+		t.Fatalf("%d retries waiting, want 1", waiting)
+	}
+	h.mu.Lock()
+	old := h.recent[device(1)]
+	h.mu.Unlock()
+	h.Connected(device(1))
+	// The waiting job's entry is no longer the device's: when its timer
+	// fires, requeue drops it.
+	h.mu.Lock()
+	stale := h.recent[device(1)] != old
+	h.mu.Unlock()
+	if !stale {
+		t.Fatal("Connected left the waiting push in place")
+	}
+	h.Notify(device(1)) // the window was reset: a new push goes out at once
+	if req := a.Next(t, wait); req.Status != 503 {
+		t.Fatalf("first request answered %d", req.Status)
+	}
+	if req := a.Next(t, wait); req.Status != 200 {
+		t.Fatalf("push after reconnect: %d", req.Status)
+	}
+}
+
+func TestExpiryOverFCMLimitRefused(t *testing.T) {
+	if _, err := New(context.Background(), Config{Expiry: 29 * 24 * time.Hour}, newStore(t), nil, nil); err == nil {
+		t.Fatal("an expiry over 28 days was accepted")
 	}
 }

@@ -119,6 +119,10 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	}}}
 	if err := spec.WriteFrame(st, ready); err != nil {
 		c.s.sessions.remove(s)
+		if window > 0 {
+			// Connected reset the push window; mail may be waiting.
+			c.s.sessionEnded(s.addr, 0, false)
+		}
 		return
 	}
 	c.s.m.sessions.Inc()

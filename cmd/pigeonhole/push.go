@@ -70,8 +70,10 @@ func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, dataDir stri
 			return nil, fmt.Errorf("read APNs key: %w", err)
 		}
 		cfg.APNs = &push.APNsConfig{AuthKey: key, KeyID: p.apnsKeyID, TeamID: p.apnsTeamID, Host: p.apnsHost}
-		if p.apnsTopics != "" {
-			cfg.APNs.Topics = strings.Split(p.apnsTopics, ",")
+		for _, t := range strings.Split(p.apnsTopics, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.APNs.Topics = append(cfg.APNs.Topics, t)
+			}
 		}
 		if tlsConf != nil {
 			cfg.APNs.HTTPClient = &http.Client{Transport: &http2.Transport{TLSClientConfig: tlsConf}}
@@ -99,7 +101,7 @@ func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, dataDir stri
 	}
 	svc, err := push.New(ctx, cfg, store, log.With("component", "push"), reg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (-apns-key %q, -fcm-credentials %q)", err, p.apnsKey, p.fcmCredentials)
 	}
 	log.Info("push is on", "apns", svc.Enabled(push.APNs), "fcm", svc.Enabled(push.FCM), "window", cfg.Window)
 	return svc, nil
