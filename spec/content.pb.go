@@ -34,6 +34,7 @@ type Content struct {
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Content_Text
+	//	*Content_Sent
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -92,6 +93,15 @@ func (x *Content) GetText() *Text {
 	return nil
 }
 
+func (x *Content) GetSent() *SentTranscript {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Sent); ok {
+			return x.Sent
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -100,7 +110,13 @@ type Content_Text struct {
 	Text *Text `protobuf:"bytes,2,opt,name=text,proto3,oneof"`
 }
 
+type Content_Sent struct {
+	Sent *SentTranscript `protobuf:"bytes,3,opt,name=sent,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
+
+func (*Content_Sent) isContent_Body() {}
 
 // Text is a text message.
 type Text struct {
@@ -147,18 +163,76 @@ func (x *Text) GetBody() string {
 	return ""
 }
 
+// SentTranscript is the copy of a message this account sent, for the
+// account's other devices, so every device shows the conversation.
+type SentTranscript struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Destination   []byte                 `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"` // the account the message went to
+	Text          *Text                  `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SentTranscript) Reset() {
+	*x = SentTranscript{}
+	mi := &file_content_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SentTranscript) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SentTranscript) ProtoMessage() {}
+
+func (x *SentTranscript) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SentTranscript.ProtoReflect.Descriptor instead.
+func (*SentTranscript) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SentTranscript) GetDestination() []byte {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *SentTranscript) GetText() *Text {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
 var File_content_proto protoreflect.FileDescriptor
 
 const file_content_proto_rawDesc = "" +
 	"\n" +
-	"\rcontent.proto\x12\rpigeonhole.v1\"Z\n" +
+	"\rcontent.proto\x12\rpigeonhole.v1\"\x8f\x01\n" +
 	"\aContent\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x01 \x01(\x03R\bsentAtMs\x12)\n" +
-	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextH\x00R\x04textB\x06\n" +
+	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextH\x00R\x04text\x123\n" +
+	"\x04sent\x18\x03 \x01(\v2\x1d.pigeonhole.v1.SentTranscriptH\x00R\x04sentB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04bodyB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\x04body\x18\x01 \x01(\tR\x04body\"[\n" +
+	"\x0eSentTranscript\x12 \n" +
+	"\vdestination\x18\x01 \x01(\fR\vdestination\x12'\n" +
+	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextR\x04textB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_content_proto_rawDescOnce sync.Once
@@ -172,18 +246,21 @@ func file_content_proto_rawDescGZIP() []byte {
 	return file_content_proto_rawDescData
 }
 
-var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_content_proto_goTypes = []any{
-	(*Content)(nil), // 0: pigeonhole.v1.Content
-	(*Text)(nil),    // 1: pigeonhole.v1.Text
+	(*Content)(nil),        // 0: pigeonhole.v1.Content
+	(*Text)(nil),           // 1: pigeonhole.v1.Text
+	(*SentTranscript)(nil), // 2: pigeonhole.v1.SentTranscript
 }
 var file_content_proto_depIdxs = []int32{
 	1, // 0: pigeonhole.v1.Content.text:type_name -> pigeonhole.v1.Text
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: pigeonhole.v1.Content.sent:type_name -> pigeonhole.v1.SentTranscript
+	1, // 2: pigeonhole.v1.SentTranscript.text:type_name -> pigeonhole.v1.Text
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_content_proto_init() }
@@ -193,6 +270,7 @@ func file_content_proto_init() {
 	}
 	file_content_proto_msgTypes[0].OneofWrappers = []any{
 		(*Content_Text)(nil),
+		(*Content_Sent)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -200,7 +278,7 @@ func file_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

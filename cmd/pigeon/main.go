@@ -8,6 +8,8 @@
 //	pigeon listen                                   print messages as they arrive
 //	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
 //	pigeon push-token apns|fcm|clear ...            register this device's push token
+//	pigeon link ... | link -approve URI_OR_PNG      link a new device by QR code
+//	pigeon devices [revoke ID]                      list or revoke the account's devices
 //
 // State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
 // directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
@@ -38,6 +40,11 @@ commands:
   push-token apns [-sandbox] TOPIC HEX     register an APNs device token (as an app does)
   push-token fcm TOKEN                     register an FCM registration token
   push-token clear                         remove this device's push token
+  link -relay HOST:PORT -fingerprint HEX [-png FILE] [-name NAME]
+                                           on a new device: show a QR code and join an account
+  link -approve URI_OR_PNG                 on the primary: approve the new device
+  devices                                  list this account's devices
+  devices revoke ID                        remove a device (primary only)
 
 The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
 in the user config directory.
@@ -97,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.verify(rest)
 	case "push-token":
 		err = c.pushToken(ctx, rest)
+	case "link":
+		err = c.link(ctx, rest)
+	case "devices":
+		err = c.devices(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

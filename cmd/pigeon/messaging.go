@@ -45,24 +45,42 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
 		return relayError("authenticate", err)
 	}
+	n, err := deliver(ctx, conn, d, to, plain)
+	if err != nil {
+		return err
+	}
+	if err := c.syncCopy(ctx, conn, d, to, args[1]); err != nil {
+		// The message went out; only the other devices' copy failed.
+		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this message: %v\n", err)
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintf(c.stderr, "pigeon: sent to %s (%d device%s)\n", short(to), n, plural(n))
+	return nil
+}
+
+// deliver encrypts plain for every device of account to (this device
+// aside) and sends it, meeting new devices and forgetting removed ones
+// when the relay says the list is stale. It returns how many devices it
+// went to.
+func deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to, plain []byte) (int, error) {
 	msgID := make([]byte, spec.ClientMessageIDSize)
 	if _, err := rand.Read(msgID); err != nil {
-		return err
+		return 0, err
 	}
 	devices, err := d.SessionDevices(to)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	devices = recipients(d, to, devices)
 	for attempt := 0; ; attempt++ {
 		if len(devices) == 0 {
 			if devices, err = startSessions(ctx, conn, d, to, nil); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		msgs, err := d.Encrypt(ctx, to, devices, plain)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		_, err = conn.Send(ctx, &client.Message{Recipient: to, ClientMessageID: msgID, Devices: msgs})
 		var re *client.Error
@@ -70,27 +88,49 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			// The account linked or removed devices: forget the removed
 			// ones, meet the new ones, and encrypt again.
 			if err := d.ForgetDevices(to, re.Extra); err != nil {
-				return err
+				return 0, err
 			}
 			if len(re.Missing) > 0 {
 				if _, err := startSessions(ctx, conn, d, to, re.Missing); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			if devices, err = d.SessionDevices(to); err != nil {
-				return err
+				return 0, err
 			}
 			devices = recipients(d, to, devices)
 			continue
 		}
 		if err != nil {
-			return relayError("send", err)
+			return 0, relayError("send", err)
 		}
 		break
 	}
-	_ = conn.Finish(ctx)
-	fmt.Fprintf(c.stderr, "pigeon: sent to %s (%d device%s)\n", short(to), len(devices), plural(len(devices)))
-	return nil
+	return len(devices), nil
+}
+
+// syncCopy sends this account's other devices a transcript of a text sent
+// to another account, so every device shows the conversation.
+func (c *cli) syncCopy(ctx context.Context, conn *client.Conn, d *e2e.Device, to []byte, text string) error {
+	own := d.AccountID()
+	if slices.Equal(to, own) {
+		return nil
+	}
+	infos, err := conn.ListDevices(ctx)
+	if err != nil {
+		return relayError("list devices", err)
+	}
+	if len(infos) < 2 {
+		return nil
+	}
+	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Sent{Sent: &spec.SentTranscript{
+		Destination: to, Text: &spec.Text{Body: text},
+	}}})
+	if err != nil {
+		return err
+	}
+	_, err = deliver(ctx, conn, d, own, plain)
+	return err
 }
 
 // startSessions fetches an account's keys and starts sessions with the
@@ -184,6 +224,8 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 			}
 		case client.EventPreKeysLow:
 			c.refill(ctx, cl, d, ev.PreKeysRemaining)
+		case client.EventDevices:
+			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
 		case client.EventDrained:
 			if !follow {
 				c.finish(cl)
@@ -223,11 +265,16 @@ func (c *cli) show(ctx context.Context, d *e2e.Device, env *client.Envelope) boo
 		fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
 		return false
 	}
+	when := time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")
+	if sent := content.GetSent(); sent != nil && slices.Equal(env.Sender, d.AccountID()) {
+		// A copy of what this account sent from another device.
+		fmt.Fprintf(c.stdout, "%s you to %x: %s\n", when, sent.GetDestination(), sent.GetText().GetBody())
+		return true
+	}
 	text := content.GetText()
 	if text == nil {
 		return false
 	}
-	when := time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")
 	fmt.Fprintf(c.stdout, "%s %x: %s\n", when, env.Sender, text.GetBody())
 	return true
 }

@@ -41,6 +41,7 @@ func TestScripts(t *testing.T) {
 			"waitrelay": waitRelay,
 			"idenv":     idEnv,
 			"apnspush":  apnsPush,
+			"waitfile":  waitFile,
 		},
 	})
 }
@@ -118,4 +119,25 @@ func apnsPush(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("push to %s answered %d %s, want an accepted push to %s", req.Token, req.Status, req.Reason, args[0])
 	}
 	ts.Logf("push to %s…: %s", req.Token[:8], req.Body)
+}
+
+// waitFile waits (up to 30 s) until FILE exists and is not empty, for a
+// background command's output.
+func waitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 30s", args[0])
+		}
+		<-tick.C
+	}
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// devices lists the account's devices, or revokes one.
+func (c *cli) devices(ctx context.Context, args []string) error {
+	revoke := uint32(0)
+	switch {
+	case len(args) == 0:
+	case len(args) == 2 && args[0] == "revoke":
+		id, err := strconv.ParseUint(args[1], 10, 32)
+		if err != nil || id == 0 {
+			return failf("pigeon devices revoke ID", "%q is not a device id", args[1])
+		}
+		revoke = uint32(id)
+	default:
+		return failf("pigeon devices | pigeon devices revoke ID", "unknown devices command")
+	}
+	d, opts, creds, err := c.registered()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := dial(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
+		return relayError("authenticate", err)
+	}
+	if revoke != 0 {
+		if revoke == d.DeviceID() {
+			return failf("revoke it from the primary device", "this is the device you are using")
+		}
+		err := conn.RevokeDevice(ctx, revoke)
+		var re *client.Error
+		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeNotPrimary {
+			return failf("revoke devices from the primary device (device 1)", "the relay said NOT_PRIMARY: %s", re.Message)
+		}
+		if err != nil {
+			return relayError("revoke", err)
+		}
+		if err := d.ForgetDevices(d.AccountID(), []uint32{revoke}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "pigeon: revoked device %d; it can no longer connect\n", revoke)
+		return nil
+	}
+	infos, err := conn.ListDevices(ctx)
+	if err != nil {
+		return relayError("list devices", err)
+	}
+	for _, info := range infos {
+		name := "(no name)"
+		if len(info.EncryptedName) > 0 {
+			if n, err := d.OpenDeviceName(info.EncryptedName); err == nil {
+				name = n
+			} else {
+				name = "(unreadable name)"
+			}
+		}
+		seen := "never"
+		if !info.LastSeen.IsZero() {
+			seen = info.LastSeen.Format("2006-01-02")
+		}
+		this := ""
+		if info.DeviceID == d.DeviceID() {
+			this = " (this device)"
+		}
+		fmt.Fprintf(c.stdout, "%d\t%s\tlinked %s\tlast seen %s%s\n", info.DeviceID, name, info.Linked.Format("2006-01-02"), seen, this)
+	}
+	return nil
+}
