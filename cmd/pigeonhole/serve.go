@@ -45,15 +45,14 @@ flags:
 type serveFlags struct {
 	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel string
 
-	cfg       relay.Config
-	qcfg      queue.Config
-	keyCfg    keys.Config
-	regBurst  int
-	regEvery  time.Duration
-	fetBurst  int
-	fetEvery  time.Duration
-	maxDevice int
-	push      pushFlags
+	cfg      relay.Config
+	qcfg     queue.Config
+	keyCfg   keys.Config
+	regBurst int
+	regEvery time.Duration
+	fetBurst int
+	fetEvery time.Duration
+	push     pushFlags
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -83,6 +82,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
+	fs.IntVar(&f.keyCfg.MaxDevices, "max-devices", 6, "devices per account (the primary and linked ones)")
 	f.push.register(fs)
 	return fs
 }
