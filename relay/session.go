@@ -208,10 +208,12 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 					inflight[it.Seq] = struct{}{}
 					cursor = it.Seq
 				}
+				// Counted before the write, so a client that has read an
+				// envelope sees it counted.
+				s.c.s.m.delivered.Add(float64(len(items)))
 				if _, err := s.st.Write(buf); err != nil {
 					return
 				}
-				s.c.s.m.delivered.Add(float64(len(items)))
 				drained = false
 				continue
 			}
