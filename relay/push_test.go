@@ -24,7 +24,7 @@ const pushTopic = "org.pigeonhole.test"
 
 // startPushRelay starts a relay that pushes through a local APNs
 // endpoint, with the given coalescing window.
-func startPushRelay(t *testing.T, window time.Duration) (*testRelay, *pushtest.APNs) {
+func startPushRelay(t testing.TB, window time.Duration) (*testRelay, *pushtest.APNs) {
 	t.Helper()
 	a := pushtest.NewAPNs(t)
 	var svc *push.Service
@@ -54,7 +54,7 @@ func startPushRelay(t *testing.T, window time.Duration) (*testRelay, *pushtest.A
 
 // pushToken gives d an APNs token (on a send-only connection, which does
 // not count as connected) and returns it in hex.
-func (r *testRelay) pushToken(t *testing.T, d *device) string {
+func (r *testRelay) pushToken(t testing.TB, d *device) string {
 	t.Helper()
 	tok := make([]byte, 32)
 	rand.Read(tok)
