@@ -77,6 +77,10 @@ func (s *Store) LinkDevice(ctx context.Context, a AccountID, code []byte, dev De
 	if err != nil {
 		return 0, fmt.Errorf("keys: read link code: %w", err)
 	}
+	if len(v) != 24 {
+		closer.Close()
+		return 0, fmt.Errorf("keys: corrupt link code record (%d bytes)", len(v))
+	}
 	owner, expiresMs := AccountID(v[:16]), int64(binary.BigEndian.Uint64(v[16:24]))
 	closer.Close()
 	if owner != a {
@@ -125,6 +129,11 @@ func (s *Store) Seen(ctx context.Context, a AccountID, id uint32, t time.Time) e
 	}
 	day := uint32(t.UTC().Unix() / 86400)
 	k := seenKey(a, id)
+	defer s.lock(a)()
+	// Not for a device removed meanwhile: its record must stay gone.
+	if _, err := s.loadDevice(a, id); err != nil {
+		return err
+	}
 	if v, closer, err := s.db.Get(k); err == nil {
 		same := len(v) == 4 && binary.BigEndian.Uint32(v) == day
 		closer.Close()

@@ -41,6 +41,10 @@ type Config struct {
 	// MaxProvisioning bounds the provisioning streams open at once on
 	// this relay. Default 10,000.
 	MaxProvisioning int
+	// ProvisioningLimit bounds provisioning streams opened per source IP
+	// address. Default a burst of 10, then one per 30 s. A connection may
+	// have one open at a time.
+	ProvisioningLimit Limit
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -91,6 +95,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxProvisioning <= 0 {
 		c.MaxProvisioning = 10000
+	}
+	if c.ProvisioningLimit.Burst <= 0 {
+		c.ProvisioningLimit.Burst = 10
+	}
+	if c.ProvisioningLimit.Every <= 0 {
+		c.ProvisioningLimit.Every = 30 * time.Second
 	}
 	return c
 }

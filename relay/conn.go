@@ -39,6 +39,7 @@ type conn struct {
 	dev       uint32
 	authErr   *spec.Error
 	undecoded map[quic.StreamID]struct{} // streams whose first frame is not read yet
+	provOpen  bool                       // a provisioning stream is open
 	changed   chan struct{}              // closed and replaced on every change above
 }
 

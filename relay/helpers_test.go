@@ -42,8 +42,9 @@ type testRelay struct {
 // registering many accounts from 127.0.0.1 are not rate-limited.
 func testConfig() relay.Config {
 	return relay.Config{
-		RegisterLimit: relay.Limit{Burst: 10000, Every: time.Millisecond},
-		FetchLimit:    relay.Limit{Burst: 10000, Every: time.Millisecond},
+		RegisterLimit:     relay.Limit{Burst: 10000, Every: time.Millisecond},
+		FetchLimit:        relay.Limit{Burst: 10000, Every: time.Millisecond},
+		ProvisioningLimit: relay.Limit{Burst: 10000, Every: time.Millisecond},
 	}
 }
 

@@ -121,19 +121,22 @@ func (c *conn) revokeDevice(id quic.StreamID, r *spec.RevokeDeviceRequest) *spec
 		return c.s.keyError("revoke the device", err)
 	}
 	// The device can no longer authenticate; what remains is cleanup.
-	ctx := context.WithoutCancel(c.ctx)
-	a := addrOf(acct, r.DeviceId)
-	if err := c.s.queues.DeleteDevice(ctx, a); err != nil {
-		c.s.internal("delete a revoked device's queue", err)
-	}
-	if c.s.push != nil {
-		if err := c.s.push.DeleteToken(ctx, pushDevice(a)); err != nil {
-			c.s.internal("delete a revoked device's push token", err)
-		}
-	}
+	// Its connections go first, then its queue and token; a failure there
+	// is reported (the device is gone either way; its queue would expire
+	// with the message lifetime).
 	c.s.closeDevice(acct, r.DeviceId)
 	c.s.log.Info("device revoked", "account", acct.String(), "device", r.DeviceId)
 	c.s.devicesChanged(acct)
+	ctx := context.WithoutCancel(c.ctx)
+	a := addrOf(acct, r.DeviceId)
+	if err := c.s.queues.DeleteDevice(ctx, a); err != nil {
+		return c.s.internal("delete a revoked device's queue", err)
+	}
+	if c.s.push != nil {
+		if err := c.s.push.DeleteToken(ctx, pushDevice(a)); err != nil {
+			return c.s.internal("delete a revoked device's push token", err)
+		}
+	}
 	return nil
 }
 

@@ -92,8 +92,11 @@ func TestLinkedDeviceGetsMail(t *testing.T) {
 	if err != nil || len(infos) != 2 {
 		t.Fatalf("list = %v, %v", infos, err)
 	}
+	// Days, not times: midnight UTC of today (or of yesterday, if the
+	// test ran across midnight).
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	if string(infos[1].EncryptedName) != "sealed name" || !infos[1].Linked.Equal(today) || !infos[1].LastSeen.Equal(today) {
+	isDay := func(d time.Time) bool { return d.Equal(today) || d.Equal(today.Add(-24*time.Hour)) }
+	if string(infos[1].EncryptedName) != "sealed name" || !isDay(infos[1].Linked) || !isDay(infos[1].LastSeen) {
 		t.Fatalf("device 2 info %+v", infos[1])
 	}
 }
@@ -200,12 +203,20 @@ func TestProvisioningRefusals(t *testing.T) {
 	if got, err := prov.Wait(ctxT(t)); err != nil || string(got) != "first" {
 		t.Fatalf("wait = %q, %v", got, err)
 	}
-	// An address dies with its stream, and when it expires.
-	closed, err := nc.OpenProvisioning(ctxT(t))
+	// One provisioning stream per connection.
+	busy, err := nc.OpenProvisioning(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiring, err := nc.OpenProvisioning(ctxT(t))
+	_, err = nc.OpenProvisioning(ctxT(t))
+	wantCode(t, err, spec.CodeRateLimited)
+	busy.Close()
+	// An address dies with its stream, and when it expires.
+	closed, err := r.dial(t).OpenProvisioning(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring, err := r.dial(t).OpenProvisioning(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,4 +261,16 @@ func TestRevokeDevice(t *testing.T) {
 	}
 	_, err = sendText(t, bc, alice, []uint32{1, 2}, "after")
 	wantCode(t, err, spec.CodeStaleDevices)
+	// Its prekeys are gone (bundles only for device 1), and the primary
+	// was told both changes.
+	ks, err := bc.FetchKeys(ctxT(t), alice.AccountID)
+	if err != nil || len(ks.Devices) != 1 || ks.Devices[0].DeviceID != 1 {
+		t.Fatalf("bundles after revoke: %+v, %v", ks, err)
+	}
+	if ev := nextKind(t, a1, client.EventDevices); len(ev.DeviceIDs) != 2 {
+		t.Fatalf("link event %v", ev.DeviceIDs)
+	}
+	if ev := nextKind(t, a1, client.EventDevices); len(ev.DeviceIDs) != 1 || ev.DeviceIDs[0] != 1 {
+		t.Fatalf("revoke event %v", ev.DeviceIDs)
+	}
 }

@@ -16,44 +16,62 @@ const MaxProvisioningBytes = 64 << 10
 // provTable holds the open provisioning streams by address.
 type provTable struct {
 	mu sync.Mutex
-	m  map[[16]byte]chan []byte // capacity 1: one message per address
+	m  map[[16]byte]*provSlot
+}
+
+// provSlot is one open provisioning stream's mailbox.
+type provSlot struct {
+	msg  chan provMsg  // capacity 1: one message per address
+	left chan struct{} // closed when the stream's handler stops waiting
+}
+
+// provMsg is a message for a slot and where to say whether the new device
+// got it.
+type provMsg struct {
+	body []byte
+	done chan error
 }
 
 // open registers a new address, unless max are open.
-func (t *provTable) open(max int) ([16]byte, chan []byte, bool) {
-	var addr [16]byte
-	_, _ = rand.Read(addr[:])
-	ch := make(chan []byte, 1)
+func (t *provTable) open(max int) ([16]byte, *provSlot, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
-		t.m = make(map[[16]byte]chan []byte)
+		t.m = make(map[[16]byte]*provSlot)
 	}
 	if len(t.m) >= max {
-		return addr, nil, false
+		return [16]byte{}, nil, false
 	}
-	t.m[addr] = ch
-	return addr, ch, true
+	var addr [16]byte
+	for {
+		_, _ = rand.Read(addr[:])
+		if _, taken := t.m[addr]; !taken {
+			break
+		}
+	}
+	slot := &provSlot{msg: make(chan provMsg, 1), left: make(chan struct{})}
+	t.m[addr] = slot
+	return addr, slot, true
 }
 
-func (t *provTable) close(addr [16]byte) {
+// close removes the address; a sender still waiting learns the device is
+// gone.
+func (t *provTable) close(addr [16]byte, slot *provSlot) {
 	t.mu.Lock()
-	delete(t.m, addr)
+	if t.m[addr] == slot {
+		delete(t.m, addr)
+	}
 	t.mu.Unlock()
+	close(slot.left)
 }
 
-// deliver hands body to the stream at addr; an address takes one message
-// and is then gone.
-func (t *provTable) deliver(addr [16]byte, body []byte) bool {
+// take claims the address for one message: it is gone for everyone else.
+func (t *provTable) take(addr [16]byte) *provSlot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ch, ok := t.m[addr]
-	if !ok {
-		return false
-	}
+	slot := t.m[addr]
 	delete(t.m, addr)
-	ch <- body
-	return true
+	return slot
 }
 
 // runProvisioning serves a provisioning stream: it gives the new device an
@@ -61,25 +79,47 @@ func (t *provTable) deliver(addr [16]byte, body []byte) bool {
 // primary device sends to it.
 func (c *conn) runProvisioning(st *quic.Stream) {
 	defer st.CancelRead(0)
-	write := func(ev *spec.ProvisioningEvent) bool {
+	write := func(ev *spec.ProvisioningEvent) error {
 		_ = st.SetWriteDeadline(time.Now().Add(c.s.cfg.AuthWait))
-		return spec.WriteFrame(st, ev) == nil
+		return spec.WriteFrame(st, ev)
 	}
-	addr, ch, ok := c.s.prov.open(c.s.cfg.MaxProvisioning)
-	if !ok {
-		c.s.m.requests.WithLabelValues("open_provisioning", spec.CodeRateLimited.String()).Inc()
-		e := spec.Err(spec.CodeRateLimited, "too many devices are linking right now; try again in a minute")
-		e.RetryAfterMs = 60_000
-		write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Error{Error: e}})
+	refuse := func(e *spec.Error) {
+		c.s.m.requests.WithLabelValues("open_provisioning", spec.Code(e.Code).String()).Inc()
+		_ = write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Error{Error: e}})
 		_ = st.Close()
+	}
+	c.mu.Lock()
+	busy := c.provOpen
+	c.provOpen = true
+	c.mu.Unlock()
+	if busy {
+		refuse(spec.Err(spec.CodeRateLimited, "this connection already has a provisioning stream"))
 		return
 	}
-	defer c.s.prov.close(addr)
+	defer func() {
+		c.mu.Lock()
+		c.provOpen = false
+		c.mu.Unlock()
+	}()
+	if ok, wait := c.s.provLimit.allow(c.remoteIP, c.s.now()); !ok {
+		e := spec.Err(spec.CodeRateLimited, "too many provisioning streams from this address")
+		e.RetryAfterMs = uint32(wait / time.Millisecond)
+		refuse(e)
+		return
+	}
+	addr, slot, ok := c.s.prov.open(c.s.cfg.MaxProvisioning)
+	if !ok {
+		e := spec.Err(spec.CodeRateLimited, "too many devices are linking right now; try again in a minute")
+		e.RetryAfterMs = 60_000
+		refuse(e)
+		return
+	}
+	defer c.s.prov.close(addr, slot)
 	c.s.m.requests.WithLabelValues("open_provisioning", spec.CodeOK.String()).Inc()
 	expires := c.s.now().Add(c.s.cfg.ProvisioningLifetime)
-	if !write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Address{Address: &spec.ProvisioningAddress{
+	if write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Address{Address: &spec.ProvisioningAddress{
 		Address: addr[:], ExpiresMs: expires.UnixMilli(),
-	}}}) {
+	}}}) != nil {
 		return
 	}
 	// The client sends nothing more; its FIN or reset ends the wait.
@@ -92,12 +132,14 @@ func (c *conn) runProvisioning(st *quic.Stream) {
 	timer := time.NewTimer(c.s.cfg.ProvisioningLifetime)
 	defer timer.Stop()
 	select {
-	case body := <-ch:
-		if write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Message{Message: &spec.ProvisioningMessage{Body: body}}}) {
-			_ = st.Close()
+	case m := <-slot.msg:
+		err := write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Message{Message: &spec.ProvisioningMessage{Body: m.body}}})
+		if err == nil {
+			err = st.Close()
 		}
+		m.done <- err
 	case <-timer.C:
-		write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Error{Error: spec.Err(spec.CodeUnknownAddress, "the provisioning address expired; show a new code")}})
+		_ = write(&spec.ProvisioningEvent{Body: &spec.ProvisioningEvent_Error{Error: spec.Err(spec.CodeUnknownAddress, "the provisioning address expired; show a new code")}})
 		_ = st.Close()
 	case <-gone:
 	case <-c.ctx.Done():
@@ -105,7 +147,8 @@ func (c *conn) runProvisioning(st *quic.Stream) {
 }
 
 // provision forwards a primary device's opaque message to a provisioning
-// address.
+// address and answers once the message is written to the new device's
+// stream.
 func (c *conn) provision(id quic.StreamID, r *spec.ProvisionRequest) *spec.Error {
 	if _, _, e := c.waitAuth(c.ctx, id); e != nil {
 		return e
@@ -119,8 +162,35 @@ func (c *conn) provision(id quic.StreamID, r *spec.ProvisionRequest) *spec.Error
 	if len(r.Body) > MaxProvisioningBytes {
 		return spec.Err(spec.CodeEnvelopeTooLarge, "a provisioning message is at most %d bytes", MaxProvisioningBytes)
 	}
-	if !c.s.prov.deliver([16]byte(r.Address), r.Body) {
-		return spec.Err(spec.CodeUnknownAddress, "no new device is waiting at this address (it expired or was used)")
+	gone := spec.Err(spec.CodeUnknownAddress, "no new device is waiting at this address (it expired, left or was used)")
+	slot := c.s.prov.take([16]byte(r.Address))
+	if slot == nil {
+		return gone
 	}
-	return nil
+	done := make(chan error, 1)
+	slot.msg <- provMsg{body: r.Body, done: done}
+	timer := time.NewTimer(c.s.cfg.AuthWait)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return gone
+		}
+		return nil
+	case <-slot.left:
+		// The stream's handler may have taken the message just before
+		// it stopped; its answer decides.
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil
+			}
+		default:
+		}
+		return gone
+	case <-timer.C:
+		return gone
+	case <-c.ctx.Done():
+		return spec.Err(spec.CodeShuttingDown, "connection closing")
+	}
 }

@@ -66,6 +66,12 @@ func (c *conn) setPushToken(id quic.StreamID, r *spec.SetPushTokenRequest) *spec
 	err := c.s.push.SetToken(c.ctx, d, tok)
 	switch {
 	case err == nil:
+		// A revoke may have deleted the token store's entry just before
+		// this wrote it: a token must not outlive its device.
+		if _, derr := c.s.keys.Device(c.ctx, acct, dev); derr != nil {
+			_ = c.s.push.DeleteToken(context.WithoutCancel(c.ctx), d)
+			return spec.Err(spec.CodeUnknownDevice, "no such device (it may have been removed)")
+		}
 		return nil
 	case errors.Is(err, push.ErrInvalidToken):
 		return spec.Err(spec.CodeBadRequest, "%v", err)

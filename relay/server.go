@@ -27,6 +27,7 @@ type Server struct {
 
 	registerLimit *limiter
 	fetchLimit    *limiter
+	provLimit     *limiter
 	sessions      *sessionTable
 	prov          provTable
 	now           func() time.Time
@@ -60,6 +61,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		m:             m,
 		registerLimit: newLimiter(cfg.RegisterLimit),
 		fetchLimit:    newLimiter(cfg.FetchLimit),
+		provLimit:     newLimiter(cfg.ProvisioningLimit),
 		sessions:      newSessionTable(),
 		now:           time.Now,
 		conns:         make(map[*conn]struct{}),

@@ -91,6 +91,15 @@ const maxReadBytes = 1 << 20
 func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	acct, dev, e := c.authenticate(open)
 	c.setAuth(acct, dev, e)
+	if e == nil {
+		// A revoke that removed the device after authenticate loaded it
+		// scanned for connections before this one was authenticated:
+		// look again, so a revoked device never keeps a session.
+		if _, err := c.s.keys.Device(c.ctx, acct, dev); err != nil {
+			_ = c.qc.CloseWithError(spec.CloseDeviceRemoved, "device revoked")
+			return
+		}
+	}
 	if e != nil {
 		c.s.log.Info("session refused", "code", spec.Code(e.Code).String(), "ip", c.remoteIP)
 		c.refuseSession(st, e)

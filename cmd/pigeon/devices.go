@@ -41,6 +41,9 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 	}
 	if revoke != 0 {
 		if revoke == d.DeviceID() {
+			if revoke == 1 {
+				return failf("", "this is the primary device; it cannot be revoked")
+			}
 			return failf("revoke it from the primary device", "this is the device you are using")
 		}
 		err := conn.RevokeDevice(ctx, revoke)

@@ -141,6 +141,18 @@ func startSessions(ctx context.Context, conn *client.Conn, d *e2e.Device, to []b
 	if err != nil {
 		return nil, relayError("fetch keys", err)
 	}
+	if only == nil && slices.Equal(to, d.AccountID()) {
+		// Never a session with this device itself (it would spend one of
+		// its own prekeys).
+		for _, b := range keys.Devices {
+			if b.DeviceID != d.DeviceID() {
+				only = append(only, b.DeviceID)
+			}
+		}
+		if len(only) == 0 {
+			return nil, failf("", "this account has no other devices")
+		}
+	}
 	if err := d.StartSessions(ctx, keys, only); errors.Is(err, e2e.ErrIdentityChanged) {
 		return nil, failf(`if they reinstalled, check with them and run "pigeon verify"`, "%s's identity key changed; not sending", short(to))
 	} else if err != nil {
