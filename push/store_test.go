@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -120,7 +121,7 @@ func TestTokenValidation(t *testing.T) {
 
 func TestTokenRedacted(t *testing.T) {
 	tok := FCMToken("secret-registration-token")
-	for _, s := range []string{tok.String(), tok.Redacted(), tok.LogValue().String()} {
+	for _, s := range []string{tok.String(), tok.Redacted(), tok.LogValue().String(), fmt.Sprintf("%#v %v %+v", tok, tok, tok)} {
 		if strings.Contains(s, "registration") || !strings.Contains(s, "secr") {
 			t.Errorf("redacted form %q", s)
 		}

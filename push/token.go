@@ -122,3 +122,6 @@ type Device struct {
 
 // LogValue makes slog print the redacted form whatever the handler.
 func (t Token) LogValue() slog.Value { return slog.StringValue(t.Redacted()) }
+
+// GoString is Redacted too, so %#v does not leak the token either.
+func (t Token) GoString() string { return "push.Token(" + t.Redacted() + ")" }
