@@ -1,0 +1,31 @@
+package blobs
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+)
+
+// Grant is what a client needs to upload or download one blob directly:
+// an HTTP request to make.
+type Grant struct {
+	Method  string      // "PUT" or "GET"
+	URL     string      // absolute, signed
+	Header  http.Header // headers to send as given (signed), such as Content-Length
+	Expires time.Time
+}
+
+// ErrNotFound is returned for a blob that does not exist (or expired).
+var ErrNotFound = errors.New("blobs: no such blob")
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// checkID validates a blob id: 1 to 64 characters of [A-Za-z0-9_-].
+func checkID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("blobs: invalid blob id %q", id)
+	}
+	return nil
+}
