@@ -21,7 +21,9 @@ import (
 type DirConfig struct {
 	// Path is the directory; it is created (0700) if missing.
 	Path string
-	// BaseURL is where Handler is served, such as "https://relay:4433".
+	// BaseURL is where Handler is served, such as "https://relay:4433";
+	// empty makes grant URLs paths ("/blobs/…"), which a Pigeonhole client
+	// resolves against the relay it is connected to.
 	BaseURL string
 	// Key signs grants: 32 random bytes, the same on every start.
 	Key []byte
@@ -43,7 +45,7 @@ func NewDir(cfg DirConfig) (*Dir, error) {
 	if len(cfg.Key) != 32 {
 		return nil, fmt.Errorf("blobs: the grant key must be 32 bytes, not %d", len(cfg.Key))
 	}
-	if _, err := url.Parse(cfg.BaseURL); err != nil || cfg.BaseURL == "" {
+	if _, err := url.Parse(cfg.BaseURL); err != nil {
 		return nil, fmt.Errorf("blobs: bad base URL %q", cfg.BaseURL)
 	}
 	if cfg.Lifetime <= 0 {

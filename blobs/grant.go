@@ -20,12 +20,15 @@ type Grant struct {
 // ErrNotFound is returned for a blob that does not exist (or expired).
 var ErrNotFound = errors.New("blobs: no such blob")
 
+// ErrInvalidID is returned for a malformed blob id.
+var ErrInvalidID = errors.New("blobs: invalid blob id")
+
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // checkID validates a blob id: 1 to 64 characters of [A-Za-z0-9_-].
 func checkID(id string) error {
 	if !idRE.MatchString(id) {
-		return fmt.Errorf("blobs: invalid blob id %q", id)
+		return fmt.Errorf("%w %q", ErrInvalidID, id)
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ type Config struct {
 	// address. Default a burst of 10, then one per 30 s. A connection may
 	// have one open at a time.
 	ProvisioningLimit Limit
+	// MaxBlobBytes is the largest media blob. Default 100 MiB.
+	MaxBlobBytes int64
+	// GrantLifetime is how long an upload or download grant is valid.
+	// Default 10 minutes.
+	GrantLifetime time.Duration
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -95,6 +100,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxProvisioning <= 0 {
 		c.MaxProvisioning = 10000
+	}
+	if c.MaxBlobBytes <= 0 {
+		c.MaxBlobBytes = 100 << 20
+	}
+	if c.GrantLifetime <= 0 {
+		c.GrantLifetime = 10 * time.Minute
 	}
 	if c.ProvisioningLimit.Burst <= 0 {
 		c.ProvisioningLimit.Burst = 10

@@ -79,6 +79,16 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		name = "revoke_device"
 		e = c.revokeDevice(id, b.RevokeDevice)
 		resp.Body = &spec.Response_RevokeDevice{RevokeDevice: &spec.RevokeDeviceResponse{}}
+	case *spec.Request_UploadGrant:
+		name = "upload_grant"
+		var r *spec.UploadGrantResponse
+		r, e = c.uploadGrant(id, b.UploadGrant)
+		resp.Body = &spec.Response_UploadGrant{UploadGrant: r}
+	case *spec.Request_DownloadGrant:
+		name = "download_grant"
+		var r *spec.DownloadGrantResponse
+		r, e = c.downloadGrant(id, b.DownloadGrant)
+		resp.Body = &spec.Response_DownloadGrant{DownloadGrant: r}
 	default:
 		name = "unknown"
 		e = spec.Err(spec.CodeUnsupported, "unknown request type")

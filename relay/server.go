@@ -22,6 +22,9 @@ type Server struct {
 	keys   KeyDirectory
 	queues Queues
 	push   Pusher // nil: no pushes
+
+	blobs     BlobStore   // nil: no media
+	blobQuota UploadQuota // nil: no quota
 	log    *slog.Logger
 	m      *metrics
 

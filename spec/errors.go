@@ -33,6 +33,10 @@ const (
 	CodeBadLinkCode        Code = 21 // link code unknown, used, expired or for another account
 	CodeTooManyDevices     Code = 22 // the account has its maximum number of devices
 	CodeNotPrimary         Code = 23 // only the primary device (device 1) may do this
+	CodeBlobTooLarge       Code = 24 // an upload is over the relay's blob size limit
+	CodeBlobQuota          Code = 25 // the account's daily upload quota is used up
+	CodeUnknownBlob        Code = 26 // no such blob (it may have expired)
+	CodeMediaUnavailable   Code = 27 // the relay keeps no media
 )
 
 // CodeInfo describes one error code.
@@ -68,6 +72,10 @@ var Codes = []CodeInfo{
 	{CodeBadLinkCode, "BAD_LINK_CODE", "start linking again from the primary device"},
 	{CodeTooManyDevices, "TOO_MANY_DEVICES", "revoke a device before linking another"},
 	{CodeNotPrimary, "NOT_PRIMARY", "do this from the primary device"},
+	{CodeBlobTooLarge, "BLOB_TOO_LARGE", "send a smaller file"},
+	{CodeBlobQuota, "BLOB_QUOTA", "wait until tomorrow (UTC), or send less"},
+	{CodeUnknownBlob, "UNKNOWN_BLOB", "the file is gone (expired); ask the sender again"},
+	{CodeMediaUnavailable, "MEDIA_UNAVAILABLE", "this relay does not keep files"},
 }
 
 // String returns the code's name, such as "STALE_DEVICES".

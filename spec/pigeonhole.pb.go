@@ -45,6 +45,8 @@ type Request struct {
 	//	*Request_LinkDevice
 	//	*Request_ListDevices
 	//	*Request_RevokeDevice
+	//	*Request_UploadGrant
+	//	*Request_DownloadGrant
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -213,6 +215,24 @@ func (x *Request) GetRevokeDevice() *RevokeDeviceRequest {
 	return nil
 }
 
+func (x *Request) GetUploadGrant() *UploadGrantRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_UploadGrant); ok {
+			return x.UploadGrant
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetDownloadGrant() *DownloadGrantRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_DownloadGrant); ok {
+			return x.DownloadGrant
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -275,6 +295,14 @@ type Request_RevokeDevice struct {
 	RevokeDevice *RevokeDeviceRequest `protobuf:"bytes,14,opt,name=revoke_device,json=revokeDevice,proto3,oneof"`
 }
 
+type Request_UploadGrant struct {
+	UploadGrant *UploadGrantRequest `protobuf:"bytes,15,opt,name=upload_grant,json=uploadGrant,proto3,oneof"`
+}
+
+type Request_DownloadGrant struct {
+	DownloadGrant *DownloadGrantRequest `protobuf:"bytes,16,opt,name=download_grant,json=downloadGrant,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -303,6 +331,10 @@ func (*Request_ListDevices) isRequest_Body() {}
 
 func (*Request_RevokeDevice) isRequest_Body() {}
 
+func (*Request_UploadGrant) isRequest_Body() {}
+
+func (*Request_DownloadGrant) isRequest_Body() {}
+
 // Response is the single frame the relay writes on a request stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -322,6 +354,8 @@ type Response struct {
 	//	*Response_LinkDevice
 	//	*Response_ListDevices
 	//	*Response_RevokeDevice
+	//	*Response_UploadGrant
+	//	*Response_DownloadGrant
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -479,6 +513,24 @@ func (x *Response) GetRevokeDevice() *RevokeDeviceResponse {
 	return nil
 }
 
+func (x *Response) GetUploadGrant() *UploadGrantResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_UploadGrant); ok {
+			return x.UploadGrant
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetDownloadGrant() *DownloadGrantResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_DownloadGrant); ok {
+			return x.DownloadGrant
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -531,6 +583,14 @@ type Response_RevokeDevice struct {
 	RevokeDevice *RevokeDeviceResponse `protobuf:"bytes,14,opt,name=revoke_device,json=revokeDevice,proto3,oneof"`
 }
 
+type Response_UploadGrant struct {
+	UploadGrant *UploadGrantResponse `protobuf:"bytes,15,opt,name=upload_grant,json=uploadGrant,proto3,oneof"`
+}
+
+type Response_DownloadGrant struct {
+	DownloadGrant *DownloadGrantResponse `protobuf:"bytes,16,opt,name=download_grant,json=downloadGrant,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -554,6 +614,10 @@ func (*Response_LinkDevice) isResponse_Body() {}
 func (*Response_ListDevices) isResponse_Body() {}
 
 func (*Response_RevokeDevice) isResponse_Body() {}
+
+func (*Response_UploadGrant) isResponse_Body() {}
+
+func (*Response_DownloadGrant) isResponse_Body() {}
 
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
@@ -2541,6 +2605,266 @@ func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
 	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
 }
 
+// UploadGrantRequest asks for a grant to upload one encrypted blob of
+// exactly size bytes. Authenticated.
+type UploadGrantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadGrantRequest) Reset() {
+	*x = UploadGrantRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadGrantRequest) ProtoMessage() {}
+
+func (x *UploadGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadGrantRequest.ProtoReflect.Descriptor instead.
+func (*UploadGrantRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UploadGrantRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// BlobGrant is an HTTP request the client makes itself, to object storage
+// or to the relay: method, URL and headers exactly as given.
+type BlobGrant struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	BlobId string                 `protobuf:"bytes,1,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"` // random, says nothing about the account
+	Method string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`               // "PUT" or "GET"
+	// Absolute ("https://…", "http://…"), or a path ("/blobs/…") served by
+	// the relay over HTTPS on TCP at the address the client dialed, with the
+	// same certificate (pinned by fingerprint).
+	Url           string            `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Headers       map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExpiresMs     int64             `protobuf:"varint,5,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlobGrant) Reset() {
+	*x = BlobGrant{}
+	mi := &file_pigeonhole_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlobGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlobGrant) ProtoMessage() {}
+
+func (x *BlobGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlobGrant.ProtoReflect.Descriptor instead.
+func (*BlobGrant) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BlobGrant) GetBlobId() string {
+	if x != nil {
+		return x.BlobId
+	}
+	return ""
+}
+
+func (x *BlobGrant) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *BlobGrant) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *BlobGrant) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *BlobGrant) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+type UploadGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grant         *BlobGrant             `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadGrantResponse) Reset() {
+	*x = UploadGrantResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadGrantResponse) ProtoMessage() {}
+
+func (x *UploadGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadGrantResponse.ProtoReflect.Descriptor instead.
+func (*UploadGrantResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UploadGrantResponse) GetGrant() *BlobGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// DownloadGrantRequest asks for a grant to download a blob. Authenticated.
+type DownloadGrantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BlobId        string                 `protobuf:"bytes,1,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadGrantRequest) Reset() {
+	*x = DownloadGrantRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadGrantRequest) ProtoMessage() {}
+
+func (x *DownloadGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadGrantRequest.ProtoReflect.Descriptor instead.
+func (*DownloadGrantRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DownloadGrantRequest) GetBlobId() string {
+	if x != nil {
+		return x.BlobId
+	}
+	return ""
+}
+
+type DownloadGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grant         *BlobGrant             `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadGrantResponse) Reset() {
+	*x = DownloadGrantResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadGrantResponse) ProtoMessage() {}
+
+func (x *DownloadGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadGrantResponse.ProtoReflect.Descriptor instead.
+func (*DownloadGrantResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DownloadGrantResponse) GetGrant() *BlobGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
 // SessionOpen authenticates the whole connection and turns its stream into
 // the session stream: the relay answers with ServerEvent frames (the first
 // is ready or error), the client writes ClientEvent frames.
@@ -2561,7 +2885,7 @@ type SessionOpen struct {
 
 func (x *SessionOpen) Reset() {
 	*x = SessionOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2897,7 @@ func (x *SessionOpen) String() string {
 func (*SessionOpen) ProtoMessage() {}
 
 func (x *SessionOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2910,7 @@ func (x *SessionOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpen.ProtoReflect.Descriptor instead.
 func (*SessionOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SessionOpen) GetAccountId() []byte {
@@ -2635,7 +2959,7 @@ type ServerEvent struct {
 
 func (x *ServerEvent) Reset() {
 	*x = ServerEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2971,7 @@ func (x *ServerEvent) String() string {
 func (*ServerEvent) ProtoMessage() {}
 
 func (x *ServerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2984,7 @@ func (x *ServerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerEvent.ProtoReflect.Descriptor instead.
 func (*ServerEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ServerEvent) GetBody() isServerEvent_Body {
@@ -2775,7 +3099,7 @@ type SessionReady struct {
 
 func (x *SessionReady) Reset() {
 	*x = SessionReady{}
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +3111,7 @@ func (x *SessionReady) String() string {
 func (*SessionReady) ProtoMessage() {}
 
 func (x *SessionReady) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +3124,7 @@ func (x *SessionReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReady.ProtoReflect.Descriptor instead.
 func (*SessionReady) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SessionReady) GetWindow() uint32 {
@@ -2833,7 +3157,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3169,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3182,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -2920,7 +3244,7 @@ type PreKeysLow struct {
 
 func (x *PreKeysLow) Reset() {
 	*x = PreKeysLow{}
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3256,7 @@ func (x *PreKeysLow) String() string {
 func (*PreKeysLow) ProtoMessage() {}
 
 func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3269,7 @@ func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeysLow.ProtoReflect.Descriptor instead.
 func (*PreKeysLow) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PreKeysLow) GetRemaining() uint32 {
@@ -2966,7 +3290,7 @@ type DevicesChanged struct {
 
 func (x *DevicesChanged) Reset() {
 	*x = DevicesChanged{}
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3302,7 @@ func (x *DevicesChanged) String() string {
 func (*DevicesChanged) ProtoMessage() {}
 
 func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3315,7 @@ func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesChanged.ProtoReflect.Descriptor instead.
 func (*DevicesChanged) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DevicesChanged) GetDeviceIds() []uint32 {
@@ -3011,7 +3335,7 @@ type QueueDrained struct {
 
 func (x *QueueDrained) Reset() {
 	*x = QueueDrained{}
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3347,7 @@ func (x *QueueDrained) String() string {
 func (*QueueDrained) ProtoMessage() {}
 
 func (x *QueueDrained) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3360,7 @@ func (x *QueueDrained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueDrained.ProtoReflect.Descriptor instead.
 func (*QueueDrained) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{49}
 }
 
 // ClientEvent is a frame the client writes on the session stream after
@@ -3053,7 +3377,7 @@ type ClientEvent struct {
 
 func (x *ClientEvent) Reset() {
 	*x = ClientEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3389,7 @@ func (x *ClientEvent) String() string {
 func (*ClientEvent) ProtoMessage() {}
 
 func (x *ClientEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3402,7 @@ func (x *ClientEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientEvent.ProtoReflect.Descriptor instead.
 func (*ClientEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClientEvent) GetBody() isClientEvent_Body {
@@ -3117,7 +3441,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3453,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3466,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -3156,7 +3480,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\x82\b\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\x98\t\n" +
 	"\aRequest\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
@@ -3174,8 +3498,10 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\vlink_device\x18\f \x01(\v2 .pigeonhole.v1.LinkDeviceRequestH\x00R\n" +
 	"linkDevice\x12F\n" +
 	"\flist_devices\x18\r \x01(\v2!.pigeonhole.v1.ListDevicesRequestH\x00R\vlistDevices\x12I\n" +
-	"\rrevoke_device\x18\x0e \x01(\v2\".pigeonhole.v1.RevokeDeviceRequestH\x00R\frevokeDeviceB\x06\n" +
-	"\x04body\"\xaa\a\n" +
+	"\rrevoke_device\x18\x0e \x01(\v2\".pigeonhole.v1.RevokeDeviceRequestH\x00R\frevokeDevice\x12F\n" +
+	"\fupload_grant\x18\x0f \x01(\v2!.pigeonhole.v1.UploadGrantRequestH\x00R\vuploadGrant\x12L\n" +
+	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrantB\x06\n" +
+	"\x04body\"\xc2\b\n" +
 	"\bResponse\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
 	"\bregister\x18\x02 \x01(\v2\x1f.pigeonhole.v1.RegisterResponseH\x00R\bregister\x12M\n" +
@@ -3192,7 +3518,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\vlink_device\x18\f \x01(\v2!.pigeonhole.v1.LinkDeviceResponseH\x00R\n" +
 	"linkDevice\x12G\n" +
 	"\flist_devices\x18\r \x01(\v2\".pigeonhole.v1.ListDevicesResponseH\x00R\vlistDevices\x12J\n" +
-	"\rrevoke_device\x18\x0e \x01(\v2#.pigeonhole.v1.RevokeDeviceResponseH\x00R\frevokeDeviceB\x06\n" +
+	"\rrevoke_device\x18\x0e \x01(\v2#.pigeonhole.v1.RevokeDeviceResponseH\x00R\frevokeDevice\x12G\n" +
+	"\fupload_grant\x18\x0f \x01(\v2\".pigeonhole.v1.UploadGrantResponseH\x00R\vuploadGrant\x12M\n" +
+	"\x0edownload_grant\x18\x10 \x01(\v2$.pigeonhole.v1.DownloadGrantResponseH\x00R\rdownloadGrantB\x06\n" +
 	"\x04body\"\xa9\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -3313,7 +3641,25 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x19.pigeonhole.v1.DeviceInfoR\adevices\"2\n" +
 	"\x13RevokeDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\"\x16\n" +
-	"\x14RevokeDeviceResponse\"\x7f\n" +
+	"\x14RevokeDeviceResponse\"(\n" +
+	"\x12UploadGrantRequest\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\"\xea\x01\n" +
+	"\tBlobGrant\x12\x17\n" +
+	"\ablob_id\x18\x01 \x01(\tR\x06blobId\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12?\n" +
+	"\aheaders\x18\x04 \x03(\v2%.pigeonhole.v1.BlobGrant.HeadersEntryR\aheaders\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x05 \x01(\x03R\texpiresMs\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
+	"\x13UploadGrantResponse\x12.\n" +
+	"\x05grant\x18\x01 \x01(\v2\x18.pigeonhole.v1.BlobGrantR\x05grant\"/\n" +
+	"\x14DownloadGrantRequest\x12\x17\n" +
+	"\ablob_id\x18\x01 \x01(\tR\x06blobId\"G\n" +
+	"\x15DownloadGrantResponse\x12.\n" +
+	"\x05grant\x18\x01 \x01(\v2\x18.pigeonhole.v1.BlobGrantR\x05grant\"\x7f\n" +
 	"\vSessionOpen\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
@@ -3365,7 +3711,7 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                    // 0: pigeonhole.v1.Request
 	(*Response)(nil),                   // 1: pigeonhole.v1.Response
@@ -3405,15 +3751,21 @@ var file_pigeonhole_proto_goTypes = []any{
 	(*ListDevicesResponse)(nil),        // 35: pigeonhole.v1.ListDevicesResponse
 	(*RevokeDeviceRequest)(nil),        // 36: pigeonhole.v1.RevokeDeviceRequest
 	(*RevokeDeviceResponse)(nil),       // 37: pigeonhole.v1.RevokeDeviceResponse
-	(*SessionOpen)(nil),                // 38: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                // 39: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),               // 40: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                   // 41: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                 // 42: pigeonhole.v1.PreKeysLow
-	(*DevicesChanged)(nil),             // 43: pigeonhole.v1.DevicesChanged
-	(*QueueDrained)(nil),               // 44: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                // 45: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                        // 46: pigeonhole.v1.Ack
+	(*UploadGrantRequest)(nil),         // 38: pigeonhole.v1.UploadGrantRequest
+	(*BlobGrant)(nil),                  // 39: pigeonhole.v1.BlobGrant
+	(*UploadGrantResponse)(nil),        // 40: pigeonhole.v1.UploadGrantResponse
+	(*DownloadGrantRequest)(nil),       // 41: pigeonhole.v1.DownloadGrantRequest
+	(*DownloadGrantResponse)(nil),      // 42: pigeonhole.v1.DownloadGrantResponse
+	(*SessionOpen)(nil),                // 43: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                // 44: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),               // 45: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                   // 46: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                 // 47: pigeonhole.v1.PreKeysLow
+	(*DevicesChanged)(nil),             // 48: pigeonhole.v1.DevicesChanged
+	(*QueueDrained)(nil),               // 49: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                // 50: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                        // 51: pigeonhole.v1.Ack
+	nil,                                // 52: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	5,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -3422,7 +3774,7 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	13, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
 	17, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
 	11, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	38, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	43, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
 	19, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
 	23, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
 	27, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
@@ -3430,47 +3782,54 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	31, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
 	33, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
 	36, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
-	2,  // 14: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	6,  // 15: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	8,  // 16: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	10, // 17: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	15, // 18: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	18, // 19: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	12, // 20: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	22, // 21: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	28, // 22: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
-	30, // 23: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
-	32, // 24: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
-	35, // 25: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
-	37, // 26: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
-	3,  // 27: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 28: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 29: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	3,  // 30: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	3,  // 31: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 32: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	14, // 33: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	16, // 34: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	20, // 35: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	21, // 36: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	25, // 37: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
-	26, // 38: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
-	2,  // 39: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
-	3,  // 40: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 41: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	34, // 42: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	40, // 43: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	41, // 44: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	42, // 45: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 46: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	44, // 47: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	43, // 48: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
-	46, // 49: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	38, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
+	41, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
+	2,  // 16: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	6,  // 17: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	8,  // 18: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	10, // 19: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	15, // 20: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	18, // 21: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	12, // 22: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	22, // 23: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	28, // 24: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	30, // 25: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	32, // 26: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	35, // 27: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	37, // 28: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	40, // 29: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
+	42, // 30: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
+	3,  // 31: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 32: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 33: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	3,  // 34: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	3,  // 35: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 36: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	14, // 37: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	16, // 38: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	20, // 39: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	21, // 40: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	25, // 41: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	26, // 42: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 43: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	3,  // 44: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 45: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	34, // 46: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	52, // 47: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	39, // 48: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	39, // 49: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	45, // 50: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	46, // 51: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	47, // 52: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 53: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	49, // 54: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	48, // 55: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	51, // 56: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -3493,6 +3852,8 @@ func file_pigeonhole_proto_init() {
 		(*Request_LinkDevice)(nil),
 		(*Request_ListDevices)(nil),
 		(*Request_RevokeDevice)(nil),
+		(*Request_UploadGrant)(nil),
+		(*Request_DownloadGrant)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -3507,6 +3868,8 @@ func file_pigeonhole_proto_init() {
 		(*Response_LinkDevice)(nil),
 		(*Response_ListDevices)(nil),
 		(*Response_RevokeDevice)(nil),
+		(*Response_UploadGrant)(nil),
+		(*Response_DownloadGrant)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[19].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
@@ -3517,7 +3880,7 @@ func file_pigeonhole_proto_init() {
 		(*ProvisioningEvent_Message)(nil),
 		(*ProvisioningEvent_Error)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[39].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[44].OneofWrappers = []any{
 		(*ServerEvent_Ready)(nil),
 		(*ServerEvent_Envelope)(nil),
 		(*ServerEvent_PrekeysLow)(nil),
@@ -3525,7 +3888,7 @@ func file_pigeonhole_proto_init() {
 		(*ServerEvent_Drained)(nil),
 		(*ServerEvent_DevicesChanged)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[45].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[50].OneofWrappers = []any{
 		(*ClientEvent_Ack)(nil),
 	}
 	type x struct{}
@@ -3534,7 +3897,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -39,6 +39,7 @@ type Options struct {
 type Conn struct {
 	qc       *quic.Conn
 	exporter []byte
+	opts     Options
 
 	mu         sync.Mutex
 	transports []*quic.Transport // every local socket used; the last is current
@@ -87,7 +88,7 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 		tr.Close()
 		return nil, fmt.Errorf("dial: tls exporter: %w", err)
 	}
-	return &Conn{qc: qc, exporter: exp, transports: []*quic.Transport{tr}}, nil
+	return &Conn{qc: qc, exporter: exp, opts: *opts, transports: []*quic.Transport{tr}}, nil
 }
 
 // newTransport opens a fresh local UDP socket of raddr's family.

@@ -1,0 +1,135 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// BlobGrant is the relay's permission to upload or download one blob: an
+// HTTP request to make directly to storage.
+type BlobGrant struct {
+	BlobID  string
+	Method  string
+	URL     string // absolute, or a path on the relay (HTTPS over TCP, pinned)
+	Header  map[string]string
+	Expires time.Time
+}
+
+func fromSpecGrant(g *spec.BlobGrant) (*BlobGrant, error) {
+	if g == nil || g.BlobId == "" || g.Url == "" {
+		return nil, errors.New("malformed grant")
+	}
+	return &BlobGrant{BlobID: g.BlobId, Method: g.Method, URL: g.Url, Header: g.Headers, Expires: time.UnixMilli(g.ExpiresMs)}, nil
+}
+
+// UploadGrant asks for a grant to upload size bytes of ciphertext.
+func (c *Conn) UploadGrant(ctx context.Context, size int64) (*BlobGrant, error) {
+	resp, err := c.roundTrip(ctx, &spec.Request{Body: &spec.Request_UploadGrant{UploadGrant: &spec.UploadGrantRequest{Size: uint64(size)}}})
+	if err != nil {
+		return nil, fmt.Errorf("upload grant: %w", err)
+	}
+	g, err := fromSpecGrant(resp.GetUploadGrant().GetGrant())
+	if err != nil {
+		return nil, fmt.Errorf("upload grant: %w", err)
+	}
+	return g, nil
+}
+
+// DownloadGrant asks for a grant to download a blob.
+func (c *Conn) DownloadGrant(ctx context.Context, blobID string) (*BlobGrant, error) {
+	resp, err := c.roundTrip(ctx, &spec.Request{Body: &spec.Request_DownloadGrant{DownloadGrant: &spec.DownloadGrantRequest{BlobId: blobID}}})
+	if err != nil {
+		return nil, fmt.Errorf("download grant: %w", err)
+	}
+	g, err := fromSpecGrant(resp.GetDownloadGrant().GetGrant())
+	if err != nil {
+		return nil, fmt.Errorf("download grant: %w", err)
+	}
+	return g, nil
+}
+
+// blobRequest builds the grant's HTTP request and the client to send it
+// with: a path goes to the relay's own HTTPS (TCP, same address, the
+// certificate pinned like the QUIC connection).
+func (c *Conn) blobRequest(ctx context.Context, g *BlobGrant, body io.Reader) (*http.Client, *http.Request, error) {
+	url := g.URL
+	hc := &http.Client{}
+	if strings.HasPrefix(url, "/") {
+		conf, err := clientTLS(&c.opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		conf.NextProtos = []string{"h2", "http/1.1"}
+		hc.Transport = &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}
+		url = "https://" + c.opts.Addr + url
+	}
+	req, err := http.NewRequestWithContext(ctx, g.Method, url, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range g.Header {
+		req.Header.Set(k, v)
+	}
+	if cl := req.Header.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil {
+			return nil, nil, errors.New("malformed Content-Length in grant")
+		}
+		req.ContentLength = n
+		req.Header.Del("Content-Length")
+	}
+	return hc, req, nil
+}
+
+// UploadBlob uploads exactly size bytes from body as a new blob and
+// returns its id. Storage refuses a body of another size.
+func (c *Conn) UploadBlob(ctx context.Context, body io.Reader, size int64) (string, error) {
+	g, err := c.UploadGrant(ctx, size)
+	if err != nil {
+		return "", err
+	}
+	hc, req, err := c.blobRequest(ctx, g, body)
+	if err != nil {
+		return "", fmt.Errorf("upload: %w", err)
+	}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("upload: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("upload: storage answered %s", resp.Status)
+	}
+	return g.BlobID, nil
+}
+
+// DownloadBlob opens a blob for reading; the caller closes the body.
+func (c *Conn) DownloadBlob(ctx context.Context, blobID string) (io.ReadCloser, int64, error) {
+	g, err := c.DownloadGrant(ctx, blobID)
+	if err != nil {
+		return nil, 0, err
+	}
+	hc, req, err := c.blobRequest(ctx, g, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("download: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("download: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, 0, fmt.Errorf("download: storage answered %s", resp.Status)
+	}
+	return resp.Body, resp.ContentLength, nil
+}

@@ -1,0 +1,101 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pigeonhole/pigeonhole/blobs"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// BlobStore is what the relay needs of media storage. *blobs.S3 and
+// *blobs.Dir implement it.
+type BlobStore interface {
+	UploadGrant(ctx context.Context, id string, size int64, ttl time.Duration) (blobs.Grant, error)
+	DownloadGrant(ctx context.Context, id string, ttl time.Duration) (blobs.Grant, error)
+}
+
+// UploadQuota bounds what an account may upload. *blobs.Quota implements
+// it.
+type UploadQuota interface {
+	Reserve(ctx context.Context, acct [16]byte, n int64, now time.Time) error
+}
+
+var (
+	_ BlobStore   = (*blobs.Dir)(nil)
+	_ UploadQuota = (*blobs.Quota)(nil)
+)
+
+// UseBlobs makes the relay hand out grants for media in store, within
+// quota (nil: none). Call it before Serve. Without it upload_grant and
+// download_grant get MEDIA_UNAVAILABLE.
+func (s *Server) UseBlobs(store BlobStore, quota UploadQuota) {
+	s.blobs, s.blobQuota = store, quota
+}
+
+func newBlobID() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func specGrant(id string, g blobs.Grant) *spec.BlobGrant {
+	h := make(map[string]string, len(g.Header))
+	for k := range g.Header {
+		h[k] = g.Header.Get(k)
+	}
+	return &spec.BlobGrant{BlobId: id, Method: g.Method, Url: g.URL, Headers: h, ExpiresMs: g.Expires.UnixMilli()}
+}
+
+func (c *conn) uploadGrant(id quic.StreamID, r *spec.UploadGrantRequest) (*spec.UploadGrantResponse, *spec.Error) {
+	acct, _, e := c.waitAuth(c.ctx, id)
+	if e != nil {
+		return nil, e
+	}
+	if c.s.blobs == nil {
+		return nil, spec.Err(spec.CodeMediaUnavailable, "this relay keeps no media")
+	}
+	if r.Size == 0 || r.Size > uint64(c.s.cfg.MaxBlobBytes) {
+		return nil, spec.Err(spec.CodeBlobTooLarge, "a blob is 1 to %d bytes", c.s.cfg.MaxBlobBytes)
+	}
+	if c.s.blobQuota != nil {
+		err := c.s.blobQuota.Reserve(c.ctx, acct, int64(r.Size), c.s.now())
+		if errors.Is(err, blobs.ErrQuota) {
+			return nil, spec.Err(spec.CodeBlobQuota, "the account's upload quota for today is used up")
+		}
+		if err != nil {
+			return nil, c.s.internal("count the upload quota", err)
+		}
+	}
+	blobID := newBlobID()
+	g, err := c.s.blobs.UploadGrant(c.ctx, blobID, int64(r.Size), c.s.cfg.GrantLifetime)
+	if err != nil {
+		return nil, c.s.internal("grant an upload", err)
+	}
+	return &spec.UploadGrantResponse{Grant: specGrant(blobID, g)}, nil
+}
+
+func (c *conn) downloadGrant(id quic.StreamID, r *spec.DownloadGrantRequest) (*spec.DownloadGrantResponse, *spec.Error) {
+	if _, _, e := c.waitAuth(c.ctx, id); e != nil {
+		return nil, e
+	}
+	if c.s.blobs == nil {
+		return nil, spec.Err(spec.CodeMediaUnavailable, "this relay keeps no media")
+	}
+	g, err := c.s.blobs.DownloadGrant(c.ctx, r.BlobId, c.s.cfg.GrantLifetime)
+	if errors.Is(err, blobs.ErrNotFound) {
+		return nil, spec.Err(spec.CodeUnknownBlob, "no such blob (it may have expired)")
+	}
+	if err != nil {
+		if errors.Is(err, blobs.ErrInvalidID) {
+			return nil, spec.Err(spec.CodeBadRequest, "malformed blob id")
+		}
+		return nil, c.s.internal("grant a download", err)
+	}
+	return &spec.DownloadGrantResponse{Grant: specGrant(r.BlobId, g)}, nil
+}
