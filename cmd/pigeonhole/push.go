@@ -91,7 +91,7 @@ func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, dataDir stri
 			cfg.FCM.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 		}
 	}
-	sealKey, err := loadTokenKey(p.tokenKey, dataDir)
+	sealKey, err := loadKey(p.tokenKey, dataDir, pushTokenKeyFile, "-push-token-key")
 	if err != nil {
 		return nil, err
 	}
@@ -127,20 +127,21 @@ func (p *pushFlags) tlsConfig() (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// loadTokenKey reads the seal key from file, or from the data directory,
-// creating it there (0600) on first start.
-func loadTokenKey(file, dataDir string) ([]byte, error) {
+// loadKey reads a 32-byte key from file, or from name in the data
+// directory, creating it there (0600) on first start. flagName names the
+// flag in errors.
+func loadKey(file, dataDir, name, flagName string) ([]byte, error) {
 	if file != "" {
 		k, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("read -push-token-key: %w", err)
+			return nil, fmt.Errorf("read %s: %w", flagName, err)
 		}
 		if len(k) != push.SealKeySize {
-			return nil, fmt.Errorf("-push-token-key %s holds %d bytes, want %d random bytes", file, len(k), push.SealKeySize)
+			return nil, fmt.Errorf("%s %s holds %d bytes, want %d random bytes", flagName, file, len(k), push.SealKeySize)
 		}
 		return k, nil
 	}
-	path := filepath.Join(dataDir, pushTokenKeyFile)
+	path := filepath.Join(dataDir, name)
 	k, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		k = make([]byte, push.SealKeySize)
@@ -149,20 +150,20 @@ func loadTokenKey(file, dataDir string) ([]byte, error) {
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("create push token key: %w", err)
+			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 		_, werr := f.Write(k)
 		serr := f.Sync()
 		if err := errors.Join(werr, serr, f.Close()); err != nil {
-			return nil, fmt.Errorf("write push token key: %w", err)
+			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 		return k, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read push token key: %w", err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(k) != push.SealKeySize {
-		return nil, fmt.Errorf("push token key %s holds %d bytes, want %d", path, len(k), push.SealKeySize)
+		return nil, fmt.Errorf("%s holds %d bytes, want %d", path, len(k), push.SealKeySize)
 	}
 	return k, nil
 }

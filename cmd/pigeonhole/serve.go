@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pigeonhole/pigeonhole/blobs"
 	"github.com/pigeonhole/pigeonhole/keys"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/relay"
@@ -53,6 +54,7 @@ type serveFlags struct {
 	fetBurst int
 	fetEvery time.Duration
 	push     pushFlags
+	media    mediaFlags
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -84,6 +86,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
 	fs.IntVar(&f.keyCfg.MaxDevices, "max-devices", 6, "devices per account (the primary and linked ones)")
 	f.push.register(fs)
+	f.media.register(fs, &f.cfg)
 	return fs
 }
 
@@ -161,11 +164,23 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if ps != nil {
 		srv.UsePush(ps)
 	}
+	md, err := f.media.open(ctx, f.data, log)
+	if err != nil {
+		return err
+	}
+	if md != nil {
+		srv.UseBlobs(md.store, blobs.NewQuota(db, f.media.quota))
+	}
 	ln, err := srv.Listen(f.listen, cert)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	stopMedia, err := md.serve(ctx, ln.Addr().String(), cert, log)
+	if err != nil {
+		return err
+	}
+	defer stopMedia()
 	fp := relay.Fingerprint(cert)
 	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
