@@ -35,6 +35,7 @@ type Content struct {
 	//
 	//	*Content_Text
 	//	*Content_Sent
+	//	*Content_Attachment
 	Body          isContent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -102,6 +103,15 @@ func (x *Content) GetSent() *SentTranscript {
 	return nil
 }
 
+func (x *Content) GetAttachment() *Attachment {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Attachment); ok {
+			return x.Attachment
+		}
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -114,9 +124,15 @@ type Content_Sent struct {
 	Sent *SentTranscript `protobuf:"bytes,3,opt,name=sent,proto3,oneof"`
 }
 
+type Content_Attachment struct {
+	Attachment *Attachment `protobuf:"bytes,4,opt,name=attachment,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_Sent) isContent_Body() {}
+
+func (*Content_Attachment) isContent_Body() {}
 
 // Text is a text message.
 type Text struct {
@@ -217,22 +233,110 @@ func (x *SentTranscript) GetText() *Text {
 	return nil
 }
 
+// Attachment is a file sent through blob storage: the ciphertext is in the
+// blob (protocol.md, "Media"), the key to it only here.
+type Attachment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BlobId        string                 `protobuf:"bytes,1,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                           // 32 bytes, fresh per file
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`                     // SHA-256 of the ciphertext
+	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`                        // the file's exact size (the blob is padded)
+	FileName      string                 `protobuf:"bytes,5,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"` // a base name, no directories
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attachment) Reset() {
+	*x = Attachment{}
+	mi := &file_content_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attachment) ProtoMessage() {}
+
+func (x *Attachment) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
+func (*Attachment) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Attachment) GetBlobId() string {
+	if x != nil {
+		return x.BlobId
+	}
+	return ""
+}
+
+func (x *Attachment) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Attachment) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *Attachment) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Attachment) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
 var File_content_proto protoreflect.FileDescriptor
 
 const file_content_proto_rawDesc = "" +
 	"\n" +
-	"\rcontent.proto\x12\rpigeonhole.v1\"\x8f\x01\n" +
+	"\rcontent.proto\x12\rpigeonhole.v1\"\xcc\x01\n" +
 	"\aContent\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x01 \x01(\x03R\bsentAtMs\x12)\n" +
 	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextH\x00R\x04text\x123\n" +
-	"\x04sent\x18\x03 \x01(\v2\x1d.pigeonhole.v1.SentTranscriptH\x00R\x04sentB\x06\n" +
+	"\x04sent\x18\x03 \x01(\v2\x1d.pigeonhole.v1.SentTranscriptH\x00R\x04sent\x12;\n" +
+	"\n" +
+	"attachment\x18\x04 \x01(\v2\x19.pigeonhole.v1.AttachmentH\x00R\n" +
+	"attachmentB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\"[\n" +
 	"\x0eSentTranscript\x12 \n" +
 	"\vdestination\x18\x01 \x01(\fR\vdestination\x12'\n" +
-	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextR\x04textB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextR\x04text\"\x80\x01\n" +
+	"\n" +
+	"Attachment\x12\x17\n" +
+	"\ablob_id\x18\x01 \x01(\tR\x06blobId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
+	"\tfile_name\x18\x05 \x01(\tR\bfileNameB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_content_proto_rawDescOnce sync.Once
@@ -246,21 +350,23 @@ func file_content_proto_rawDescGZIP() []byte {
 	return file_content_proto_rawDescData
 }
 
-var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_content_proto_goTypes = []any{
 	(*Content)(nil),        // 0: pigeonhole.v1.Content
 	(*Text)(nil),           // 1: pigeonhole.v1.Text
 	(*SentTranscript)(nil), // 2: pigeonhole.v1.SentTranscript
+	(*Attachment)(nil),     // 3: pigeonhole.v1.Attachment
 }
 var file_content_proto_depIdxs = []int32{
 	1, // 0: pigeonhole.v1.Content.text:type_name -> pigeonhole.v1.Text
 	2, // 1: pigeonhole.v1.Content.sent:type_name -> pigeonhole.v1.SentTranscript
-	1, // 2: pigeonhole.v1.SentTranscript.text:type_name -> pigeonhole.v1.Text
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 2: pigeonhole.v1.Content.attachment:type_name -> pigeonhole.v1.Attachment
+	1, // 3: pigeonhole.v1.SentTranscript.text:type_name -> pigeonhole.v1.Text
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_content_proto_init() }
@@ -271,6 +377,7 @@ func file_content_proto_init() {
 	file_content_proto_msgTypes[0].OneofWrappers = []any{
 		(*Content_Text)(nil),
 		(*Content_Sent)(nil),
+		(*Content_Attachment)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -278,7 +385,7 @@ func file_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

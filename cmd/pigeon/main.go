@@ -10,6 +10,7 @@
 //	pigeon push-token apns|fcm|clear ...            register this device's push token
 //	pigeon link ... | link -approve URI_OR_PNG      link a new device by QR code
 //	pigeon devices [revoke ID]                      list or revoke the account's devices
+//	pigeon send-file ACCOUNT PATH                   send a file, end-to-end encrypted
 //
 // State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
 // directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
@@ -45,6 +46,8 @@ commands:
   link -approve URI_OR_PNG                 on the primary: approve the new device
   devices                                  list this account's devices
   devices revoke ID                        remove a device (primary only)
+  send-file ACCOUNT PATH                   send a file, end-to-end encrypted
+  recv/listen [-save DIR]                  received files are saved in DIR (default .)
 
 The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
 in the user config directory.
@@ -56,9 +59,10 @@ func main() {
 
 // cli carries what every command needs.
 type cli struct {
-	dir    string
-	stdout io.Writer
-	stderr io.Writer
+	dir     string
+	saveDir string // where received files go (recv, listen)
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // userError is an error whose message follows UX.md and may carry a hint.
@@ -108,6 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.link(ctx, rest)
 	case "devices":
 		err = c.devices(ctx, rest)
+	case "send-file":
+		err = c.sendFile(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

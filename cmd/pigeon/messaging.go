@@ -191,6 +191,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	count := fs.Int("n", 0, "exit after printing this many messages (listen; 0: never)")
+	fs.StringVar(&c.saveDir, "save", ".", "save received files in this `directory`")
 	if err := fs.Parse(args); err != nil {
 		return failf("", "usage")
 	}
@@ -223,7 +224,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 		}
 		switch ev.Kind {
 		case client.EventEnvelope:
-			shown := c.show(ctx, d, ev.Envelope)
+			shown := c.show(ctx, d, cl, ev.Envelope)
 			if err := cl.Ack(ev.Envelope.Seq); err != nil {
 				return relayError("ack", err)
 			}
@@ -260,7 +261,7 @@ func (c *cli) finish(cl *client.Client) {
 // show decrypts and prints one envelope and reports whether it printed
 // a message. What cannot be decrypted is reported and acked all the
 // same: it would never decrypt later.
-func (c *cli) show(ctx context.Context, d *e2e.Device, env *client.Envelope) bool {
+func (c *cli) show(ctx context.Context, d *e2e.Device, cl *client.Client, env *client.Envelope) bool {
 	plain, err := d.Decrypt(ctx, env)
 	switch {
 	case errors.Is(err, e2e.ErrDuplicate):
@@ -278,6 +279,10 @@ func (c *cli) show(ctx context.Context, d *e2e.Device, env *client.Envelope) boo
 		return false
 	}
 	when := time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")
+	if a := content.GetAttachment(); a != nil {
+		c.saveAttachment(ctx, cl, env.Sender, a, when)
+		return true
+	}
 	if sent := content.GetSent(); sent != nil && slices.Equal(env.Sender, d.AccountID()) {
 		// A copy of what this account sent from another device.
 		fmt.Fprintf(c.stdout, "%s you to %x: %s\n", when, sent.GetDestination(), sent.GetText().GetBody())

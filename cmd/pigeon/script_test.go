@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,6 +45,8 @@ func TestScripts(t *testing.T) {
 			"idenv":     idEnv,
 			"apnspush":  apnsPush,
 			"waitfile":  waitFile,
+			"mkfile":    mkFile,
+			"tamper":    tamperFiles,
 		},
 	})
 }
@@ -139,5 +144,51 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("%s did not appear within 30s", args[0])
 		}
 		<-tick.C
+	}
+}
+
+// mkFile writes SIZE deterministic pseudo-random bytes to PATH.
+func mkFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mkfile PATH SIZE")
+	}
+	size, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	w := bufio.NewWriter(f)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := int64(0); i < size; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		ts.Check(w.WriteByte(byte(x)))
+	}
+	ts.Check(w.Flush())
+	ts.Check(f.Close())
+}
+
+// tamperFiles flips one byte in the middle of every regular file under
+// DIR (the relay's stored blobs), as an attacker with the disk could.
+func tamperFiles(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tamper DIR")
+	}
+	n := 0
+	err := filepath.WalkDir(ts.MkAbs(args[0]), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) == 0 {
+			return err
+		}
+		b[len(b)/2] ^= 0x01
+		n++
+		return os.WriteFile(p, b, 0o600)
+	})
+	ts.Check(err)
+	if n == 0 {
+		ts.Fatalf("no file to tamper with under %s", args[0])
 	}
 }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/media"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// sendFile encrypts a file with a fresh key (streaming, constant memory),
+// uploads the ciphertext and sends the key, digest, size and blob id end
+// to end.
+func (c *cli) sendFile(ctx context.Context, args []string) error {
+	if len(args) != 2 {
+		return failf("pigeon send-file ACCOUNT PATH", "send-file needs an account id and a file")
+	}
+	to, err := parseAccount(args[0])
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(args[1])
+	if err != nil {
+		return failf("", "cannot read %s: %v", args[1], errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return failf("", "%s is not a regular file", args[1])
+	}
+	size := st.Size()
+	if size > media.MaxSize {
+		return failf("", "%s is over %d bytes", args[1], media.MaxSize)
+	}
+	d, opts, creds, err := c.registered()
+	if err != nil {
+		return err
+	}
+	conn, err := dial(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
+		return relayError("authenticate", err)
+	}
+	key, err := media.NewKey()
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(args[1])
+	pr, pw := io.Pipe()
+	digestc := make(chan []byte, 1)
+	bar := c.progress("uploading "+name, size)
+	go func() {
+		digest, err := media.Encrypt(pw, &countingReader{r: f, bar: bar}, size, key)
+		digestc <- digest
+		pw.CloseWithError(err)
+	}()
+	blobID, err := conn.UploadBlob(ctx, pr, media.CiphertextSize(size))
+	pr.CloseWithError(io.ErrClosedPipe)
+	digest := <-digestc
+	bar.done()
+	if err != nil {
+		var re *client.Error
+		if errors.As(err, &re) {
+			return relayError("upload", err)
+		}
+		return failf("is the relay reachable over TCP too? files go over HTTPS", "upload failed: %v", err)
+	}
+	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Attachment{Attachment: &spec.Attachment{
+		BlobId: blobID, Key: key, Digest: digest, Size: uint64(size), FileName: name,
+	}}})
+	if err != nil {
+		return err
+	}
+	n, err := deliver(ctx, conn, d, to, plain)
+	if err != nil {
+		return err
+	}
+	if err := c.syncCopy(ctx, conn, d, to, "sent the file "+name); err != nil {
+		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this file: %v\n", err)
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintf(c.stderr, "pigeon: sent %s (%s) to %s (%d device%s)\n", name, humanSize(size), short(to), n, plural(n))
+	return nil
+}
+
+// saveAttachment downloads, verifies and decrypts an attachment into dir.
+// The plaintext goes to a temporary file that is renamed only when every
+// chunk and the digest check out; otherwise nothing is left behind.
+func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment, when string) {
+	name := safeName(a.GetFileName())
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(c.stderr, "pigeon: refused the file %q from %s: %s\n", name, short(sender), fmt.Sprintf(format, args...))
+	}
+	if a.GetSize() > uint64(media.MaxSize) || len(a.GetKey()) != media.KeySize {
+		fail("the message describing it is malformed")
+		return
+	}
+	conn, err := cl.Conn(ctx)
+	if err != nil {
+		fail("cannot reach the relay: %v", err)
+		return
+	}
+	body, _, err := conn.DownloadBlob(ctx, a.GetBlobId())
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	defer body.Close()
+	if err := os.MkdirAll(c.saveDir, 0o700); err != nil {
+		fail("%v", err)
+		return
+	}
+	tmp, err := os.CreateTemp(c.saveDir, ".pigeon-*.part")
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	size := int64(a.GetSize())
+	bar := c.progress("downloading "+name, size)
+	err = media.Decrypt(&countingWriter{w: tmp, bar: bar}, body, size, a.GetKey(), a.GetDigest())
+	bar.done()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		if errors.Is(err, media.ErrCorrupt) {
+			fail("it was tampered with, truncated or swapped; nothing was saved")
+		} else {
+			fail("%v; nothing was saved", err)
+		}
+		return
+	}
+	final, err := freeName(c.saveDir, name)
+	if err == nil {
+		err = os.Rename(tmp.Name(), final)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		fail("%v", err)
+		return
+	}
+	fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", when, sender, name, final, humanSize(size))
+}
+
+// safeName keeps a sender's file name to a plain base name.
+func safeName(n string) string {
+	n = filepath.Base(strings.ReplaceAll(n, "\\", "/"))
+	n = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, n)
+	if n == "" || n == "." || n == ".." || strings.HasPrefix(n, ".") {
+		n = "file" + n
+	}
+	if len(n) > 200 {
+		n = n[:200]
+	}
+	return n
+}
+
+// freeName returns a path in dir for name that does not exist yet.
+func freeName(dir, name string) (string, error) {
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for i := 0; i < 1000; i++ {
+		p := filepath.Join(dir, name)
+		if i > 0 {
+			p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
+		}
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p, nil
+		}
+	}
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return filepath.Join(dir, base+"-"+hex.EncodeToString(r[:])+ext), nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
