@@ -25,8 +25,8 @@ type Server struct {
 
 	blobs     BlobStore   // nil: no media
 	blobQuota UploadQuota // nil: no quota
-	log    *slog.Logger
-	m      *metrics
+	log       *slog.Logger
+	m         *metrics
 
 	registerLimit *limiter
 	fetchLimit    *limiter

@@ -79,7 +79,11 @@ func (m *mediaFlags) open(ctx context.Context, dataDir string, log *slog.Logger)
 		if err != nil {
 			return nil, err
 		}
-		s, err := blobs.NewS3(ctx, blobs.S3Config{
+		// Checking the bucket is part of starting: bounded, and not cut
+		// short by a signal that is handled once the relay runs.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		s, err := blobs.NewS3(sctx, blobs.S3Config{
 			Endpoint: m.s3Endpoint, Secure: !m.s3Insecure, Region: m.s3Region, Bucket: m.s3Bucket,
 			AccessKey: access, SecretKey: secret, Lifetime: m.lifetime,
 		})
