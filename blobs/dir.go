@@ -115,7 +115,7 @@ func (d *Dir) Stat(_ context.Context, id string) (int64, error) {
 		return 0, ErrNotFound
 	}
 	if err != nil {
-		return 0, fmt.Errorf("blobs: %w", err)
+		return 0, fmt.Errorf("blobs: stat: %w", withoutPath(err))
 	}
 	return st.Size(), nil
 }
@@ -130,7 +130,7 @@ func (d *Dir) Delete(_ context.Context, id string) error {
 		return err
 	}
 	if err := d.root.Remove(name(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blobs: %w", err)
+		return fmt.Errorf("blobs: delete: %w", withoutPath(err))
 	}
 	return nil
 }
@@ -173,4 +173,14 @@ func (d *Dir) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// withoutPath drops the file name (which holds the blob id) from a file
+// system error, keeping its cause.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }

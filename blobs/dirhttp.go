@@ -2,8 +2,6 @@ package blobs
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -54,7 +52,10 @@ func (d *Dir) Handler() http.Handler {
 }
 
 // put stores the body if it is exactly size bytes, through a temporary
-// file that is synced and renamed, so a blob is whole or absent.
+// file that is synced and then linked into place, so a blob is whole or
+// absent. One upload of an id runs at a time (the temporary file is
+// created exclusively) and a stored blob is never replaced (the link
+// fails if it exists), so a grant cannot be replayed to overwrite one.
 func (d *Dir) put(w http.ResponseWriter, r *http.Request, id string, size int64) {
 	if r.ContentLength != size {
 		http.Error(w, "Content-Length must be the granted size", http.StatusBadRequest)
@@ -68,14 +69,19 @@ func (d *Dir) put(w http.ResponseWriter, r *http.Request, id string, size int64)
 		http.Error(w, "storage failed", http.StatusInternalServerError)
 		return
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := name(id) + "." + hex.EncodeToString(rnd[:]) + ".part"
+	// A slow sender may take a minute plus one second per 64 KiB, no more.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Minute + time.Duration(size>>16)*time.Second))
+	tmp := name(id) + ".part"
 	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		http.Error(w, "an upload of this blob is under way", http.StatusConflict)
+		return
+	}
 	if err != nil {
 		http.Error(w, "storage failed", http.StatusInternalServerError)
 		return
 	}
+	defer func() { _ = d.root.Remove(tmp) }()
 	n, err := io.Copy(f, io.LimitReader(r.Body, size+1))
 	if err == nil && n != size {
 		err = errors.New("body size is not the granted size")
@@ -86,12 +92,16 @@ func (d *Dir) put(w http.ResponseWriter, r *http.Request, id string, size int64)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = d.root.Rename(tmp, name(id))
-	}
 	if err != nil {
-		_ = d.root.Remove(tmp)
 		http.Error(w, "upload failed: the body must be exactly the granted size", http.StatusBadRequest)
+		return
+	}
+	if err := d.root.Link(tmp, name(id)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			http.Error(w, "the blob exists", http.StatusConflict)
+			return
+		}
+		http.Error(w, "storage failed", http.StatusInternalServerError)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -40,6 +40,9 @@ func (q *Quota) Reserve(ctx context.Context, acct [16]byte, n int64, now time.Ti
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if n <= 0 || n > q.limit {
+		return fmt.Errorf("%w: %d bytes at once, the daily quota is %d", ErrQuota, n, q.limit)
+	}
 	day := uint32(now.UTC().Unix() / 86400)
 	k := quotaKey(acct, day)
 	q.mu.Lock()
@@ -55,7 +58,7 @@ func (q *Quota) Reserve(ctx context.Context, acct [16]byte, n int64, now time.Ti
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("blobs: read quota: %w", err)
 	}
-	if used+n > q.limit {
+	if n > q.limit-used {
 		return fmt.Errorf("%w: %d of %d bytes used today", ErrQuota, used, q.limit)
 	}
 	b := q.db.NewBatch()

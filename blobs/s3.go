@@ -112,9 +112,9 @@ func (s *S3) UploadGrant(ctx context.Context, id string, size int64, ttl time.Du
 }
 
 // DownloadGrant presigns a GET of blob id, valid for ttl (1 s to 7 days,
-// whole seconds). It does not check that the blob exists.
+// whole seconds), or returns ErrNotFound if there is no such blob.
 func (s *S3) DownloadGrant(ctx context.Context, id string, ttl time.Duration) (Grant, error) {
-	if err := checkID(id); err != nil {
+	if _, err := s.Stat(ctx, id); err != nil {
 		return Grant{}, err
 	}
 	return s.presign(ctx, http.MethodGet, id, ttl, http.Header{})
@@ -128,7 +128,7 @@ func (s *S3) presign(ctx context.Context, method, id string, ttl time.Duration, 
 	expires := time.Now().Add(ttl)
 	u, err := s.client.PresignHeader(ctx, method, s.bucket, s3KeyPrefix+id, ttl, nil, h)
 	if err != nil {
-		return Grant{}, fmt.Errorf("blobs: presign %s %s: %w", method, id, err)
+		return Grant{}, fmt.Errorf("blobs: presign %s: %w", method, err)
 	}
 	return Grant{Method: method, URL: u.String(), Header: h, Expires: expires}, nil
 }
@@ -142,9 +142,9 @@ func (s *S3) Stat(ctx context.Context, id string) (int64, error) {
 	info, err := s.client.StatObject(ctx, s.bucket, s3KeyPrefix+id, minio.StatObjectOptions{})
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
-			return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+			return 0, ErrNotFound
 		}
-		return 0, fmt.Errorf("blobs: stat %s: %w", id, err)
+		return 0, fmt.Errorf("blobs: stat: %w", err)
 	}
 	return info.Size, nil
 }
@@ -156,7 +156,7 @@ func (s *S3) Delete(ctx context.Context, id string) error {
 	}
 	err := s.client.RemoveObject(ctx, s.bucket, s3KeyPrefix+id, minio.RemoveObjectOptions{})
 	if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchKey {
-		return fmt.Errorf("blobs: delete %s: %w", id, err)
+		return fmt.Errorf("blobs: delete: %w", err)
 	}
 	return nil
 }

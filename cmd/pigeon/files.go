@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -148,38 +150,43 @@ func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []by
 		}
 		return
 	}
-	final, err := freeName(c.saveDir, name)
-	if err == nil {
-		err = os.Rename(tmp.Name(), final)
-	}
+	// Linked into place under a name nothing has: never over a file.
+	final, err := linkFree(tmp.Name(), c.saveDir, name)
+	_ = os.Remove(tmp.Name())
 	if err != nil {
-		_ = os.Remove(tmp.Name())
 		fail("%v", err)
 		return
 	}
 	fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", when, sender, name, final, humanSize(size))
 }
 
-// safeName keeps a sender's file name to a plain base name.
+// safeName keeps a sender's file name to a plain base name without
+// control or bidirectional-formatting characters, at most 200 bytes.
 func safeName(n string) string {
 	n = filepath.Base(strings.ReplaceAll(n, "\\", "/"))
 	n = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '/' || r == utf8.RuneError {
 			return -1
 		}
 		return r
 	}, n)
-	if n == "" || n == "." || n == ".." || strings.HasPrefix(n, ".") {
-		n = "file" + n
+	for len(n) > 200 {
+		_, sz := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-sz]
 	}
-	if len(n) > 200 {
-		n = n[:200]
+	switch {
+	case n == "" || n == "." || n == "..":
+		n = "file"
+	case strings.HasPrefix(n, "."):
+		n = "file" + n
 	}
 	return n
 }
 
-// freeName returns a path in dir for name that does not exist yet.
-func freeName(dir, name string) (string, error) {
+// linkFree hard-links tmp into dir under name, or "name (1)" and so on if
+// that exists; a link never replaces a file, even one that appears
+// meanwhile.
+func linkFree(tmp, dir, name string) (string, error) {
 	ext := filepath.Ext(name)
 	base := strings.TrimSuffix(name, ext)
 	for i := 0; i < 1000; i++ {
@@ -187,13 +194,18 @@ func freeName(dir, name string) (string, error) {
 		if i > 0 {
 			p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
 		}
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		err := os.Link(tmp, p)
+		if err == nil {
 			return p, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
 		}
 	}
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	return filepath.Join(dir, base+"-"+hex.EncodeToString(r[:])+ext), nil
+	p := filepath.Join(dir, base+"-"+hex.EncodeToString(r[:])+ext)
+	return p, os.Link(tmp, p)
 }
 
 func humanSize(n int64) string {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/spec"
@@ -56,20 +57,54 @@ func (c *Conn) DownloadGrant(ctx context.Context, blobID string) (*BlobGrant, er
 	return g, nil
 }
 
-// blobRequest builds the grant's HTTP request and the client to send it
-// with: a path goes to the relay's own HTTPS (TCP, same address, the
-// certificate pinned like the QUIC connection).
-func (c *Conn) blobRequest(ctx context.Context, g *BlobGrant, body io.Reader) (*http.Client, *http.Request, error) {
-	url := g.URL
-	hc := &http.Client{}
-	if strings.HasPrefix(url, "/") {
+// blobClients are the HTTP clients a connection uses for grants, made on
+// first use and closed with the connection: one for the relay's own HTTPS
+// (certificate pinned like the QUIC connection), one for storage
+// elsewhere.
+type blobClients struct {
+	once          sync.Once
+	relay, remote *http.Client
+	err           error
+}
+
+func (c *Conn) blobHTTP() (relay, remote *http.Client, err error) {
+	b := &c.blobs
+	b.once.Do(func() {
 		conf, err := clientTLS(&c.opts)
 		if err != nil {
-			return nil, nil, err
+			b.err = err
+			return
 		}
 		conf.NextProtos = []string{"h2", "http/1.1"}
-		hc.Transport = &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}
-		url = "https://" + c.opts.Addr + url
+		rt := http.DefaultTransport.(*http.Transport).Clone()
+		rt.TLSClientConfig = conf
+		rt.IdleConnTimeout = 30 * time.Second
+		b.relay = &http.Client{Transport: rt}
+		ext := http.DefaultTransport.(*http.Transport).Clone()
+		ext.IdleConnTimeout = 30 * time.Second
+		b.remote = &http.Client{Transport: ext}
+	})
+	return b.relay, b.remote, b.err
+}
+
+func (b *blobClients) close() {
+	for _, hc := range []*http.Client{b.relay, b.remote} {
+		if hc != nil {
+			hc.CloseIdleConnections()
+		}
+	}
+}
+
+// blobRequest builds the grant's HTTP request and the client to send it
+// with: a path goes to the relay's own HTTPS (TCP, same address).
+func (c *Conn) blobRequest(ctx context.Context, g *BlobGrant, body io.Reader) (*http.Client, *http.Request, error) {
+	relayHC, remoteHC, err := c.blobHTTP()
+	if err != nil {
+		return nil, nil, err
+	}
+	url, hc := g.URL, remoteHC
+	if strings.HasPrefix(url, "/") {
+		url, hc = "https://"+c.opts.Addr+url, relayHC
 	}
 	req, err := http.NewRequestWithContext(ctx, g.Method, url, body)
 	if err != nil {
@@ -100,7 +135,6 @@ func (c *Conn) UploadBlob(ctx context.Context, body io.Reader, size int64) (stri
 	if err != nil {
 		return "", fmt.Errorf("upload: %w", err)
 	}
-	defer hc.CloseIdleConnections()
 	resp, err := hc.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("upload: %w", err)

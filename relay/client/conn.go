@@ -44,7 +44,8 @@ type Conn struct {
 	mu         sync.Mutex
 	transports []*quic.Transport // every local socket used; the last is current
 
-	sess *sessionStream
+	sess  *sessionStream
+	blobs blobClients
 }
 
 // Dial connects to the relay and completes the TLS 1.3 handshake.
@@ -145,6 +146,7 @@ func clientTLS(opts *Options) (*tls.Config, error) {
 // Close closes the connection and its local sockets.
 func (c *Conn) Close() error {
 	err := c.qc.CloseWithError(spec.CloseNormal, "")
+	c.blobs.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tr := range c.transports {
