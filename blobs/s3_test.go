@@ -230,7 +230,7 @@ func TestS3TamperedURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := s.DownloadGrant(ctx, "orig", time.Minute)
+	down, err := s.presign(ctx, http.MethodGet, "orig", time.Minute, http.Header{}) // before the upload, so no Stat
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,5 +292,12 @@ func TestS3NoBucket(t *testing.T) {
 	_, err := NewS3(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "blobs: bucket Not_A_Bucket") {
 		t.Errorf("NewS3 with a bad bucket name: %v", err)
+	}
+}
+
+func TestS3DownloadGrantForMissingBlob(t *testing.T) {
+	s, _ := newTestS3(t)
+	if _, err := s.DownloadGrant(t.Context(), "never-uploaded", time.Minute); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("DownloadGrant of a missing blob: %v, want ErrNotFound", err)
 	}
 }
