@@ -217,3 +217,19 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// cleanStaleParts removes temporary download files older than an hour
+// from dir: what a receiver killed mid-download left (partial plaintext).
+// A younger one may belong to a receiver still running.
+func cleanStaleParts(dir string, now time.Time) int {
+	matches, _ := filepath.Glob(filepath.Join(dir, ".pigeon-*.part"))
+	n := 0
+	for _, m := range matches {
+		if st, err := os.Lstat(m); err == nil && st.Mode().IsRegular() && now.Sub(st.ModTime()) > time.Hour {
+			if os.Remove(m) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}

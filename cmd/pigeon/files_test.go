@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -41,5 +42,24 @@ func TestLinkFreeNeverOverwrites(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(b) != "old" {
 		t.Fatal("the existing file was replaced")
+	}
+}
+
+func TestCleanStaleParts(t *testing.T) {
+	dir := t.TempDir()
+	old, young, other := filepath.Join(dir, ".pigeon-1.part"), filepath.Join(dir, ".pigeon-2.part"), filepath.Join(dir, "keep.part")
+	for _, p := range []string{old, young, other} {
+		os.WriteFile(p, []byte("partial"), 0o600)
+	}
+	now := time.Now()
+	os.Chtimes(old, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
+	os.Chtimes(other, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
+	if n := cleanStaleParts(dir, now); n != 1 {
+		t.Fatalf("removed %d", n)
+	}
+	for p, want := range map[string]bool{old: false, young: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", filepath.Base(p), err == nil, want)
+		}
 	}
 }

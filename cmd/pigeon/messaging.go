@@ -202,6 +202,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	if err != nil {
 		return err
 	}
+	cleanStaleParts(c.saveDir, time.Now())
 	if !follow {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)

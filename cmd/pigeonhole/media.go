@@ -22,7 +22,7 @@ type mediaFlags struct {
 	s3Endpoint, s3Bucket, s3Region             string
 	s3AccessKeyFile, s3SecretKeyFile, grantKey string
 	s3Insecure                                 bool
-	quota                                      int64
+	quota, maxBlob                             int64 // maxBlob mirrors -max-blob-bytes
 	lifetime                                   time.Duration
 }
 
@@ -68,6 +68,9 @@ func (m *mediaFlags) open(ctx context.Context, dataDir string, log *slog.Logger)
 		log.Info("media in a directory, served over HTTPS on the relay's address", "dir", path)
 		return &media{store: d, dir: d}, nil
 	case "s3":
+		if m.maxBlob > 5<<30 {
+			return nil, fmt.Errorf("-max-blob-bytes %d is over 5 GiB, the most one S3 upload can carry", m.maxBlob)
+		}
 		if m.s3Endpoint == "" || m.s3AccessKeyFile == "" || m.s3SecretKeyFile == "" {
 			return nil, fmt.Errorf("-media s3 needs -s3-endpoint, -s3-access-key-file and -s3-secret-key-file")
 		}

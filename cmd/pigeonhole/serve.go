@@ -164,6 +164,7 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if ps != nil {
 		srv.UsePush(ps)
 	}
+	f.media.maxBlob = f.cfg.MaxBlobBytes
 	md, err := f.media.open(ctx, f.data, log)
 	if err != nil {
 		return err
