@@ -115,8 +115,13 @@ func readQRPNG(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
-	res, err := zxqr.NewQRCodeReader().Decode(bmp, hints)
+	// A code pigeon link wrote is a clean, axis-aligned image: read it as
+	// such first (the general finder misses some clean codes), then look
+	// for a code anywhere, as in a photo or screenshot.
+	res, err := zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
+	if err != nil {
+		res, err = zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	}
 	if err != nil {
 		var nf gozxing.NotFoundException
 		if errors.As(err, &nf) {
