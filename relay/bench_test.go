@@ -3,6 +3,7 @@ package relay_test
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,4 +127,43 @@ func BenchmarkSendToOffline(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGroupSend measures one multi_send to a 256-member group of 600
+// devices (256 accounts, 172 of them with two linked devices), 256-byte
+// ciphertexts, durable before it is answered; recipients are offline.
+// It reports the median and 99th percentile of the round trip. Run it
+// with -benchtime 300x or so: every op queues 600 messages.
+func BenchmarkGroupSend(b *testing.B) {
+	r := startRelay(b, testConfig())
+	sender := r.register(b, 0)
+	sc := r.session(b, sender, 0)
+	var accounts []client.AccountMessage
+	for i := range 256 {
+		d := r.register(b, 0)
+		ids := []uint32{1}
+		if i < 172 {
+			pc := r.session(b, d, 0)
+			for range 2 {
+				ids = append(ids, r.link(b, d, pc).DeviceID)
+			}
+			pc.Close()
+		}
+		accounts = append(accounts, client.AccountMessage{Recipient: d.AccountID, Devices: devMsgs(ids, string(make([]byte, 256)))})
+	}
+	ctx := ctxT(b)
+	var lat []time.Duration
+	id := make([]byte, 16)
+	for b.Loop() {
+		binary.BigEndian.PutUint64(id, rand.Uint64())
+		start := time.Now()
+		if _, err := sc.SendMulti(ctx, &client.MultiMessage{ClientMessageID: id, Accounts: accounts}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(600, "devices/op")
 }

@@ -45,6 +45,9 @@ type Config struct {
 	// address. Default a burst of 10, then one per 30 s. A connection may
 	// have one open at a time.
 	ProvisioningLimit Limit
+	// MaxMultiDevices caps the device messages in one multi_send (a group
+	// send). Default 1,000.
+	MaxMultiDevices int
 	// MaxBlobBytes is the largest media blob. Default 100 MiB.
 	MaxBlobBytes int64
 	// GrantLifetime is how long an upload or download grant is valid.
@@ -100,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxProvisioning <= 0 {
 		c.MaxProvisioning = 10000
+	}
+	if c.MaxMultiDevices <= 0 {
+		c.MaxMultiDevices = 1000
 	}
 	if c.MaxBlobBytes <= 0 {
 		c.MaxBlobBytes = 100 << 20

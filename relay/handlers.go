@@ -79,6 +79,11 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		name = "revoke_device"
 		e = c.revokeDevice(id, b.RevokeDevice)
 		resp.Body = &spec.Response_RevokeDevice{RevokeDevice: &spec.RevokeDeviceResponse{}}
+	case *spec.Request_MultiSend:
+		name = "multi_send"
+		var r *spec.SendResponse
+		r, e = c.multiSend(id, b.MultiSend)
+		resp.Body = &spec.Response_MultiSend{MultiSend: r}
 	case *spec.Request_UploadGrant:
 		name = "upload_grant"
 		var r *spec.UploadGrantResponse
@@ -265,25 +270,12 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 	if len(r.ClientMessageId) != spec.ClientMessageIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "client_message_id must be %d bytes", spec.ClientMessageIDSize)
 	}
-	if len(r.Messages) == 0 {
-		return nil, spec.Err(spec.CodeBadRequest, "a send needs at least one device message")
-	}
 	if len(r.Messages) > c.s.cfg.MaxSendDevices {
 		return nil, spec.Err(spec.CodeBadRequest, "at most %d device messages per send", c.s.cfg.MaxSendDevices)
 	}
-	named := make([]uint32, 0, len(r.Messages))
-	for _, m := range r.Messages {
-		if len(m.Content) > c.s.cfg.MaxEnvelopeBytes {
-			return nil, spec.Err(spec.CodeEnvelopeTooLarge, "a ciphertext of %d bytes is over the %d-byte limit", len(m.Content), c.s.cfg.MaxEnvelopeBytes)
-		}
-		if len(m.Content) == 0 {
-			return nil, spec.Err(spec.CodeBadRequest, "empty ciphertext for device %d", m.DeviceId)
-		}
-		named = append(named, m.DeviceId)
-	}
-	slices.Sort(named)
-	if len(slices.Compact(slices.Clone(named))) != len(named) {
-		return nil, spec.Err(spec.CodeDuplicateDevice, "a device is named twice")
+	named, se := c.s.checkDeviceMessages(r.Messages)
+	if se != nil {
+		return nil, se
 	}
 	var recipient keys.AccountID
 	copy(recipient[:], r.Recipient)
@@ -307,10 +299,10 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 			Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, r.ClientMessageId),
 		}
 	}
-	dedup := make([]byte, 0, spec.AccountIDSize+4+spec.ClientMessageIDSize)
-	dedup = append(dedup, sender[:]...)
-	dedup = append(dedup, byte(senderDev>>24), byte(senderDev>>16), byte(senderDev>>8), byte(senderDev))
-	dedup = append(dedup, r.ClientMessageId...)
+	if r.OnlineOnly {
+		return &spec.SendResponse{TimestampMs: c.s.now().UnixMilli(), Reached: uint32(c.s.deliverOnline(msgs))}, nil
+	}
+	dedup := dedupKey(sender, senderDev, r.ClientMessageId)
 	res, err := c.s.queues.Append(c.ctx, dedup, msgs)
 	if err != nil {
 		if errors.Is(err, queue.ErrQueueFull) {

@@ -16,7 +16,7 @@ import (
 
 // link adds a device to primary's account through the relay the way a new
 // device does it: provisioning stream, code, forwarded message, link.
-func (r *testRelay) link(t *testing.T, primary *device, pc *client.Conn) *device {
+func (r *testRelay) link(t testing.TB, primary *device, pc *client.Conn) *device {
 	t.Helper()
 	nc := r.dial(t)
 	prov, err := nc.OpenProvisioning(ctxT(t))

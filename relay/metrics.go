@@ -14,6 +14,7 @@ type metrics struct {
 	accepted     prometheus.Counter
 	delivered    prometheus.Counter
 	acked        prometheus.Counter
+	online       prometheus.Counter
 	ackFlushSecs prometheus.Histogram
 }
 
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		acked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pigeonhole_envelopes_acked_total", Help: "Envelopes deleted after an ack.",
 		}),
+		online: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pigeonhole_envelopes_online_total", Help: "Online-only envelopes handed to connected devices (never stored).",
+		}),
 		ackFlushSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pigeonhole_ack_flush_seconds",
 			Help:    "Time to make acks durable when a session closes.",
@@ -51,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.ackFlushSecs} {
+	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.online, m.ackFlushSecs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

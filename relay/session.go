@@ -56,6 +56,25 @@ func (t *sessionTable) receiving(a queue.Address) bool {
 	return false
 }
 
+// offer hands an online-only envelope frame to a's receiving sessions and
+// reports whether any took it (a backed-up session misses it).
+func (t *sessionTable) offer(a queue.Address, frame []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	took := false
+	for s := range t.m[a] {
+		if s.window == 0 {
+			continue
+		}
+		select {
+		case s.online <- frame:
+			took = true
+		default:
+		}
+	}
+	return took
+}
+
 // notify queues ev for every live session of a; a session whose event
 // queue is full misses it (these events are advisory).
 func (t *sessionTable) notify(a queue.Address, ev *spec.ServerEvent) {
@@ -77,6 +96,7 @@ type session struct {
 	addr   queue.Address
 	window int
 	events chan *spec.ServerEvent // advisory events from other handlers
+	online chan []byte            // online-only envelope frames, never stored
 	acked  chan []uint64          // seqs acked by the client, from the reader
 	done   chan struct{}          // closed when the reader stops
 	quit   chan struct{}          // closed when delivery stops
@@ -113,6 +133,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		addr:   addrOf(acct, dev),
 		window: window,
 		events: make(chan *spec.ServerEvent, 8),
+		online: make(chan []byte, 64),
 		acked:  make(chan []uint64, 64),
 		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
@@ -241,6 +262,10 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 			}
 		case ev := <-s.events:
 			if err := spec.WriteFrame(s.st, ev); err != nil {
+				return
+			}
+		case frame := <-s.online:
+			if _, err := s.st.Write(frame); err != nil {
 				return
 			}
 		case <-s.done:

@@ -47,6 +47,7 @@ type Request struct {
 	//	*Request_RevokeDevice
 	//	*Request_UploadGrant
 	//	*Request_DownloadGrant
+	//	*Request_MultiSend
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -233,6 +234,15 @@ func (x *Request) GetDownloadGrant() *DownloadGrantRequest {
 	return nil
 }
 
+func (x *Request) GetMultiSend() *MultiSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_MultiSend); ok {
+			return x.MultiSend
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -303,6 +313,10 @@ type Request_DownloadGrant struct {
 	DownloadGrant *DownloadGrantRequest `protobuf:"bytes,16,opt,name=download_grant,json=downloadGrant,proto3,oneof"`
 }
 
+type Request_MultiSend struct {
+	MultiSend *MultiSendRequest `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -335,6 +349,8 @@ func (*Request_UploadGrant) isRequest_Body() {}
 
 func (*Request_DownloadGrant) isRequest_Body() {}
 
+func (*Request_MultiSend) isRequest_Body() {}
+
 // Response is the single frame the relay writes on a request stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -356,6 +372,7 @@ type Response struct {
 	//	*Response_RevokeDevice
 	//	*Response_UploadGrant
 	//	*Response_DownloadGrant
+	//	*Response_MultiSend
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -531,6 +548,15 @@ func (x *Response) GetDownloadGrant() *DownloadGrantResponse {
 	return nil
 }
 
+func (x *Response) GetMultiSend() *SendResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_MultiSend); ok {
+			return x.MultiSend
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -591,6 +617,10 @@ type Response_DownloadGrant struct {
 	DownloadGrant *DownloadGrantResponse `protobuf:"bytes,16,opt,name=download_grant,json=downloadGrant,proto3,oneof"`
 }
 
+type Response_MultiSend struct {
+	MultiSend *SendResponse `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -619,6 +649,8 @@ func (*Response_UploadGrant) isResponse_Body() {}
 
 func (*Response_DownloadGrant) isResponse_Body() {}
 
+func (*Response_MultiSend) isResponse_Body() {}
+
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
 type Error struct {
@@ -630,7 +662,9 @@ type Error struct {
 	// STALE_DEVICES: devices the send named that the account does not have.
 	ExtraDevices []uint32 `protobuf:"varint,4,rep,packed,name=extra_devices,json=extraDevices,proto3" json:"extra_devices,omitempty"`
 	// RATE_LIMITED: how long to wait before trying again.
-	RetryAfterMs  uint32 `protobuf:"varint,5,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	RetryAfterMs uint32 `protobuf:"varint,5,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	// STALE_DEVICES on a multi_send: every account whose list was stale.
+	StaleAccounts []*StaleAccount `protobuf:"bytes,6,rep,name=stale_accounts,json=staleAccounts,proto3" json:"stale_accounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -700,6 +734,75 @@ func (x *Error) GetRetryAfterMs() uint32 {
 	return 0
 }
 
+func (x *Error) GetStaleAccounts() []*StaleAccount {
+	if x != nil {
+		return x.StaleAccounts
+	}
+	return nil
+}
+
+// StaleAccount is one recipient account of a multi_send whose device list
+// did not match.
+type StaleAccount struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AccountId      []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MissingDevices []uint32               `protobuf:"varint,2,rep,packed,name=missing_devices,json=missingDevices,proto3" json:"missing_devices,omitempty"`
+	ExtraDevices   []uint32               `protobuf:"varint,3,rep,packed,name=extra_devices,json=extraDevices,proto3" json:"extra_devices,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StaleAccount) Reset() {
+	*x = StaleAccount{}
+	mi := &file_pigeonhole_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaleAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaleAccount) ProtoMessage() {}
+
+func (x *StaleAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaleAccount.ProtoReflect.Descriptor instead.
+func (*StaleAccount) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StaleAccount) GetAccountId() []byte {
+	if x != nil {
+		return x.AccountId
+	}
+	return nil
+}
+
+func (x *StaleAccount) GetMissingDevices() []uint32 {
+	if x != nil {
+		return x.MissingDevices
+	}
+	return nil
+}
+
+func (x *StaleAccount) GetExtraDevices() []uint32 {
+	if x != nil {
+		return x.ExtraDevices
+	}
+	return nil
+}
+
 // SignedPreKey is a Signal signed prekey: a Curve25519 public key
 // (33 bytes, 0x05 prefix) and the XEdDSA signature (64 bytes) over it by
 // the identity key.
@@ -714,7 +817,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_pigeonhole_proto_msgTypes[3]
+	mi := &file_pigeonhole_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +829,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[3]
+	mi := &file_pigeonhole_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +842,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{3}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -774,7 +877,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_pigeonhole_proto_msgTypes[4]
+	mi := &file_pigeonhole_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +889,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[4]
+	mi := &file_pigeonhole_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +902,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{4}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -839,7 +942,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[5]
+	mi := &file_pigeonhole_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +954,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[5]
+	mi := &file_pigeonhole_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +967,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{5}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RegisterRequest) GetAuthKey() []byte {
@@ -919,7 +1022,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[6]
+	mi := &file_pigeonhole_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1034,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[6]
+	mi := &file_pigeonhole_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1047,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{6}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterResponse) GetAccountId() []byte {
@@ -971,7 +1074,7 @@ type UploadPreKeysRequest struct {
 
 func (x *UploadPreKeysRequest) Reset() {
 	*x = UploadPreKeysRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[7]
+	mi := &file_pigeonhole_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1086,7 @@ func (x *UploadPreKeysRequest) String() string {
 func (*UploadPreKeysRequest) ProtoMessage() {}
 
 func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[7]
+	mi := &file_pigeonhole_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1099,7 @@ func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{7}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadPreKeysRequest) GetPrekeys() []*PreKey {
@@ -1015,7 +1118,7 @@ type UploadPreKeysResponse struct {
 
 func (x *UploadPreKeysResponse) Reset() {
 	*x = UploadPreKeysResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[8]
+	mi := &file_pigeonhole_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1130,7 @@ func (x *UploadPreKeysResponse) String() string {
 func (*UploadPreKeysResponse) ProtoMessage() {}
 
 func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[8]
+	mi := &file_pigeonhole_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1143,7 @@ func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{8}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadPreKeysResponse) GetStored() uint32 {
@@ -1060,7 +1163,7 @@ type RotateSignedPreKeyRequest struct {
 
 func (x *RotateSignedPreKeyRequest) Reset() {
 	*x = RotateSignedPreKeyRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[9]
+	mi := &file_pigeonhole_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1175,7 @@ func (x *RotateSignedPreKeyRequest) String() string {
 func (*RotateSignedPreKeyRequest) ProtoMessage() {}
 
 func (x *RotateSignedPreKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[9]
+	mi := &file_pigeonhole_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1188,7 @@ func (x *RotateSignedPreKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSignedPreKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSignedPreKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{9}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RotateSignedPreKeyRequest) GetSignedPrekey() *SignedPreKey {
@@ -1103,7 +1206,7 @@ type RotateSignedPreKeyResponse struct {
 
 func (x *RotateSignedPreKeyResponse) Reset() {
 	*x = RotateSignedPreKeyResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[10]
+	mi := &file_pigeonhole_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1218,7 @@ func (x *RotateSignedPreKeyResponse) String() string {
 func (*RotateSignedPreKeyResponse) ProtoMessage() {}
 
 func (x *RotateSignedPreKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[10]
+	mi := &file_pigeonhole_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1231,7 @@ func (x *RotateSignedPreKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSignedPreKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSignedPreKeyResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{10}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{11}
 }
 
 // PreKeyStatusRequest asks how many one-time prekeys the authenticated
@@ -1141,7 +1244,7 @@ type PreKeyStatusRequest struct {
 
 func (x *PreKeyStatusRequest) Reset() {
 	*x = PreKeyStatusRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[11]
+	mi := &file_pigeonhole_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1256,7 @@ func (x *PreKeyStatusRequest) String() string {
 func (*PreKeyStatusRequest) ProtoMessage() {}
 
 func (x *PreKeyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[11]
+	mi := &file_pigeonhole_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1269,7 @@ func (x *PreKeyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyStatusRequest.ProtoReflect.Descriptor instead.
 func (*PreKeyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{11}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{12}
 }
 
 type PreKeyStatusResponse struct {
@@ -1178,7 +1281,7 @@ type PreKeyStatusResponse struct {
 
 func (x *PreKeyStatusResponse) Reset() {
 	*x = PreKeyStatusResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[12]
+	mi := &file_pigeonhole_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1293,7 @@ func (x *PreKeyStatusResponse) String() string {
 func (*PreKeyStatusResponse) ProtoMessage() {}
 
 func (x *PreKeyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[12]
+	mi := &file_pigeonhole_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1306,7 @@ func (x *PreKeyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyStatusResponse.ProtoReflect.Descriptor instead.
 func (*PreKeyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{12}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PreKeyStatusResponse) GetStored() uint32 {
@@ -1224,7 +1327,7 @@ type FetchKeysRequest struct {
 
 func (x *FetchKeysRequest) Reset() {
 	*x = FetchKeysRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[13]
+	mi := &file_pigeonhole_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1339,7 @@ func (x *FetchKeysRequest) String() string {
 func (*FetchKeysRequest) ProtoMessage() {}
 
 func (x *FetchKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[13]
+	mi := &file_pigeonhole_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1352,7 @@ func (x *FetchKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeysRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{13}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FetchKeysRequest) GetAccountId() []byte {
@@ -1275,7 +1378,7 @@ type DeviceBundle struct {
 
 func (x *DeviceBundle) Reset() {
 	*x = DeviceBundle{}
-	mi := &file_pigeonhole_proto_msgTypes[14]
+	mi := &file_pigeonhole_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1390,7 @@ func (x *DeviceBundle) String() string {
 func (*DeviceBundle) ProtoMessage() {}
 
 func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[14]
+	mi := &file_pigeonhole_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1403,7 @@ func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceBundle.ProtoReflect.Descriptor instead.
 func (*DeviceBundle) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{14}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeviceBundle) GetDeviceId() uint32 {
@@ -1348,7 +1451,7 @@ type FetchKeysResponse struct {
 
 func (x *FetchKeysResponse) Reset() {
 	*x = FetchKeysResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[15]
+	mi := &file_pigeonhole_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1463,7 @@ func (x *FetchKeysResponse) String() string {
 func (*FetchKeysResponse) ProtoMessage() {}
 
 func (x *FetchKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[15]
+	mi := &file_pigeonhole_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1476,7 @@ func (x *FetchKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeysResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{15}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FetchKeysResponse) GetAccountId() []byte {
@@ -1404,7 +1507,7 @@ type DeviceMessage struct {
 
 func (x *DeviceMessage) Reset() {
 	*x = DeviceMessage{}
-	mi := &file_pigeonhole_proto_msgTypes[16]
+	mi := &file_pigeonhole_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1519,7 @@ func (x *DeviceMessage) String() string {
 func (*DeviceMessage) ProtoMessage() {}
 
 func (x *DeviceMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[16]
+	mi := &file_pigeonhole_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1532,7 @@ func (x *DeviceMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceMessage.ProtoReflect.Descriptor instead.
 func (*DeviceMessage) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{16}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeviceMessage) GetDeviceId() uint32 {
@@ -1460,13 +1563,16 @@ type SendRequest struct {
 	Recipient       []byte                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`                                      // account id, 16 bytes
 	ClientMessageId []byte                 `protobuf:"bytes,2,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"` // 16 random bytes chosen by the sender
 	Messages        []*DeviceMessage       `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Deliver only to devices with a session stream open now; never store,
+	// queue or push (typing indicators, call signalling).
+	OnlineOnly    bool `protobuf:"varint,4,opt,name=online_only,json=onlineOnly,proto3" json:"online_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[17]
+	mi := &file_pigeonhole_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1584,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[17]
+	mi := &file_pigeonhole_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1597,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{17}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendRequest) GetRecipient() []byte {
@@ -1515,20 +1621,144 @@ func (x *SendRequest) GetMessages() []*DeviceMessage {
 	return nil
 }
 
+func (x *SendRequest) GetOnlineOnly() bool {
+	if x != nil {
+		return x.OnlineOnly
+	}
+	return false
+}
+
+// MultiSendRequest is one send to the devices of many accounts (a group):
+// validated and stored atomically, like a single send.
+type MultiSendRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ClientMessageId []byte                 `protobuf:"bytes,1,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Accounts        []*AccountMessages     `protobuf:"bytes,2,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	OnlineOnly      bool                   `protobuf:"varint,3,opt,name=online_only,json=onlineOnly,proto3" json:"online_only,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MultiSendRequest) Reset() {
+	*x = MultiSendRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MultiSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MultiSendRequest) ProtoMessage() {}
+
+func (x *MultiSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MultiSendRequest.ProtoReflect.Descriptor instead.
+func (*MultiSendRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MultiSendRequest) GetClientMessageId() []byte {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return nil
+}
+
+func (x *MultiSendRequest) GetAccounts() []*AccountMessages {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *MultiSendRequest) GetOnlineOnly() bool {
+	if x != nil {
+		return x.OnlineOnly
+	}
+	return false
+}
+
+// AccountMessages are the ciphertexts for every device of one account.
+type AccountMessages struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipient     []byte                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Messages      []*DeviceMessage       `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountMessages) Reset() {
+	*x = AccountMessages{}
+	mi := &file_pigeonhole_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountMessages) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountMessages) ProtoMessage() {}
+
+func (x *AccountMessages) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountMessages.ProtoReflect.Descriptor instead.
+func (*AccountMessages) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AccountMessages) GetRecipient() []byte {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+func (x *AccountMessages) GetMessages() []*DeviceMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Relay time the send was accepted, Unix milliseconds.
 	TimestampMs int64 `protobuf:"varint,1,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
 	// True when this client_message_id had already been accepted; nothing
 	// new was stored.
-	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// online_only: how many devices it was handed to.
+	Reached       uint32 `protobuf:"varint,3,opt,name=reached,proto3" json:"reached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[18]
+	mi := &file_pigeonhole_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1770,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[18]
+	mi := &file_pigeonhole_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1783,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{18}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SendResponse) GetTimestampMs() int64 {
@@ -1568,6 +1798,13 @@ func (x *SendResponse) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *SendResponse) GetReached() uint32 {
+	if x != nil {
+		return x.Reached
+	}
+	return 0
 }
 
 // SetPushTokenRequest registers or replaces the authenticated device's push
@@ -1587,7 +1824,7 @@ type SetPushTokenRequest struct {
 
 func (x *SetPushTokenRequest) Reset() {
 	*x = SetPushTokenRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1836,7 @@ func (x *SetPushTokenRequest) String() string {
 func (*SetPushTokenRequest) ProtoMessage() {}
 
 func (x *SetPushTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1849,7 @@ func (x *SetPushTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPushTokenRequest.ProtoReflect.Descriptor instead.
 func (*SetPushTokenRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetPushTokenRequest) GetToken() isSetPushTokenRequest_Token {
@@ -1668,7 +1905,7 @@ type APNsToken struct {
 
 func (x *APNsToken) Reset() {
 	*x = APNsToken{}
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1917,7 @@ func (x *APNsToken) String() string {
 func (*APNsToken) ProtoMessage() {}
 
 func (x *APNsToken) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1930,7 @@ func (x *APNsToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APNsToken.ProtoReflect.Descriptor instead.
 func (*APNsToken) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *APNsToken) GetDeviceToken() []byte {
@@ -1727,7 +1964,7 @@ type FCMToken struct {
 
 func (x *FCMToken) Reset() {
 	*x = FCMToken{}
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1976,7 @@ func (x *FCMToken) String() string {
 func (*FCMToken) ProtoMessage() {}
 
 func (x *FCMToken) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1989,7 @@ func (x *FCMToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FCMToken.ProtoReflect.Descriptor instead.
 func (*FCMToken) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FCMToken) GetRegistrationToken() string {
@@ -1770,7 +2007,7 @@ type SetPushTokenResponse struct {
 
 func (x *SetPushTokenResponse) Reset() {
 	*x = SetPushTokenResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2019,7 @@ func (x *SetPushTokenResponse) String() string {
 func (*SetPushTokenResponse) ProtoMessage() {}
 
 func (x *SetPushTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2032,7 @@ func (x *SetPushTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPushTokenResponse.ProtoReflect.Descriptor instead.
 func (*SetPushTokenResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
 }
 
 // ProvisioningOpen, unauthenticated, turns its stream into a provisioning
@@ -1811,7 +2048,7 @@ type ProvisioningOpen struct {
 
 func (x *ProvisioningOpen) Reset() {
 	*x = ProvisioningOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2060,7 @@ func (x *ProvisioningOpen) String() string {
 func (*ProvisioningOpen) ProtoMessage() {}
 
 func (x *ProvisioningOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2073,7 @@ func (x *ProvisioningOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningOpen.ProtoReflect.Descriptor instead.
 func (*ProvisioningOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
 }
 
 // ProvisioningEvent is a frame the relay writes on a provisioning stream.
@@ -1854,7 +2091,7 @@ type ProvisioningEvent struct {
 
 func (x *ProvisioningEvent) Reset() {
 	*x = ProvisioningEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2103,7 @@ func (x *ProvisioningEvent) String() string {
 func (*ProvisioningEvent) ProtoMessage() {}
 
 func (x *ProvisioningEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2116,7 @@ func (x *ProvisioningEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningEvent.ProtoReflect.Descriptor instead.
 func (*ProvisioningEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProvisioningEvent) GetBody() isProvisioningEvent_Body {
@@ -1948,7 +2185,7 @@ type ProvisioningAddress struct {
 
 func (x *ProvisioningAddress) Reset() {
 	*x = ProvisioningAddress{}
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2197,7 @@ func (x *ProvisioningAddress) String() string {
 func (*ProvisioningAddress) ProtoMessage() {}
 
 func (x *ProvisioningAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2210,7 @@ func (x *ProvisioningAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningAddress.ProtoReflect.Descriptor instead.
 func (*ProvisioningAddress) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProvisioningAddress) GetAddress() []byte {
@@ -2001,7 +2238,7 @@ type ProvisioningMessage struct {
 
 func (x *ProvisioningMessage) Reset() {
 	*x = ProvisioningMessage{}
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2250,7 @@ func (x *ProvisioningMessage) String() string {
 func (*ProvisioningMessage) ProtoMessage() {}
 
 func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2263,7 @@ func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningMessage.ProtoReflect.Descriptor instead.
 func (*ProvisioningMessage) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProvisioningMessage) GetBody() []byte {
@@ -2046,7 +2283,7 @@ type CreateLinkCodeRequest struct {
 
 func (x *CreateLinkCodeRequest) Reset() {
 	*x = CreateLinkCodeRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2295,7 @@ func (x *CreateLinkCodeRequest) String() string {
 func (*CreateLinkCodeRequest) ProtoMessage() {}
 
 func (x *CreateLinkCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2308,7 @@ func (x *CreateLinkCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkCodeRequest.ProtoReflect.Descriptor instead.
 func (*CreateLinkCodeRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
 }
 
 type CreateLinkCodeResponse struct {
@@ -2084,7 +2321,7 @@ type CreateLinkCodeResponse struct {
 
 func (x *CreateLinkCodeResponse) Reset() {
 	*x = CreateLinkCodeResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2333,7 @@ func (x *CreateLinkCodeResponse) String() string {
 func (*CreateLinkCodeResponse) ProtoMessage() {}
 
 func (x *CreateLinkCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2346,7 @@ func (x *CreateLinkCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkCodeResponse.ProtoReflect.Descriptor instead.
 func (*CreateLinkCodeResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateLinkCodeResponse) GetCode() []byte {
@@ -2138,7 +2375,7 @@ type ProvisionRequest struct {
 
 func (x *ProvisionRequest) Reset() {
 	*x = ProvisionRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2387,7 @@ func (x *ProvisionRequest) String() string {
 func (*ProvisionRequest) ProtoMessage() {}
 
 func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2400,7 @@ func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
 func (*ProvisionRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProvisionRequest) GetAddress() []byte {
@@ -2188,7 +2425,7 @@ type ProvisionResponse struct {
 
 func (x *ProvisionResponse) Reset() {
 	*x = ProvisionResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2437,7 @@ func (x *ProvisionResponse) String() string {
 func (*ProvisionResponse) ProtoMessage() {}
 
 func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2450,7 @@ func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
 func (*ProvisionResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{33}
 }
 
 // LinkDeviceRequest, unauthenticated, adds a device to an account with a
@@ -2236,7 +2473,7 @@ type LinkDeviceRequest struct {
 
 func (x *LinkDeviceRequest) Reset() {
 	*x = LinkDeviceRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[31]
+	mi := &file_pigeonhole_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2485,7 @@ func (x *LinkDeviceRequest) String() string {
 func (*LinkDeviceRequest) ProtoMessage() {}
 
 func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[31]
+	mi := &file_pigeonhole_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2498,7 @@ func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceRequest.ProtoReflect.Descriptor instead.
 func (*LinkDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{31}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LinkDeviceRequest) GetAccountId() []byte {
@@ -2336,7 +2573,7 @@ type LinkDeviceResponse struct {
 
 func (x *LinkDeviceResponse) Reset() {
 	*x = LinkDeviceResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[32]
+	mi := &file_pigeonhole_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2585,7 @@ func (x *LinkDeviceResponse) String() string {
 func (*LinkDeviceResponse) ProtoMessage() {}
 
 func (x *LinkDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[32]
+	mi := &file_pigeonhole_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2598,7 @@ func (x *LinkDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceResponse.ProtoReflect.Descriptor instead.
 func (*LinkDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{32}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LinkDeviceResponse) GetDeviceId() uint32 {
@@ -2380,7 +2617,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[33]
+	mi := &file_pigeonhole_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2629,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[33]
+	mi := &file_pigeonhole_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2642,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{33}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{36}
 }
 
 type DeviceInfo struct {
@@ -2422,7 +2659,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_pigeonhole_proto_msgTypes[34]
+	mi := &file_pigeonhole_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2671,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[34]
+	mi := &file_pigeonhole_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2684,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{34}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeviceInfo) GetDeviceId() uint32 {
@@ -2487,7 +2724,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[35]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2736,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[35]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2749,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{35}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -2534,7 +2771,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[36]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2783,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[36]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2796,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{36}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() uint32 {
@@ -2577,7 +2814,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[37]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2826,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[37]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2839,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
 }
 
 // UploadGrantRequest asks for a grant to upload one encrypted blob of
@@ -2616,7 +2853,7 @@ type UploadGrantRequest struct {
 
 func (x *UploadGrantRequest) Reset() {
 	*x = UploadGrantRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2865,7 @@ func (x *UploadGrantRequest) String() string {
 func (*UploadGrantRequest) ProtoMessage() {}
 
 func (x *UploadGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2878,7 @@ func (x *UploadGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadGrantRequest.ProtoReflect.Descriptor instead.
 func (*UploadGrantRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadGrantRequest) GetSize() uint64 {
@@ -2669,7 +2906,7 @@ type BlobGrant struct {
 
 func (x *BlobGrant) Reset() {
 	*x = BlobGrant{}
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2918,7 @@ func (x *BlobGrant) String() string {
 func (*BlobGrant) ProtoMessage() {}
 
 func (x *BlobGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2931,7 @@ func (x *BlobGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobGrant.ProtoReflect.Descriptor instead.
 func (*BlobGrant) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BlobGrant) GetBlobId() string {
@@ -2741,7 +2978,7 @@ type UploadGrantResponse struct {
 
 func (x *UploadGrantResponse) Reset() {
 	*x = UploadGrantResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2990,7 @@ func (x *UploadGrantResponse) String() string {
 func (*UploadGrantResponse) ProtoMessage() {}
 
 func (x *UploadGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3003,7 @@ func (x *UploadGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadGrantResponse.ProtoReflect.Descriptor instead.
 func (*UploadGrantResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UploadGrantResponse) GetGrant() *BlobGrant {
@@ -2786,7 +3023,7 @@ type DownloadGrantRequest struct {
 
 func (x *DownloadGrantRequest) Reset() {
 	*x = DownloadGrantRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3035,7 @@ func (x *DownloadGrantRequest) String() string {
 func (*DownloadGrantRequest) ProtoMessage() {}
 
 func (x *DownloadGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3048,7 @@ func (x *DownloadGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadGrantRequest.ProtoReflect.Descriptor instead.
 func (*DownloadGrantRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DownloadGrantRequest) GetBlobId() string {
@@ -2830,7 +3067,7 @@ type DownloadGrantResponse struct {
 
 func (x *DownloadGrantResponse) Reset() {
 	*x = DownloadGrantResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2842,7 +3079,7 @@ func (x *DownloadGrantResponse) String() string {
 func (*DownloadGrantResponse) ProtoMessage() {}
 
 func (x *DownloadGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2855,7 +3092,7 @@ func (x *DownloadGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadGrantResponse.ProtoReflect.Descriptor instead.
 func (*DownloadGrantResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DownloadGrantResponse) GetGrant() *BlobGrant {
@@ -2885,7 +3122,7 @@ type SessionOpen struct {
 
 func (x *SessionOpen) Reset() {
 	*x = SessionOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3134,7 @@ func (x *SessionOpen) String() string {
 func (*SessionOpen) ProtoMessage() {}
 
 func (x *SessionOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3147,7 @@ func (x *SessionOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpen.ProtoReflect.Descriptor instead.
 func (*SessionOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SessionOpen) GetAccountId() []byte {
@@ -2959,7 +3196,7 @@ type ServerEvent struct {
 
 func (x *ServerEvent) Reset() {
 	*x = ServerEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3208,7 @@ func (x *ServerEvent) String() string {
 func (*ServerEvent) ProtoMessage() {}
 
 func (x *ServerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3221,7 @@ func (x *ServerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerEvent.ProtoReflect.Descriptor instead.
 func (*ServerEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ServerEvent) GetBody() isServerEvent_Body {
@@ -3099,7 +3336,7 @@ type SessionReady struct {
 
 func (x *SessionReady) Reset() {
 	*x = SessionReady{}
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +3348,7 @@ func (x *SessionReady) String() string {
 func (*SessionReady) ProtoMessage() {}
 
 func (x *SessionReady) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +3361,7 @@ func (x *SessionReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReady.ProtoReflect.Descriptor instead.
 func (*SessionReady) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SessionReady) GetWindow() uint32 {
@@ -3157,7 +3394,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3406,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3419,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -3244,7 +3481,7 @@ type PreKeysLow struct {
 
 func (x *PreKeysLow) Reset() {
 	*x = PreKeysLow{}
-	mi := &file_pigeonhole_proto_msgTypes[47]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3256,7 +3493,7 @@ func (x *PreKeysLow) String() string {
 func (*PreKeysLow) ProtoMessage() {}
 
 func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[47]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +3506,7 @@ func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeysLow.ProtoReflect.Descriptor instead.
 func (*PreKeysLow) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{47}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PreKeysLow) GetRemaining() uint32 {
@@ -3290,7 +3527,7 @@ type DevicesChanged struct {
 
 func (x *DevicesChanged) Reset() {
 	*x = DevicesChanged{}
-	mi := &file_pigeonhole_proto_msgTypes[48]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3539,7 @@ func (x *DevicesChanged) String() string {
 func (*DevicesChanged) ProtoMessage() {}
 
 func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[48]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3552,7 @@ func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesChanged.ProtoReflect.Descriptor instead.
 func (*DevicesChanged) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{48}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DevicesChanged) GetDeviceIds() []uint32 {
@@ -3335,7 +3572,7 @@ type QueueDrained struct {
 
 func (x *QueueDrained) Reset() {
 	*x = QueueDrained{}
-	mi := &file_pigeonhole_proto_msgTypes[49]
+	mi := &file_pigeonhole_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3584,7 @@ func (x *QueueDrained) String() string {
 func (*QueueDrained) ProtoMessage() {}
 
 func (x *QueueDrained) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[49]
+	mi := &file_pigeonhole_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3597,7 @@ func (x *QueueDrained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueDrained.ProtoReflect.Descriptor instead.
 func (*QueueDrained) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{49}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{52}
 }
 
 // ClientEvent is a frame the client writes on the session stream after
@@ -3377,7 +3614,7 @@ type ClientEvent struct {
 
 func (x *ClientEvent) Reset() {
 	*x = ClientEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[50]
+	mi := &file_pigeonhole_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3626,7 @@ func (x *ClientEvent) String() string {
 func (*ClientEvent) ProtoMessage() {}
 
 func (x *ClientEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[50]
+	mi := &file_pigeonhole_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3639,7 @@ func (x *ClientEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientEvent.ProtoReflect.Descriptor instead.
 func (*ClientEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{50}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClientEvent) GetBody() isClientEvent_Body {
@@ -3441,7 +3678,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pigeonhole_proto_msgTypes[51]
+	mi := &file_pigeonhole_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3690,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[51]
+	mi := &file_pigeonhole_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3703,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{51}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -3480,7 +3717,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\x98\t\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xda\t\n" +
 	"\aRequest\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
@@ -3500,8 +3737,10 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\flist_devices\x18\r \x01(\v2!.pigeonhole.v1.ListDevicesRequestH\x00R\vlistDevices\x12I\n" +
 	"\rrevoke_device\x18\x0e \x01(\v2\".pigeonhole.v1.RevokeDeviceRequestH\x00R\frevokeDevice\x12F\n" +
 	"\fupload_grant\x18\x0f \x01(\v2!.pigeonhole.v1.UploadGrantRequestH\x00R\vuploadGrant\x12L\n" +
-	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrantB\x06\n" +
-	"\x04body\"\xc2\b\n" +
+	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrant\x12@\n" +
+	"\n" +
+	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSendB\x06\n" +
+	"\x04body\"\x80\t\n" +
 	"\bResponse\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
 	"\bregister\x18\x02 \x01(\v2\x1f.pigeonhole.v1.RegisterResponseH\x00R\bregister\x12M\n" +
@@ -3520,14 +3759,22 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\flist_devices\x18\r \x01(\v2\".pigeonhole.v1.ListDevicesResponseH\x00R\vlistDevices\x12J\n" +
 	"\rrevoke_device\x18\x0e \x01(\v2#.pigeonhole.v1.RevokeDeviceResponseH\x00R\frevokeDevice\x12G\n" +
 	"\fupload_grant\x18\x0f \x01(\v2\".pigeonhole.v1.UploadGrantResponseH\x00R\vuploadGrant\x12M\n" +
-	"\x0edownload_grant\x18\x10 \x01(\v2$.pigeonhole.v1.DownloadGrantResponseH\x00R\rdownloadGrantB\x06\n" +
-	"\x04body\"\xa9\x01\n" +
+	"\x0edownload_grant\x18\x10 \x01(\v2$.pigeonhole.v1.DownloadGrantResponseH\x00R\rdownloadGrant\x12<\n" +
+	"\n" +
+	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSendB\x06\n" +
+	"\x04body\"\xed\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12'\n" +
 	"\x0fmissing_devices\x18\x03 \x03(\rR\x0emissingDevices\x12#\n" +
 	"\rextra_devices\x18\x04 \x03(\rR\fextraDevices\x12$\n" +
-	"\x0eretry_after_ms\x18\x05 \x01(\rR\fretryAfterMs\"[\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\rR\fretryAfterMs\x12B\n" +
+	"\x0estale_accounts\x18\x06 \x03(\v2\x1b.pigeonhole.v1.StaleAccountR\rstaleAccounts\"{\n" +
+	"\fStaleAccount\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\fR\taccountId\x12'\n" +
+	"\x0fmissing_devices\x18\x02 \x03(\rR\x0emissingDevices\x12#\n" +
+	"\rextra_devices\x18\x03 \x03(\rR\fextraDevices\"[\n" +
 	"\fSignedPreKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3575,14 +3822,25 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\rDeviceMessage\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\rR\x04type\x12\x18\n" +
-	"\acontent\x18\x03 \x01(\fR\acontent\"\x91\x01\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\xb2\x01\n" +
 	"\vSendRequest\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\fR\trecipient\x12*\n" +
 	"\x11client_message_id\x18\x02 \x01(\fR\x0fclientMessageId\x128\n" +
-	"\bmessages\x18\x03 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\"O\n" +
+	"\bmessages\x18\x03 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\x12\x1f\n" +
+	"\vonline_only\x18\x04 \x01(\bR\n" +
+	"onlineOnly\"\x9b\x01\n" +
+	"\x10MultiSendRequest\x12*\n" +
+	"\x11client_message_id\x18\x01 \x01(\fR\x0fclientMessageId\x12:\n" +
+	"\baccounts\x18\x02 \x03(\v2\x1e.pigeonhole.v1.AccountMessagesR\baccounts\x12\x1f\n" +
+	"\vonline_only\x18\x03 \x01(\bR\n" +
+	"onlineOnly\"i\n" +
+	"\x0fAccountMessages\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\fR\trecipient\x128\n" +
+	"\bmessages\x18\x02 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\"i\n" +
 	"\fSendResponse\x12!\n" +
 	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMs\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"{\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x18\n" +
+	"\areached\x18\x03 \x01(\rR\areached\"{\n" +
 	"\x13SetPushTokenRequest\x12.\n" +
 	"\x04apns\x18\x01 \x01(\v2\x18.pigeonhole.v1.APNsTokenH\x00R\x04apns\x12+\n" +
 	"\x03fcm\x18\x02 \x01(\v2\x17.pigeonhole.v1.FCMTokenH\x00R\x03fcmB\a\n" +
@@ -3711,125 +3969,133 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                    // 0: pigeonhole.v1.Request
 	(*Response)(nil),                   // 1: pigeonhole.v1.Response
 	(*Error)(nil),                      // 2: pigeonhole.v1.Error
-	(*SignedPreKey)(nil),               // 3: pigeonhole.v1.SignedPreKey
-	(*PreKey)(nil),                     // 4: pigeonhole.v1.PreKey
-	(*RegisterRequest)(nil),            // 5: pigeonhole.v1.RegisterRequest
-	(*RegisterResponse)(nil),           // 6: pigeonhole.v1.RegisterResponse
-	(*UploadPreKeysRequest)(nil),       // 7: pigeonhole.v1.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),      // 8: pigeonhole.v1.UploadPreKeysResponse
-	(*RotateSignedPreKeyRequest)(nil),  // 9: pigeonhole.v1.RotateSignedPreKeyRequest
-	(*RotateSignedPreKeyResponse)(nil), // 10: pigeonhole.v1.RotateSignedPreKeyResponse
-	(*PreKeyStatusRequest)(nil),        // 11: pigeonhole.v1.PreKeyStatusRequest
-	(*PreKeyStatusResponse)(nil),       // 12: pigeonhole.v1.PreKeyStatusResponse
-	(*FetchKeysRequest)(nil),           // 13: pigeonhole.v1.FetchKeysRequest
-	(*DeviceBundle)(nil),               // 14: pigeonhole.v1.DeviceBundle
-	(*FetchKeysResponse)(nil),          // 15: pigeonhole.v1.FetchKeysResponse
-	(*DeviceMessage)(nil),              // 16: pigeonhole.v1.DeviceMessage
-	(*SendRequest)(nil),                // 17: pigeonhole.v1.SendRequest
-	(*SendResponse)(nil),               // 18: pigeonhole.v1.SendResponse
-	(*SetPushTokenRequest)(nil),        // 19: pigeonhole.v1.SetPushTokenRequest
-	(*APNsToken)(nil),                  // 20: pigeonhole.v1.APNsToken
-	(*FCMToken)(nil),                   // 21: pigeonhole.v1.FCMToken
-	(*SetPushTokenResponse)(nil),       // 22: pigeonhole.v1.SetPushTokenResponse
-	(*ProvisioningOpen)(nil),           // 23: pigeonhole.v1.ProvisioningOpen
-	(*ProvisioningEvent)(nil),          // 24: pigeonhole.v1.ProvisioningEvent
-	(*ProvisioningAddress)(nil),        // 25: pigeonhole.v1.ProvisioningAddress
-	(*ProvisioningMessage)(nil),        // 26: pigeonhole.v1.ProvisioningMessage
-	(*CreateLinkCodeRequest)(nil),      // 27: pigeonhole.v1.CreateLinkCodeRequest
-	(*CreateLinkCodeResponse)(nil),     // 28: pigeonhole.v1.CreateLinkCodeResponse
-	(*ProvisionRequest)(nil),           // 29: pigeonhole.v1.ProvisionRequest
-	(*ProvisionResponse)(nil),          // 30: pigeonhole.v1.ProvisionResponse
-	(*LinkDeviceRequest)(nil),          // 31: pigeonhole.v1.LinkDeviceRequest
-	(*LinkDeviceResponse)(nil),         // 32: pigeonhole.v1.LinkDeviceResponse
-	(*ListDevicesRequest)(nil),         // 33: pigeonhole.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                 // 34: pigeonhole.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),        // 35: pigeonhole.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),        // 36: pigeonhole.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),       // 37: pigeonhole.v1.RevokeDeviceResponse
-	(*UploadGrantRequest)(nil),         // 38: pigeonhole.v1.UploadGrantRequest
-	(*BlobGrant)(nil),                  // 39: pigeonhole.v1.BlobGrant
-	(*UploadGrantResponse)(nil),        // 40: pigeonhole.v1.UploadGrantResponse
-	(*DownloadGrantRequest)(nil),       // 41: pigeonhole.v1.DownloadGrantRequest
-	(*DownloadGrantResponse)(nil),      // 42: pigeonhole.v1.DownloadGrantResponse
-	(*SessionOpen)(nil),                // 43: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                // 44: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),               // 45: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                   // 46: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                 // 47: pigeonhole.v1.PreKeysLow
-	(*DevicesChanged)(nil),             // 48: pigeonhole.v1.DevicesChanged
-	(*QueueDrained)(nil),               // 49: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                // 50: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                        // 51: pigeonhole.v1.Ack
-	nil,                                // 52: pigeonhole.v1.BlobGrant.HeadersEntry
+	(*StaleAccount)(nil),               // 3: pigeonhole.v1.StaleAccount
+	(*SignedPreKey)(nil),               // 4: pigeonhole.v1.SignedPreKey
+	(*PreKey)(nil),                     // 5: pigeonhole.v1.PreKey
+	(*RegisterRequest)(nil),            // 6: pigeonhole.v1.RegisterRequest
+	(*RegisterResponse)(nil),           // 7: pigeonhole.v1.RegisterResponse
+	(*UploadPreKeysRequest)(nil),       // 8: pigeonhole.v1.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),      // 9: pigeonhole.v1.UploadPreKeysResponse
+	(*RotateSignedPreKeyRequest)(nil),  // 10: pigeonhole.v1.RotateSignedPreKeyRequest
+	(*RotateSignedPreKeyResponse)(nil), // 11: pigeonhole.v1.RotateSignedPreKeyResponse
+	(*PreKeyStatusRequest)(nil),        // 12: pigeonhole.v1.PreKeyStatusRequest
+	(*PreKeyStatusResponse)(nil),       // 13: pigeonhole.v1.PreKeyStatusResponse
+	(*FetchKeysRequest)(nil),           // 14: pigeonhole.v1.FetchKeysRequest
+	(*DeviceBundle)(nil),               // 15: pigeonhole.v1.DeviceBundle
+	(*FetchKeysResponse)(nil),          // 16: pigeonhole.v1.FetchKeysResponse
+	(*DeviceMessage)(nil),              // 17: pigeonhole.v1.DeviceMessage
+	(*SendRequest)(nil),                // 18: pigeonhole.v1.SendRequest
+	(*MultiSendRequest)(nil),           // 19: pigeonhole.v1.MultiSendRequest
+	(*AccountMessages)(nil),            // 20: pigeonhole.v1.AccountMessages
+	(*SendResponse)(nil),               // 21: pigeonhole.v1.SendResponse
+	(*SetPushTokenRequest)(nil),        // 22: pigeonhole.v1.SetPushTokenRequest
+	(*APNsToken)(nil),                  // 23: pigeonhole.v1.APNsToken
+	(*FCMToken)(nil),                   // 24: pigeonhole.v1.FCMToken
+	(*SetPushTokenResponse)(nil),       // 25: pigeonhole.v1.SetPushTokenResponse
+	(*ProvisioningOpen)(nil),           // 26: pigeonhole.v1.ProvisioningOpen
+	(*ProvisioningEvent)(nil),          // 27: pigeonhole.v1.ProvisioningEvent
+	(*ProvisioningAddress)(nil),        // 28: pigeonhole.v1.ProvisioningAddress
+	(*ProvisioningMessage)(nil),        // 29: pigeonhole.v1.ProvisioningMessage
+	(*CreateLinkCodeRequest)(nil),      // 30: pigeonhole.v1.CreateLinkCodeRequest
+	(*CreateLinkCodeResponse)(nil),     // 31: pigeonhole.v1.CreateLinkCodeResponse
+	(*ProvisionRequest)(nil),           // 32: pigeonhole.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),          // 33: pigeonhole.v1.ProvisionResponse
+	(*LinkDeviceRequest)(nil),          // 34: pigeonhole.v1.LinkDeviceRequest
+	(*LinkDeviceResponse)(nil),         // 35: pigeonhole.v1.LinkDeviceResponse
+	(*ListDevicesRequest)(nil),         // 36: pigeonhole.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                 // 37: pigeonhole.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),        // 38: pigeonhole.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),        // 39: pigeonhole.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),       // 40: pigeonhole.v1.RevokeDeviceResponse
+	(*UploadGrantRequest)(nil),         // 41: pigeonhole.v1.UploadGrantRequest
+	(*BlobGrant)(nil),                  // 42: pigeonhole.v1.BlobGrant
+	(*UploadGrantResponse)(nil),        // 43: pigeonhole.v1.UploadGrantResponse
+	(*DownloadGrantRequest)(nil),       // 44: pigeonhole.v1.DownloadGrantRequest
+	(*DownloadGrantResponse)(nil),      // 45: pigeonhole.v1.DownloadGrantResponse
+	(*SessionOpen)(nil),                // 46: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                // 47: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),               // 48: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                   // 49: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                 // 50: pigeonhole.v1.PreKeysLow
+	(*DevicesChanged)(nil),             // 51: pigeonhole.v1.DevicesChanged
+	(*QueueDrained)(nil),               // 52: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                // 53: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                        // 54: pigeonhole.v1.Ack
+	nil,                                // 55: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
-	5,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
-	7,  // 1: pigeonhole.v1.Request.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysRequest
-	9,  // 2: pigeonhole.v1.Request.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyRequest
-	13, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
-	17, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
-	11, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	43, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
-	19, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
-	23, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
-	27, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
-	29, // 10: pigeonhole.v1.Request.provision:type_name -> pigeonhole.v1.ProvisionRequest
-	31, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
-	33, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
-	36, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
-	38, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
-	41, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
-	2,  // 16: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	6,  // 17: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	8,  // 18: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	10, // 19: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	15, // 20: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	18, // 21: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	12, // 22: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	22, // 23: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	28, // 24: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
-	30, // 25: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
-	32, // 26: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
-	35, // 27: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
-	37, // 28: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
-	40, // 29: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
-	42, // 30: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
-	3,  // 31: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 32: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 33: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	3,  // 34: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	3,  // 35: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 36: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	14, // 37: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	16, // 38: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	20, // 39: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	21, // 40: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	25, // 41: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
-	26, // 42: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
-	2,  // 43: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
-	3,  // 44: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 45: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	34, // 46: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	52, // 47: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
-	39, // 48: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	39, // 49: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	45, // 50: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	46, // 51: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	47, // 52: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 53: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	49, // 54: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	48, // 55: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
-	51, // 56: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	6,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
+	8,  // 1: pigeonhole.v1.Request.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysRequest
+	10, // 2: pigeonhole.v1.Request.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyRequest
+	14, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
+	18, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
+	12, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
+	46, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	22, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
+	26, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
+	30, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
+	32, // 10: pigeonhole.v1.Request.provision:type_name -> pigeonhole.v1.ProvisionRequest
+	34, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
+	36, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
+	39, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
+	41, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
+	44, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
+	19, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
+	2,  // 17: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	7,  // 18: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	9,  // 19: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	11, // 20: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	16, // 21: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	21, // 22: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	13, // 23: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	25, // 24: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	31, // 25: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	33, // 26: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	35, // 27: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	38, // 28: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	40, // 29: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	43, // 30: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
+	45, // 31: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
+	21, // 32: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
+	3,  // 33: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
+	4,  // 34: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 35: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	5,  // 36: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 37: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 38: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 39: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	15, // 40: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	17, // 41: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	20, // 42: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
+	17, // 43: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
+	23, // 44: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	24, // 45: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	28, // 46: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	29, // 47: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 48: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	4,  // 49: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 50: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	37, // 51: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	55, // 52: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	42, // 53: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	42, // 54: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	48, // 55: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	49, // 56: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	50, // 57: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 58: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	52, // 59: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	51, // 60: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	54, // 61: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -3854,6 +4120,7 @@ func file_pigeonhole_proto_init() {
 		(*Request_RevokeDevice)(nil),
 		(*Request_UploadGrant)(nil),
 		(*Request_DownloadGrant)(nil),
+		(*Request_MultiSend)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -3870,17 +4137,18 @@ func file_pigeonhole_proto_init() {
 		(*Response_RevokeDevice)(nil),
 		(*Response_UploadGrant)(nil),
 		(*Response_DownloadGrant)(nil),
+		(*Response_MultiSend)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[19].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[22].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
 		(*SetPushTokenRequest_Fcm)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[24].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[27].OneofWrappers = []any{
 		(*ProvisioningEvent_Address)(nil),
 		(*ProvisioningEvent_Message)(nil),
 		(*ProvisioningEvent_Error)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[44].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[47].OneofWrappers = []any{
 		(*ServerEvent_Ready)(nil),
 		(*ServerEvent_Envelope)(nil),
 		(*ServerEvent_PrekeysLow)(nil),
@@ -3888,7 +4156,7 @@ func file_pigeonhole_proto_init() {
 		(*ServerEvent_Drained)(nil),
 		(*ServerEvent_DevicesChanged)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[50].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[53].OneofWrappers = []any{
 		(*ClientEvent_Ack)(nil),
 	}
 	type x struct{}
@@ -3897,7 +4165,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -17,6 +17,16 @@ type Error struct {
 	Extra   []uint32
 	// RetryAfterMillis is set with RATE_LIMITED.
 	RetryAfterMillis uint32
+	// Stale is set with STALE_DEVICES on a SendMulti: every account whose
+	// device list did not match.
+	Stale []StaleAccount
+}
+
+// StaleAccount is one recipient of a SendMulti whose device list did not
+// match: refetch keys for Missing, drop Extra.
+type StaleAccount struct {
+	AccountID      []byte
+	Missing, Extra []uint32
 }
 
 func (e *Error) Error() string {
@@ -27,13 +37,17 @@ func (e *Error) Error() string {
 func (e *Error) CodeName() string { return spec.Code(e.Code).String() }
 
 func fromSpec(e *spec.Error) *Error {
-	return &Error{
+	out := &Error{
 		Code:             e.Code,
 		Message:          e.Message,
 		Missing:          e.MissingDevices,
 		Extra:            e.ExtraDevices,
 		RetryAfterMillis: e.RetryAfterMs,
 	}
+	for _, a := range e.StaleAccounts {
+		out.Stale = append(out.Stale, StaleAccount{AccountID: a.AccountId, Missing: a.MissingDevices, Extra: a.ExtraDevices})
+	}
+	return out
 }
 
 // ErrorCode returns the relay error code in err, or 0 (OK) when err is not

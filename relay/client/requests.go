@@ -168,6 +168,9 @@ type Message struct {
 	// ClientMessageID (16 random bytes) makes a retried send land once.
 	ClientMessageID []byte
 	Devices         []DeviceMessage
+	// OnlineOnly delivers only to devices connected now and stores
+	// nothing (typing indicators, call signalling).
+	OnlineOnly bool
 }
 
 // SendResult is the relay's acceptance: the message is durable.
@@ -175,13 +178,15 @@ type SendResult struct {
 	TimestampMillis int64
 	// Duplicate is true when this ClientMessageID had been accepted before.
 	Duplicate bool
+	// Reached is, for an online-only send, how many devices got it.
+	Reached int
 }
 
 // Send queues m. It returns only after the relay stored every ciphertext
 // durably. A stale device list fails with an *Error whose Code is
 // STALE_DEVICES and whose Missing and Extra name the devices.
 func (c *Conn) Send(ctx context.Context, m *Message) (*SendResult, error) {
-	sr := &spec.SendRequest{Recipient: m.Recipient, ClientMessageId: m.ClientMessageID}
+	sr := &spec.SendRequest{Recipient: m.Recipient, ClientMessageId: m.ClientMessageID, OnlineOnly: m.OnlineOnly}
 	for _, d := range m.Devices {
 		sr.Messages = append(sr.Messages, &spec.DeviceMessage{DeviceId: d.DeviceID, Type: d.Type, Content: d.Content})
 	}
@@ -190,5 +195,40 @@ func (c *Conn) Send(ctx context.Context, m *Message) (*SendResult, error) {
 		return nil, fmt.Errorf("send: %w", err)
 	}
 	s := resp.GetSend()
-	return &SendResult{TimestampMillis: s.GetTimestampMs(), Duplicate: s.GetDuplicate()}, nil
+	return &SendResult{TimestampMillis: s.GetTimestampMs(), Duplicate: s.GetDuplicate(), Reached: int(s.GetReached())}, nil
+}
+
+// AccountMessage is the ciphertexts for every device of one account in a
+// SendMulti.
+type AccountMessage struct {
+	Recipient []byte
+	Devices   []DeviceMessage
+}
+
+// MultiMessage is one send to the devices of many accounts, such as a
+// group (at most 1,000 device messages by default).
+type MultiMessage struct {
+	ClientMessageID []byte
+	Accounts        []AccountMessage
+	OnlineOnly      bool
+}
+
+// SendMulti queues m for every named device in one round trip, all or
+// nothing. A stale device list for any account fails with an *Error whose
+// Code is STALE_DEVICES and whose Stale names every such account.
+func (c *Conn) SendMulti(ctx context.Context, m *MultiMessage) (*SendResult, error) {
+	mr := &spec.MultiSendRequest{ClientMessageId: m.ClientMessageID, OnlineOnly: m.OnlineOnly}
+	for _, a := range m.Accounts {
+		am := &spec.AccountMessages{Recipient: a.Recipient}
+		for _, d := range a.Devices {
+			am.Messages = append(am.Messages, &spec.DeviceMessage{DeviceId: d.DeviceID, Type: d.Type, Content: d.Content})
+		}
+		mr.Accounts = append(mr.Accounts, am)
+	}
+	resp, err := c.roundTrip(ctx, &spec.Request{Body: &spec.Request_MultiSend{MultiSend: mr}})
+	if err != nil {
+		return nil, fmt.Errorf("send: %w", err)
+	}
+	s := resp.GetMultiSend()
+	return &SendResult{TimestampMillis: s.GetTimestampMs(), Duplicate: s.GetDuplicate(), Reached: int(s.GetReached())}, nil
 }
