@@ -107,6 +107,16 @@ func TestOnlineOnly(t *testing.T) {
 	if string(env.Content) != "typing" || env.Seq != 0 {
 		t.Fatalf("online envelope %q seq %d", env.Content, env.Seq)
 	}
+	// A client that acks it anyway (seq 0) does no harm.
+	if err := bs.Ack(env.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendText(t, a1, bob, []uint32{1}, "stored"); err != nil {
+		t.Fatal(err)
+	}
+	if env := nextEnvelope(t, bs); string(env.Content) != "stored" || env.Seq == 0 {
+		t.Fatalf("after an ack of seq 0: %q seq %d", env.Content, env.Seq)
+	}
 	single, err := a1.Send(ctxT(t), &client.Message{Recipient: carol.AccountID, ClientMessageID: randomID(t), OnlineOnly: true,
 		Devices: devMsgs([]uint32{1}, "typing")})
 	if err != nil || single.Reached != 0 {
