@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,4 +129,29 @@ func (md *media) serve(ctx context.Context, addr string, cert tls.Certificate, l
 	done := make(chan struct{})
 	go func() { md.dir.Run(ctx); close(done) }()
 	return func() { cancel(); <-done; hs.Close(); md.dir.Close() }, nil
+}
+
+// dualPort turns a listen address with port 0 into one whose port was
+// free for both UDP (QUIC) and TCP (the media HTTPS) a moment ago, since
+// the directory store is served on the same port number over TCP. Other
+// addresses are returned as they are.
+func dualPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, nil
+	}
+	for range 20 {
+		u, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		p := u.LocalAddr().(*net.UDPAddr).Port
+		t, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		u.Close()
+		if err == nil {
+			t.Close()
+			return net.JoinHostPort(host, strconv.Itoa(p)), nil
+		}
+	}
+	return "", fmt.Errorf("listen on %s: no port free for both UDP and TCP", addr)
 }

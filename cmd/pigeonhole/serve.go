@@ -172,7 +172,13 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if md != nil {
 		srv.UseBlobs(md.store, blobs.NewQuota(db, f.media.quota))
 	}
-	ln, err := srv.Listen(f.listen, cert)
+	listen := f.listen
+	if md != nil && md.dir != nil {
+		if listen, err = dualPort(listen); err != nil {
+			return err
+		}
+	}
+	ln, err := srv.Listen(listen, cert)
 	if err != nil {
 		return err
 	}
