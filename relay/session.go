@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -67,13 +68,27 @@ func (t *sessionTable) offer(a queue.Address, frame []byte) bool {
 			continue
 		}
 		select {
+		case <-s.quit:
+			continue // delivery has stopped; the frame would be lost
+		default:
+		}
+		// A device that does not read holds at most maxOnlineBytes here.
+		if s.onlineBytes.Add(int64(len(frame))) > maxOnlineBytes {
+			s.onlineBytes.Add(-int64(len(frame)))
+			continue
+		}
+		select {
 		case s.online <- frame:
 			took = true
 		default:
+			s.onlineBytes.Add(-int64(len(frame)))
 		}
 	}
 	return took
 }
+
+// maxOnlineBytes bounds the online-only frames waiting on one session.
+const maxOnlineBytes = 1 << 20
 
 // notify queues ev for every live session of a; a session whose event
 // queue is full misses it (these events are advisory).
@@ -91,16 +106,17 @@ func (t *sessionTable) notify(a queue.Address, ev *spec.ServerEvent) {
 // session is one authenticated session stream: the relay delivers the
 // device's queue on it and reads acks from it.
 type session struct {
-	c      *conn
-	st     *quic.Stream
-	addr   queue.Address
-	window int
-	events chan *spec.ServerEvent // advisory events from other handlers
-	online chan []byte            // online-only envelope frames, never stored
-	acked  chan []uint64          // seqs acked by the client, from the reader
-	done   chan struct{}          // closed when the reader stops
-	quit   chan struct{}          // closed when delivery stops
-	clean  bool                   // the reader saw the client's FIN
+	c           *conn
+	st          *quic.Stream
+	addr        queue.Address
+	window      int
+	events      chan *spec.ServerEvent // advisory events from other handlers
+	online      chan []byte            // online-only envelope frames, never stored
+	onlineBytes atomic.Int64           // bytes in online, bounded by maxOnlineBytes
+	acked       chan []uint64          // seqs acked by the client, from the reader
+	done        chan struct{}          // closed when the reader stops
+	quit        chan struct{}          // closed when delivery stops
+	clean       bool                   // the reader saw the client's FIN
 }
 
 // maxReadBytes bounds one queue read on the delivery path.
@@ -133,7 +149,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		addr:   addrOf(acct, dev),
 		window: window,
 		events: make(chan *spec.ServerEvent, 8),
-		online: make(chan []byte, 64),
+		online: make(chan []byte, 32),
 		acked:  make(chan []uint64, 64),
 		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
@@ -265,6 +281,7 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 				return
 			}
 		case frame := <-s.online:
+			s.onlineBytes.Add(-int64(len(frame)))
 			if _, err := s.st.Write(frame); err != nil {
 				return
 			}

@@ -31,6 +31,8 @@ const (
 
 // Envelope is one message for this device.
 type Envelope struct {
+	// Seq orders the device's stored envelopes (from 1); 0 marks an
+	// online-only envelope, outside that order, which needs no ack.
 	Seq             uint64
 	Sender          []byte
 	SenderDevice    uint32
