@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/pigeonhole/pigeonhole/keys"
-	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -273,49 +271,16 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 	if len(r.Messages) > c.s.cfg.MaxSendDevices {
 		return nil, spec.Err(spec.CodeBadRequest, "at most %d device messages per send", c.s.cfg.MaxSendDevices)
 	}
-	named, se := c.s.checkDeviceMessages(r.Messages)
+	msgs, missing, extra, se := c.recipientMessages(sender, senderDev, keys.AccountID(r.Recipient), r.Messages, r.ClientMessageId)
 	if se != nil {
 		return nil, se
 	}
-	var recipient keys.AccountID
-	copy(recipient[:], r.Recipient)
-	current, err := c.s.keys.DeviceIDs(c.ctx, recipient)
-	if err != nil {
-		return nil, c.s.keyError("look up devices", err)
-	}
-	if recipient == sender {
-		// A send to one's own account goes to one's other devices.
-		current = slices.DeleteFunc(slices.Clone(current), func(d uint32) bool { return d == senderDev })
-	}
-	if missing, extra := diffDevices(current, named); len(missing)+len(extra) > 0 {
+	if len(missing)+len(extra) > 0 {
 		se := spec.Err(spec.CodeStaleDevices, "the device list is stale: %d missing, %d extra", len(missing), len(extra))
 		se.MissingDevices, se.ExtraDevices = missing, extra
 		return nil, se
 	}
-	msgs := make([]queue.Message, len(r.Messages))
-	for i, m := range r.Messages {
-		msgs[i] = queue.Message{
-			To:   addrOf(recipient, m.DeviceId),
-			Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, r.ClientMessageId),
-		}
-	}
-	if r.OnlineOnly {
-		return &spec.SendResponse{TimestampMs: c.s.now().UnixMilli(), Reached: uint32(c.s.deliverOnline(msgs))}, nil
-	}
-	dedup := dedupKey(sender, senderDev, r.ClientMessageId)
-	res, err := c.s.queues.Append(c.ctx, dedup, msgs)
-	if err != nil {
-		if errors.Is(err, queue.ErrQueueFull) {
-			return nil, spec.Err(spec.CodeQueueFull, "a recipient queue is full; retry later")
-		}
-		return nil, c.s.internal("store the message", err)
-	}
-	if !res.Duplicate {
-		c.s.m.accepted.Add(float64(len(msgs)))
-		c.s.notifyOffline(msgs)
-	}
-	c.s.m.sendSeconds.Observe(time.Since(start).Seconds())
-	return &spec.SendResponse{TimestampMs: res.Time.UnixMilli(), Duplicate: res.Duplicate}, nil
+	return c.commitSend(start, sender, senderDev, r.ClientMessageId, msgs, r.OnlineOnly)
 }
 
 // diffDevices compares an account's devices with the devices a send named

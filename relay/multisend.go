@@ -47,37 +47,61 @@ func (c *conn) multiSend(id quic.StreamID, r *spec.MultiSendRequest) (*spec.Send
 			return nil, spec.Err(spec.CodeBadRequest, "an account is named twice")
 		}
 		seen[recipient] = true
-		named, se := c.s.checkDeviceMessages(a.Messages)
+		am, missing, extra, se := c.recipientMessages(sender, senderDev, recipient, a.Messages, r.ClientMessageId)
 		if se != nil {
 			return nil, se
 		}
-		current, err := c.s.keys.DeviceIDs(c.ctx, recipient)
-		if err != nil {
-			return nil, c.s.keyError("look up devices", err)
-		}
-		if recipient == sender {
-			current = slices.DeleteFunc(slices.Clone(current), func(d uint32) bool { return d == senderDev })
-		}
-		if missing, extra := diffDevices(current, named); len(missing)+len(extra) > 0 {
+		if len(missing)+len(extra) > 0 {
 			stale = append(stale, &spec.StaleAccount{AccountId: recipient[:], MissingDevices: missing, ExtraDevices: extra})
 			continue
 		}
-		for _, m := range a.Messages {
-			msgs = append(msgs, queue.Message{
-				To:   addrOf(recipient, m.DeviceId),
-				Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, r.ClientMessageId),
-			})
-		}
+		msgs = append(msgs, am...)
 	}
 	if len(stale) > 0 {
 		se := spec.Err(spec.CodeStaleDevices, "the device lists of %d accounts are stale", len(stale))
 		se.StaleAccounts = stale
 		return nil, se
 	}
-	if r.OnlineOnly {
+	return c.commitSend(start, sender, senderDev, r.ClientMessageId, msgs, r.OnlineOnly)
+}
+
+// recipientMessages checks one recipient's device messages against its
+// device list (a send to one's own account leaves out the sending device)
+// and, if they match, returns them as queue messages. A mismatch is
+// returned as missing and extra devices, not as an error.
+func (c *conn) recipientMessages(sender keys.AccountID, senderDev uint32, recipient keys.AccountID, ms []*spec.DeviceMessage, msgID []byte) (msgs []queue.Message, missing, extra []uint32, e *spec.Error) {
+	named, e := c.s.checkDeviceMessages(ms)
+	if e != nil {
+		return nil, nil, nil, e
+	}
+	current, err := c.s.keys.DeviceIDs(c.ctx, recipient)
+	if err != nil {
+		return nil, nil, nil, c.s.keyError("look up devices", err)
+	}
+	if recipient == sender {
+		current = slices.DeleteFunc(slices.Clone(current), func(d uint32) bool { return d == senderDev })
+	}
+	if missing, extra = diffDevices(current, named); len(missing)+len(extra) > 0 {
+		return nil, missing, extra, nil
+	}
+	msgs = make([]queue.Message, len(ms))
+	for i, m := range ms {
+		msgs[i] = queue.Message{
+			To:   addrOf(recipient, m.DeviceId),
+			Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, msgID),
+		}
+	}
+	return msgs, nil, nil, nil
+}
+
+// commitSend finishes a checked send: online only, it hands msgs to
+// connected devices; otherwise it stores them durably in one batch
+// (deduplicated by the sender's message id) and wakes offline devices.
+func (c *conn) commitSend(start time.Time, sender keys.AccountID, senderDev uint32, msgID []byte, msgs []queue.Message, onlineOnly bool) (*spec.SendResponse, *spec.Error) {
+	if onlineOnly {
 		return &spec.SendResponse{TimestampMs: c.s.now().UnixMilli(), Reached: uint32(c.s.deliverOnline(msgs))}, nil
 	}
-	res, err := c.s.queues.Append(c.ctx, dedupKey(sender, senderDev, r.ClientMessageId), msgs)
+	res, err := c.s.queues.Append(c.ctx, dedupKey(sender, senderDev, msgID), msgs)
 	if err != nil {
 		if errors.Is(err, queue.ErrQueueFull) {
 			return nil, spec.Err(spec.CodeQueueFull, "a recipient queue is full; retry later")
