@@ -25,20 +25,13 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 	default:
 		return failf("pigeon devices | pigeon devices revoke ID", "unknown devices command")
 	}
-	d, opts, creds, err := c.registered()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, opts)
+	d, conn, err := c.sendOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return relayError("authenticate", err)
-	}
 	if revoke != 0 {
 		if revoke == d.DeviceID() {
 			if revoke == 1 {

@@ -45,18 +45,11 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	if size > media.MaxSize {
 		return failf("", "%s is over %d bytes", args[1], media.MaxSize)
 	}
-	d, opts, creds, err := c.registered()
-	if err != nil {
-		return err
-	}
-	conn, err := dial(ctx, opts)
+	d, conn, err := c.sendOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return relayError("authenticate", err)
-	}
 	key, err := media.NewKey()
 	if err != nil {
 		return err

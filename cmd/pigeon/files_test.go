@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -61,5 +63,24 @@ func TestCleanStaleParts(t *testing.T) {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s exists: %v, want %v", filepath.Base(p), err == nil, want)
 		}
+	}
+}
+
+// TestProgressBar: on a terminal the bar shows the share done and ends
+// with a newline; elsewhere (scripts, logs) it prints nothing.
+func TestProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	b := &bar{c: &cli{stderr: &out}, label: "uploading x", total: 200, tty: true}
+	b.add(100)
+	b.done()
+	if s := out.String(); !strings.Contains(s, "uploading x [###############               ]  50%") || !strings.HasSuffix(s, "100 bytes\n") {
+		t.Fatalf("bar output %q", s)
+	}
+	out.Reset()
+	quiet := (&cli{stderr: &out}).progress("downloading y", 10)
+	quiet.add(10)
+	quiet.done()
+	if out.Len() != 0 {
+		t.Fatalf("a bar on a non-terminal printed %q", out.String())
 	}
 }

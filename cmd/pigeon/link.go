@@ -157,7 +157,7 @@ func (c *cli) approve(ctx context.Context, arg string) error {
 	if err != nil {
 		return failf("pass the link URI the new device printed, or a PNG of its QR code", "%v", err)
 	}
-	d, opts, creds, err := c.registered()
+	opts, err := c.options()
 	if err != nil {
 		return err
 	}
@@ -166,14 +166,11 @@ func (c *cli) approve(ctx context.Context, arg string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, opts)
+	d, conn, err := c.sendOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return relayError("authenticate", err)
-	}
 	code, _, err := conn.CreateLinkCode(ctx)
 	if err != nil {
 		return relayError("link", err)

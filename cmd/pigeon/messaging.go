@@ -27,24 +27,17 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, opts, creds, err := c.registered()
-	if err != nil {
-		return err
-	}
 	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Text{Text: &spec.Text{Body: args[1]}}})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, opts)
+	d, conn, err := c.sendOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return relayError("authenticate", err)
-	}
 	n, err := deliver(ctx, conn, d, to, plain)
 	if err != nil {
 		return err

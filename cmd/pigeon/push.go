@@ -62,20 +62,13 @@ func (c *cli) pushToken(ctx context.Context, args []string) error {
 	default:
 		return failf(pushTokenUsage, "unknown push provider %q", args[0])
 	}
-	_, opts, creds, err := c.registered()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, opts)
+	_, conn, err := c.sendOnly(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return relayError("authenticate", err)
-	}
 	if err := set(ctx, conn); err != nil {
 		var re *client.Error
 		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodePushUnavailable {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,25 @@ func (c *cli) registered() (*e2e.Device, *client.Options, *client.Credentials, e
 		return nil, nil, nil, err
 	}
 	return d, opts, creds, nil
+}
+
+// sendOnly connects the registered device to its relay and opens a
+// send-only session (window 0), which every command that makes requests
+// needs. The caller closes the connection.
+func (c *cli) sendOnly(ctx context.Context) (*e2e.Device, *client.Conn, error) {
+	d, opts, creds, err := c.registered()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := dial(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
+		conn.Close()
+		return nil, nil, relayError("authenticate", err)
+	}
+	return d, conn, nil
 }
 
 // parseAccount reads an account id as printed by "pigeon id".
