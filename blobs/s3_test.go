@@ -3,12 +3,10 @@ package blobs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"github.com/pigeonhole/pigeonhole/blobs/blobstest"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,21 +20,12 @@ import (
 // missing store is a failure.
 func testS3Config(t *testing.T) S3Config {
 	t.Helper()
-	ep := os.Getenv("PIGEONHOLE_TEST_S3_ENDPOINT")
-	if ep == "" {
-		const how = `start one with: eval "$(bash .ci/minio)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but PIGEONHOLE_TEST_S3_ENDPOINT is unset: the blobs tests need MinIO; " + how)
-		}
-		t.Skip("PIGEONHOLE_TEST_S3_ENDPOINT is unset, so there is no MinIO to test against; " + how)
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
+	m := blobstest.MinIO(t)
 	return S3Config{
-		Endpoint:  ep,
-		AccessKey: os.Getenv("PIGEONHOLE_TEST_S3_ACCESS_KEY"),
-		SecretKey: os.Getenv("PIGEONHOLE_TEST_S3_SECRET_KEY"),
-		Bucket:    "pigeonhole-test-" + hex.EncodeToString(b),
+		Endpoint:  m.Endpoint,
+		AccessKey: m.AccessKey,
+		SecretKey: m.SecretKey,
+		Bucket:    blobstest.Bucket("pigeonhole-test-"),
 		Lifetime:  36 * time.Hour,
 	}
 }

@@ -143,24 +143,35 @@ func preKeysFrom(ps []*spec.PreKey) []keys.PreKey {
 
 const maxPreKeysPerRequest = 100
 
-func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
+// checkNewDevice applies what register and link_device share: the
+// per-address rate limit, the auth key's size, a signed prekey, at most
+// 100 one-time prekeys, and proof of the auth key bound to this
+// connection.
+func (c *conn) checkNewDevice(authKey, authProof []byte, spk *spec.SignedPreKey, preKeys int) *spec.Error {
 	if ok, wait := c.s.registerLimit.allow(c.remoteIP, c.s.now()); !ok {
 		e := spec.Err(spec.CodeRateLimited, "too many registrations from this address")
 		e.RetryAfterMs = uint32(wait / time.Millisecond)
+		return e
+	}
+	if len(authKey) != spec.AuthKeySize {
+		return spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
+	}
+	if spk == nil {
+		return spec.Err(spec.CodeBadRequest, "signed_prekey is required")
+	}
+	if preKeys > maxPreKeysPerRequest {
+		return spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
+	}
+	proof, err := spec.RegisterProof(c.exporter, authKey)
+	if err != nil || len(authProof) != spec.AuthSignatureSize || !ed25519.Verify(authKey, proof, authProof) {
+		return spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
+	}
+	return nil
+}
+
+func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
+	if e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
 		return nil, e
-	}
-	if len(r.AuthKey) != spec.AuthKeySize {
-		return nil, spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
-	}
-	if r.SignedPrekey == nil {
-		return nil, spec.Err(spec.CodeBadRequest, "signed_prekey is required")
-	}
-	if len(r.Prekeys) > maxPreKeysPerRequest {
-		return nil, spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
-	}
-	proof, err := spec.RegisterProof(c.exporter, r.AuthKey)
-	if err != nil || len(r.AuthProof) != spec.AuthSignatureSize || !ed25519.Verify(r.AuthKey, proof, r.AuthProof) {
-		return nil, spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
 	}
 	acct, err := c.s.keys.CreateAccount(c.ctx, keys.Device{
 		AuthKey:        bytes.Clone(r.AuthKey),

@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -35,29 +34,14 @@ func (c *conn) createLinkCode(id quic.StreamID) (*spec.CreateLinkCodeResponse, *
 // it needs no session, proves possession of the auth key for this
 // connection, and is rate-limited per address.
 func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, *spec.Error) {
-	if ok, wait := c.s.registerLimit.allow(c.remoteIP, c.s.now()); !ok {
-		e := spec.Err(spec.CodeRateLimited, "too many registrations from this address")
-		e.RetryAfterMs = uint32(wait / time.Millisecond)
-		return nil, e
-	}
 	if len(r.AccountId) != spec.AccountIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "account_id must be %d bytes", spec.AccountIDSize)
-	}
-	if len(r.AuthKey) != spec.AuthKeySize {
-		return nil, spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
-	}
-	if r.SignedPrekey == nil {
-		return nil, spec.Err(spec.CodeBadRequest, "signed_prekey is required")
-	}
-	if len(r.Prekeys) > maxPreKeysPerRequest {
-		return nil, spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
 	}
 	if len(r.EncryptedName) > keys.MaxNameBytes {
 		return nil, spec.Err(spec.CodeBadRequest, "encrypted_name is at most %d bytes", keys.MaxNameBytes)
 	}
-	proof, err := spec.RegisterProof(c.exporter, r.AuthKey)
-	if err != nil || len(r.AuthProof) != spec.AuthSignatureSize || !ed25519.Verify(r.AuthKey, proof, r.AuthProof) {
-		return nil, spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
+	if e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
+		return nil, e
 	}
 	acct := keys.AccountID(r.AccountId)
 	id, err := c.s.keys.LinkDevice(c.ctx, acct, r.LinkCode, keys.Device{

@@ -2,13 +2,10 @@ package relay_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"hash"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"testing"
 
@@ -16,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pigeonhole/pigeonhole/blobs"
+	"github.com/pigeonhole/pigeonhole/blobs/blobstest"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/relay"
 	"github.com/pigeonhole/pigeonhole/relay/client/media"
@@ -26,19 +24,9 @@ import (
 // bucket. Without them it skips, except under CI=true, where it fails.
 func startS3Relay(t *testing.T, cfg relay.Config) *testRelay {
 	t.Helper()
-	ep := os.Getenv("PIGEONHOLE_TEST_S3_ENDPOINT")
-	if ep == "" {
-		const how = `start one with: eval "$(bash .ci/minio)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but PIGEONHOLE_TEST_S3_ENDPOINT is unset: " + how)
-		}
-		t.Skip("no MinIO to test against (PIGEONHOLE_TEST_S3_ENDPOINT is unset); " + how)
-	}
-	var b [6]byte
-	rand.Read(b[:])
+	m := blobstest.MinIO(t)
 	s3, err := blobs.NewS3(context.Background(), blobs.S3Config{
-		Endpoint: ep, Bucket: "relay-test-" + hex.EncodeToString(b[:]),
-		AccessKey: os.Getenv("PIGEONHOLE_TEST_S3_ACCESS_KEY"), SecretKey: os.Getenv("PIGEONHOLE_TEST_S3_SECRET_KEY"),
+		Endpoint: m.Endpoint, Bucket: blobstest.Bucket("relay-test-"), AccessKey: m.AccessKey, SecretKey: m.SecretKey,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"github.com/pigeonhole/pigeonhole/blobs/blobstest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,26 +11,19 @@ import (
 // TestMediaS3FromCredentialFiles starts the relay on a real MinIO with the
 // keys in files, as an operator would; the bucket is created.
 func TestMediaS3FromCredentialFiles(t *testing.T) {
-	ep := os.Getenv("PIGEONHOLE_TEST_S3_ENDPOINT")
-	if ep == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(`CI=true but PIGEONHOLE_TEST_S3_ENDPOINT is unset; start MinIO with: eval "$(bash .ci/minio)"`)
-		}
-		t.Skip(`no MinIO (PIGEONHOLE_TEST_S3_ENDPOINT is unset); start one with: eval "$(bash .ci/minio)"`)
-	}
+	m := blobstest.MinIO(t)
+	ep := m.Endpoint
 	dir := t.TempDir()
 	access, secret := filepath.Join(dir, "access"), filepath.Join(dir, "secret")
-	os.WriteFile(access, []byte(os.Getenv("PIGEONHOLE_TEST_S3_ACCESS_KEY")+"\n"), 0o600)
-	os.WriteFile(secret, []byte(os.Getenv("PIGEONHOLE_TEST_S3_SECRET_KEY")+"\n"), 0o600)
-	var b [4]byte
-	rand.Read(b[:])
-	bucket := "serve-test-" + hex.EncodeToString(b[:])
+	os.WriteFile(access, []byte(m.AccessKey+"\n"), 0o600)
+	os.WriteFile(secret, []byte(m.SecretKey+"\n"), 0o600)
+	bucket := blobstest.Bucket("serve-test-")
 	out, err := startWith(t, "-media", "s3", "-s3-endpoint", ep, "-s3-insecure", "-s3-bucket", bucket,
 		"-s3-access-key-file", access, "-s3-secret-key-file", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "media in S3") || strings.Contains(out, os.Getenv("PIGEONHOLE_TEST_S3_SECRET_KEY")) {
+	if !strings.Contains(out, "media in S3") || strings.Contains(out, m.SecretKey) {
 		t.Fatalf("log:\n%s", out)
 	}
 	_, err = startWith(t, "-media", "s3", "-s3-endpoint", ep, "-s3-insecure", "-s3-bucket", bucket,
