@@ -25,6 +25,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Receipt_Type int32
+
+const (
+	Receipt_TYPE_UNSPECIFIED Receipt_Type = 0
+	Receipt_TYPE_DELIVERED   Receipt_Type = 1
+	Receipt_TYPE_READ        Receipt_Type = 2
+)
+
+// Enum value maps for Receipt_Type.
+var (
+	Receipt_Type_name = map[int32]string{
+		0: "TYPE_UNSPECIFIED",
+		1: "TYPE_DELIVERED",
+		2: "TYPE_READ",
+	}
+	Receipt_Type_value = map[string]int32{
+		"TYPE_UNSPECIFIED": 0,
+		"TYPE_DELIVERED":   1,
+		"TYPE_READ":        2,
+	}
+)
+
+func (x Receipt_Type) Enum() *Receipt_Type {
+	p := new(Receipt_Type)
+	*p = x
+	return p
+}
+
+func (x Receipt_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Receipt_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_content_proto_enumTypes[0].Descriptor()
+}
+
+func (Receipt_Type) Type() protoreflect.EnumType {
+	return &file_content_proto_enumTypes[0]
+}
+
+func (x Receipt_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Receipt_Type.Descriptor instead.
+func (Receipt_Type) EnumDescriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{6, 0}
+}
+
 // Content is the plaintext of one end-to-end message (before Signal's
 // padding).
 type Content struct {
@@ -36,7 +85,17 @@ type Content struct {
 	//	*Content_Text
 	//	*Content_Sent
 	//	*Content_Attachment
-	Body          isContent_Body `protobuf_oneof:"body"`
+	//	*Content_GroupUpdate
+	//	*Content_SenderKey
+	//	*Content_Receipt
+	//	*Content_Typing
+	//	*Content_Delete
+	Body isContent_Body `protobuf_oneof:"body"`
+	// 8 random bytes naming this message, chosen by its sender, for receipts
+	// and deletes (text and attachments; empty on signals).
+	Id []byte `protobuf:"bytes,10,opt,name=id,proto3" json:"id,omitempty"`
+	// The group this message belongs to (16 bytes), empty for one-to-one.
+	GroupId       []byte `protobuf:"bytes,11,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -112,6 +171,65 @@ func (x *Content) GetAttachment() *Attachment {
 	return nil
 }
 
+func (x *Content) GetGroupUpdate() *GroupUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*Content_GroupUpdate); ok {
+			return x.GroupUpdate
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetSenderKey() *SenderKey {
+	if x != nil {
+		if x, ok := x.Body.(*Content_SenderKey); ok {
+			return x.SenderKey
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetReceipt() *Receipt {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetDelete() *Delete {
+	if x != nil {
+		if x, ok := x.Body.(*Content_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Content) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Content) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
 type isContent_Body interface {
 	isContent_Body()
 }
@@ -128,11 +246,41 @@ type Content_Attachment struct {
 	Attachment *Attachment `protobuf:"bytes,4,opt,name=attachment,proto3,oneof"`
 }
 
+type Content_GroupUpdate struct {
+	GroupUpdate *GroupUpdate `protobuf:"bytes,5,opt,name=group_update,json=groupUpdate,proto3,oneof"`
+}
+
+type Content_SenderKey struct {
+	SenderKey *SenderKey `protobuf:"bytes,6,opt,name=sender_key,json=senderKey,proto3,oneof"`
+}
+
+type Content_Receipt struct {
+	Receipt *Receipt `protobuf:"bytes,7,opt,name=receipt,proto3,oneof"`
+}
+
+type Content_Typing struct {
+	Typing *Typing `protobuf:"bytes,8,opt,name=typing,proto3,oneof"`
+}
+
+type Content_Delete struct {
+	Delete *Delete `protobuf:"bytes,9,opt,name=delete,proto3,oneof"`
+}
+
 func (*Content_Text) isContent_Body() {}
 
 func (*Content_Sent) isContent_Body() {}
 
 func (*Content_Attachment) isContent_Body() {}
+
+func (*Content_GroupUpdate) isContent_Body() {}
+
+func (*Content_SenderKey) isContent_Body() {}
+
+func (*Content_Receipt) isContent_Body() {}
+
+func (*Content_Typing) isContent_Body() {}
+
+func (*Content_Delete) isContent_Body() {}
 
 // Text is a text message.
 type Text struct {
@@ -185,6 +333,7 @@ type SentTranscript struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Destination   []byte                 `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"` // the account the message went to
 	Text          *Text                  `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Id            []byte                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"` // the sent message's Content.id
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +378,13 @@ func (x *SentTranscript) GetDestination() []byte {
 func (x *SentTranscript) GetText() *Text {
 	if x != nil {
 		return x.Text
+	}
+	return nil
+}
+
+func (x *SentTranscript) GetId() []byte {
+	if x != nil {
+		return x.Id
 	}
 	return nil
 }
@@ -311,11 +467,265 @@ func (x *Attachment) GetFileName() string {
 	return ""
 }
 
+// GroupUpdate is a group's state, sent pairwise by the group's admin (the
+// account that created it) to every member, and to members it removes.
+// Content.group_id names the group.
+type GroupUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Members       [][]byte               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`    // account ids, the admin's included
+	Revision      uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"` // grows with every change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupUpdate) Reset() {
+	*x = GroupUpdate{}
+	mi := &file_content_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupUpdate) ProtoMessage() {}
+
+func (x *GroupUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupUpdate.ProtoReflect.Descriptor instead.
+func (*GroupUpdate) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GroupUpdate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupUpdate) GetMembers() [][]byte {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupUpdate) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// SenderKey carries the sender's Signal sender-key distribution message for
+// the group in Content.group_id, sent pairwise to each member device.
+type SenderKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Distribution  []byte                 `protobuf:"bytes,1,opt,name=distribution,proto3" json:"distribution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKey) Reset() {
+	*x = SenderKey{}
+	mi := &file_content_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKey) ProtoMessage() {}
+
+func (x *SenderKey) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKey.ProtoReflect.Descriptor instead.
+func (*SenderKey) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SenderKey) GetDistribution() []byte {
+	if x != nil {
+		return x.Distribution
+	}
+	return nil
+}
+
+// Receipt says that messages (by Content.id) were delivered to, or read
+// on, a device of the receipt's sender.
+type Receipt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          Receipt_Type           `protobuf:"varint,1,opt,name=type,proto3,enum=pigeonhole.v1.Receipt_Type" json:"type,omitempty"`
+	Ids           [][]byte               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_content_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Receipt) GetType() Receipt_Type {
+	if x != nil {
+		return x.Type
+	}
+	return Receipt_TYPE_UNSPECIFIED
+}
+
+func (x *Receipt) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// Typing is a typing indicator, sent online-only.
+type Typing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       bool                   `protobuf:"varint,1,opt,name=started,proto3" json:"started,omitempty"` // false: stopped
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_content_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Typing) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+// Delete asks the recipients to delete a message the sender sent (delete
+// for everyone). Receivers honour it within their time limit.
+type Delete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // the Content.id of the message to delete
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delete) Reset() {
+	*x = Delete{}
+	mi := &file_content_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delete) ProtoMessage() {}
+
+func (x *Delete) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delete.ProtoReflect.Descriptor instead.
+func (*Delete) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Delete) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
 var File_content_proto protoreflect.FileDescriptor
 
 const file_content_proto_rawDesc = "" +
 	"\n" +
-	"\rcontent.proto\x12\rpigeonhole.v1\"\xcc\x01\n" +
+	"\rcontent.proto\x12\rpigeonhole.v1\"\x89\x04\n" +
 	"\aContent\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x01 \x01(\x03R\bsentAtMs\x12)\n" +
@@ -323,20 +733,47 @@ const file_content_proto_rawDesc = "" +
 	"\x04sent\x18\x03 \x01(\v2\x1d.pigeonhole.v1.SentTranscriptH\x00R\x04sent\x12;\n" +
 	"\n" +
 	"attachment\x18\x04 \x01(\v2\x19.pigeonhole.v1.AttachmentH\x00R\n" +
-	"attachmentB\x06\n" +
+	"attachment\x12?\n" +
+	"\fgroup_update\x18\x05 \x01(\v2\x1a.pigeonhole.v1.GroupUpdateH\x00R\vgroupUpdate\x129\n" +
+	"\n" +
+	"sender_key\x18\x06 \x01(\v2\x18.pigeonhole.v1.SenderKeyH\x00R\tsenderKey\x122\n" +
+	"\areceipt\x18\a \x01(\v2\x16.pigeonhole.v1.ReceiptH\x00R\areceipt\x12/\n" +
+	"\x06typing\x18\b \x01(\v2\x15.pigeonhole.v1.TypingH\x00R\x06typing\x12/\n" +
+	"\x06delete\x18\t \x01(\v2\x15.pigeonhole.v1.DeleteH\x00R\x06delete\x12\x0e\n" +
+	"\x02id\x18\n" +
+	" \x01(\fR\x02id\x12\x19\n" +
+	"\bgroup_id\x18\v \x01(\fR\agroupIdB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
-	"\x04body\x18\x01 \x01(\tR\x04body\"[\n" +
+	"\x04body\x18\x01 \x01(\tR\x04body\"k\n" +
 	"\x0eSentTranscript\x12 \n" +
 	"\vdestination\x18\x01 \x01(\fR\vdestination\x12'\n" +
-	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextR\x04text\"\x80\x01\n" +
+	"\x04text\x18\x02 \x01(\v2\x13.pigeonhole.v1.TextR\x04text\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\fR\x02id\"\x80\x01\n" +
 	"\n" +
 	"Attachment\x12\x17\n" +
 	"\ablob_id\x18\x01 \x01(\tR\x06blobId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
-	"\tfile_name\x18\x05 \x01(\tR\bfileNameB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\tfile_name\x18\x05 \x01(\tR\bfileName\"W\n" +
+	"\vGroupUpdate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\fR\amembers\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"/\n" +
+	"\tSenderKey\x12\"\n" +
+	"\fdistribution\x18\x01 \x01(\fR\fdistribution\"\x8d\x01\n" +
+	"\aReceipt\x12/\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1b.pigeonhole.v1.Receipt.TypeR\x04type\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\fR\x03ids\"?\n" +
+	"\x04Type\x12\x14\n" +
+	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eTYPE_DELIVERED\x10\x01\x12\r\n" +
+	"\tTYPE_READ\x10\x02\"\"\n" +
+	"\x06Typing\x12\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\"\x18\n" +
+	"\x06Delete\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02idB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_content_proto_rawDescOnce sync.Once
@@ -350,23 +787,36 @@ func file_content_proto_rawDescGZIP() []byte {
 	return file_content_proto_rawDescData
 }
 
-var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_content_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_content_proto_goTypes = []any{
-	(*Content)(nil),        // 0: pigeonhole.v1.Content
-	(*Text)(nil),           // 1: pigeonhole.v1.Text
-	(*SentTranscript)(nil), // 2: pigeonhole.v1.SentTranscript
-	(*Attachment)(nil),     // 3: pigeonhole.v1.Attachment
+	(Receipt_Type)(0),      // 0: pigeonhole.v1.Receipt.Type
+	(*Content)(nil),        // 1: pigeonhole.v1.Content
+	(*Text)(nil),           // 2: pigeonhole.v1.Text
+	(*SentTranscript)(nil), // 3: pigeonhole.v1.SentTranscript
+	(*Attachment)(nil),     // 4: pigeonhole.v1.Attachment
+	(*GroupUpdate)(nil),    // 5: pigeonhole.v1.GroupUpdate
+	(*SenderKey)(nil),      // 6: pigeonhole.v1.SenderKey
+	(*Receipt)(nil),        // 7: pigeonhole.v1.Receipt
+	(*Typing)(nil),         // 8: pigeonhole.v1.Typing
+	(*Delete)(nil),         // 9: pigeonhole.v1.Delete
 }
 var file_content_proto_depIdxs = []int32{
-	1, // 0: pigeonhole.v1.Content.text:type_name -> pigeonhole.v1.Text
-	2, // 1: pigeonhole.v1.Content.sent:type_name -> pigeonhole.v1.SentTranscript
-	3, // 2: pigeonhole.v1.Content.attachment:type_name -> pigeonhole.v1.Attachment
-	1, // 3: pigeonhole.v1.SentTranscript.text:type_name -> pigeonhole.v1.Text
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2,  // 0: pigeonhole.v1.Content.text:type_name -> pigeonhole.v1.Text
+	3,  // 1: pigeonhole.v1.Content.sent:type_name -> pigeonhole.v1.SentTranscript
+	4,  // 2: pigeonhole.v1.Content.attachment:type_name -> pigeonhole.v1.Attachment
+	5,  // 3: pigeonhole.v1.Content.group_update:type_name -> pigeonhole.v1.GroupUpdate
+	6,  // 4: pigeonhole.v1.Content.sender_key:type_name -> pigeonhole.v1.SenderKey
+	7,  // 5: pigeonhole.v1.Content.receipt:type_name -> pigeonhole.v1.Receipt
+	8,  // 6: pigeonhole.v1.Content.typing:type_name -> pigeonhole.v1.Typing
+	9,  // 7: pigeonhole.v1.Content.delete:type_name -> pigeonhole.v1.Delete
+	2,  // 8: pigeonhole.v1.SentTranscript.text:type_name -> pigeonhole.v1.Text
+	0,  // 9: pigeonhole.v1.Receipt.type:type_name -> pigeonhole.v1.Receipt.Type
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_content_proto_init() }
@@ -378,19 +828,25 @@ func file_content_proto_init() {
 		(*Content_Text)(nil),
 		(*Content_Sent)(nil),
 		(*Content_Attachment)(nil),
+		(*Content_GroupUpdate)(nil),
+		(*Content_SenderKey)(nil),
+		(*Content_Receipt)(nil),
+		(*Content_Typing)(nil),
+		(*Content_Delete)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_content_proto_goTypes,
 		DependencyIndexes: file_content_proto_depIdxs,
+		EnumInfos:         file_content_proto_enumTypes,
 		MessageInfos:      file_content_proto_msgTypes,
 	}.Build()
 	File_content_proto = out.File

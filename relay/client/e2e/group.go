@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
@@ -259,6 +261,48 @@ func (d *Device) RotateSenderKey(ctx context.Context, groupID []byte) error {
 	defer unlock()
 	if err := d.store.deleteSenderKey(name); err != nil {
 		return fmt.Errorf("e2e: rotate sender key: %w", err)
+	}
+	return nil
+}
+
+// ForgetSenderKeys discards the sender keys of every device of account in
+// the group (after it was removed from the group), so nothing it sends
+// under them decrypts here any more.
+func (d *Device) ForgetSenderKeys(groupID, account []byte) error {
+	if _, err := senderKeyName(groupID, account, 0); err != nil {
+		return err
+	}
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	dir := d.store.path("groups", hex.EncodeToString(groupID))
+	files, err := filepath.Glob(filepath.Join(dir, addressName(account)+".*"))
+	if err != nil {
+		return fmt.Errorf("e2e: forget sender keys: %w", err)
+	}
+	for _, f := range files {
+		if err := remove(f); err != nil {
+			return fmt.Errorf("e2e: forget sender keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// LeaveGroup discards every sender key of the group, this device's own
+// included (after this account was removed from it or left it).
+func (d *Device) LeaveGroup(groupID []byte) error {
+	if len(groupID) != GroupIDSize {
+		return fmt.Errorf("e2e: group id is %d bytes, want %d", len(groupID), GroupIDSize)
+	}
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.RemoveAll(d.store.path("groups", hex.EncodeToString(groupID))); err != nil {
+		return fmt.Errorf("e2e: leave group: %w", err)
 	}
 	return nil
 }

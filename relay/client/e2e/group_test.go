@@ -14,6 +14,7 @@ import (
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/serialize"
 
+	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
 
@@ -344,5 +345,86 @@ func FuzzGroupDecrypt(f *testing.F) {
 			t.Fatalf("GroupDecrypt(%x) = %q", in, got)
 		}
 		_ = b.dev.ProcessSenderKeyDistribution(ctx, gid, stranger, 1, in)
+		env := &client.Envelope{Sender: a.acct, SenderDevice: 1, Type: e2e.TypeGroup, Content: e2e.GroupContent(gid, in)}
+		if g, got, err := b.dev.DecryptGroup(ctx, env); err == nil && (string(got) != "seed" || !bytes.Equal(g, gid)) {
+			t.Fatalf("DecryptGroup(%x) = %x, %q", in, g, got)
+		}
+		env.Content = in
+		_, _, _ = b.dev.DecryptGroup(ctx, env)
 	})
+}
+
+// TestDecryptGroup checks the wire form of a group message: the group id,
+// then the sender-key message, decrypted for the device the relay names.
+func TestDecryptGroup(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newMember(t, 0xa), newMember(t, 0xb), newMember(t, 0xc)
+	gid, other := newGroupID(t), newGroupID(t)
+	distribute(t, gid, a, b)
+	ct := groupEncrypt(t, gid, a, "on the wire")
+	content := e2e.GroupContent(gid, ct)
+	if !bytes.Equal(content[:e2e.GroupIDSize], gid) || !bytes.Equal(content[e2e.GroupIDSize:], ct) {
+		t.Fatal("GroupContent is not the group id followed by the ciphertext")
+	}
+	env := &client.Envelope{Sender: a.acct, SenderDevice: 1, Type: e2e.TypeGroup, Content: content}
+	g, plain, err := b.dev.DecryptGroup(ctx, env)
+	if err != nil || !bytes.Equal(g, gid) || string(plain) != "on the wire" {
+		t.Fatalf("DecryptGroup = %x, %q, %v", g, plain, err)
+	}
+	if _, _, err := b.dev.DecryptGroup(ctx, env); !errors.Is(err, e2e.ErrDuplicate) {
+		t.Fatalf("again: %v, want ErrDuplicate", err)
+	}
+	// A device that never got the key, a claimed sender that is not the
+	// one whose key signed it, and another group's id all fail.
+	if _, _, err := c.dev.DecryptGroup(ctx, env); !errors.Is(err, e2e.ErrNoSenderKey) {
+		t.Fatalf("without the key: %v, want ErrNoSenderKey", err)
+	}
+	distribute(t, gid, c, b)
+	forged := &client.Envelope{Sender: c.acct, SenderDevice: 1, Type: e2e.TypeGroup, Content: e2e.GroupContent(gid, groupEncrypt(t, gid, a, "forged"))}
+	if _, _, err := b.dev.DecryptGroup(ctx, forged); err == nil {
+		t.Fatal("a message signed by a decrypted as from c")
+	}
+	moved := &client.Envelope{Sender: a.acct, SenderDevice: 1, Type: e2e.TypeGroup, Content: e2e.GroupContent(other, groupEncrypt(t, gid, a, "moved"))}
+	if _, _, err := b.dev.DecryptGroup(ctx, moved); !errors.Is(err, e2e.ErrNoSenderKey) {
+		t.Fatalf("under another group id: %v, want ErrNoSenderKey", err)
+	}
+	for _, bad := range []*client.Envelope{
+		{Sender: a.acct, SenderDevice: 1, Type: e2e.TypeSignal, Content: content},
+		{Sender: a.acct, SenderDevice: 1, Type: e2e.TypeGroup, Content: gid},
+		{Sender: a.acct[:3], SenderDevice: 1, Type: e2e.TypeGroup, Content: content},
+	} {
+		if _, _, err := b.dev.DecryptGroup(ctx, bad); err == nil {
+			t.Fatalf("DecryptGroup accepted %+v", bad)
+		}
+	}
+}
+
+// TestForgetSenderKeys checks that a removed member's keys, and a left
+// group's keys, are gone: nothing under them decrypts any more.
+func TestForgetSenderKeys(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newMember(t, 0xa), newMember(t, 0xb), newMember(t, 0xc)
+	gid := newGroupID(t)
+	distribute(t, gid, a, b)
+	distribute(t, gid, c, b)
+	if err := b.dev.ForgetSenderKeys(gid, c.acct); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.dev.GroupDecrypt(ctx, gid, c.acct, 1, groupEncrypt(t, gid, c, "after removal")); !errors.Is(err, e2e.ErrNoSenderKey) {
+		t.Fatalf("a forgotten member's message: %v, want ErrNoSenderKey", err)
+	}
+	mustGroupDecrypt(t, gid, b, a, groupEncrypt(t, gid, a, "still here"), "still here")
+	if err := b.dev.ForgetSenderKeys(gid, c.acct[:4]); err == nil {
+		t.Fatal("ForgetSenderKeys took a short account id")
+	}
+
+	if err := b.dev.LeaveGroup(gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.dev.GroupDecrypt(ctx, gid, a.acct, 1, groupEncrypt(t, gid, a, "after leaving")); !errors.Is(err, e2e.ErrNoSenderKey) {
+		t.Fatalf("after leaving: %v, want ErrNoSenderKey", err)
+	}
+	if err := b.dev.LeaveGroup(gid); err != nil {
+		t.Fatalf("leaving twice: %v", err)
+	}
 }
