@@ -208,21 +208,26 @@ func (s *Service) Notify(d Device) {
 		return // the device connected meanwhile
 	}
 	j := &job{dev: d, tok: tok, e: e, deadline: now.Add(s.cfg.RetryFor), expires: now.Add(s.cfg.Expiry)}
-	s.enqueueLocked(j)
+	if s.enqueueLocked(j) {
+		s.m.queued.WithLabelValues(tok.Provider.String()).Inc()
+	}
 }
 
 // enqueueLocked hands j to its provider's workers, or drops it and frees
-// the device's window so later mail can try again.
-func (s *Service) enqueueLocked(j *job) {
+// the device's window so later mail can try again. It reports whether j
+// was queued.
+func (s *Service) enqueueLocked(j *job) bool {
 	select {
 	case s.jobs[j.tok.Provider] <- j:
 		j.e.active = true
+		return true
 	default:
 		s.m.dropped.WithLabelValues(j.tok.Provider.String()).Inc()
 		j.e.active = false
 		if s.recent[j.dev] == j.e {
 			delete(s.recent, j.dev)
 		}
+		return false
 	}
 }
 

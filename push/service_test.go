@@ -128,6 +128,9 @@ func TestCoalescing(t *testing.T) {
 	if got := testutil.ToFloat64(h.m.coalesced.WithLabelValues("apns")); got != 4 {
 		t.Errorf("coalesced = %v, want 4", got)
 	}
+	if got := testutil.ToFloat64(h.m.queued.WithLabelValues("apns")); got != 2 {
+		t.Errorf("queued = %v, want 2 (one per device)", got)
+	}
 	h.Connected(d)
 	h.Notify(d)
 	if req := a.Next(t, wait); req.Token != apnsTok(1).Value {

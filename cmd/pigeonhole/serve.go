@@ -69,7 +69,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.certFile, "cert", "", "TLS certificate `file` (PEM); default: self-signed, kept in -data")
 	fs.StringVar(&f.keyFile, "key", "", "TLS private key `file` (PEM), with -cert")
 	fs.StringVar(&f.metrics, "metrics", "", "HTTP `address` for Prometheus /metrics (empty: off)")
-	fs.StringVar(&f.readyFile, "ready-file", "", "write {\"addr\",\"fingerprint\"} as JSON to this `file` once listening")
+	fs.StringVar(&f.readyFile, "ready-file", "", "write {\"addr\",\"fingerprint\"} (and \"metrics\" with -metrics) as JSON to this `file` once listening")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.IntVar(&f.cfg.MaxEnvelopeBytes, "max-envelope-bytes", 256<<10, "largest ciphertext for one device, in bytes")
 	fs.IntVar(&f.cfg.MaxWindow, "max-window", 256, "most unacked envelopes in flight per session")
@@ -191,8 +191,17 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	fp := relay.Fingerprint(cert)
 	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
+	metricsAddr := ""
+	if f.metrics != "" {
+		ms, addr, err := startMetrics(f.metrics, reg, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		metricsAddr = addr
+	}
 	if f.readyFile != "" {
-		if err := writeReady(f.readyFile, ln.Addr().String(), fp); err != nil {
+		if err := writeReady(f.readyFile, ln.Addr().String(), fp, metricsAddr); err != nil {
 			return err
 		}
 	}
@@ -209,13 +218,6 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}()
 	if ps != nil {
 		wg.Go(func() { ps.Run(bgCtx) })
-	}
-	if f.metrics != "" {
-		ms, err := startMetrics(f.metrics, reg, log)
-		if err != nil {
-			return err
-		}
-		defer ms.Close()
 	}
 	err = srv.Serve(ctx, ln)
 	log.Info("relay stopped")
@@ -236,8 +238,12 @@ func loadCert(f *serveFlags) (tls.Certificate, error) {
 	return relay.LoadOrCreateCertificate(f.data)
 }
 
-func writeReady(path, addr, fp string) error {
-	b, err := json.Marshal(map[string]string{"addr": addr, "fingerprint": fp})
+func writeReady(path, addr, fp, metrics string) error {
+	ready := map[string]string{"addr": addr, "fingerprint": fp}
+	if metrics != "" {
+		ready["metrics"] = metrics
+	}
+	b, err := json.Marshal(ready)
 	if err != nil {
 		return err
 	}
@@ -251,10 +257,11 @@ func writeReady(path, addr, fp string) error {
 	return nil
 }
 
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+// startMetrics serves /metrics on addr and returns the address it bound.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
+		return nil, "", fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -265,7 +272,7 @@ func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*htt
 		}
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	return hs, nil
+	return hs, ln.Addr().String(), nil
 }
 
 // dbCacheBytes is Pebble's block cache. With Pebble's 8 MiB default,
