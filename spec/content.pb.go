@@ -679,7 +679,8 @@ func (x *Typing) GetStarted() bool {
 // for everyone). Receivers honour it within their time limit.
 type Delete struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // the Content.id of the message to delete
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                   // the Content.id of the message to delete
+	Destination   []byte                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"` // in the copy to the sender's other devices of a one-to-one delete: the account the message went to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,6 +718,13 @@ func (*Delete) Descriptor() ([]byte, []int) {
 func (x *Delete) GetId() []byte {
 	if x != nil {
 		return x.Id
+	}
+	return nil
+}
+
+func (x *Delete) GetDestination() []byte {
+	if x != nil {
+		return x.Destination
 	}
 	return nil
 }
@@ -771,9 +779,10 @@ const file_content_proto_rawDesc = "" +
 	"\x0eTYPE_DELIVERED\x10\x01\x12\r\n" +
 	"\tTYPE_READ\x10\x02\"\"\n" +
 	"\x06Typing\x12\x18\n" +
-	"\astarted\x18\x01 \x01(\bR\astarted\"\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\":\n" +
 	"\x06Delete\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\fR\x02idB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\x02id\x18\x01 \x01(\fR\x02id\x12 \n" +
+	"\vdestination\x18\x02 \x01(\fR\vdestinationB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_content_proto_rawDescOnce sync.Once

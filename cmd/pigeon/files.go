@@ -14,8 +14,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/media"
 	"github.com/pigeonhole/pigeonhole/spec"
@@ -74,55 +72,59 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 		}
 		return failf("is the relay reachable over TCP too? files go over HTTPS", "upload failed: %v", err)
 	}
-	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Attachment{Attachment: &spec.Attachment{
+	id, err := newMessageID()
+	if err != nil {
+		return err
+	}
+	content := &spec.Content{Id: id, Body: &spec.Content_Attachment{Attachment: &spec.Attachment{
 		BlobId: blobID, Key: key, Digest: digest, Size: uint64(size), FileName: name,
-	}}})
+	}}}
+	n, _, err := deliver(ctx, conn, d, to, mustContent(content), false)
 	if err != nil {
 		return err
 	}
-	n, err := deliver(ctx, conn, d, to, plain)
-	if err != nil {
-		return err
-	}
-	if err := c.syncCopy(ctx, conn, d, to, "sent the file "+name); err != nil {
+	c.recordSent(to, false, content, &chatMessage{File: name, To: []string{hex.EncodeToString(to)}})
+	if err := c.syncCopy(ctx, conn, d, to, id, "sent the file "+name); err != nil {
 		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this file: %v\n", err)
 	}
 	_ = conn.Finish(ctx)
+	fmt.Fprintln(c.stdout, hex.EncodeToString(id))
 	fmt.Fprintf(c.stderr, "pigeon: sent %s (%s) to %s (%d device%s)\n", name, humanSize(size), short(to), n, plural(n))
 	return nil
 }
 
-// saveAttachment downloads, verifies and decrypts an attachment into dir.
+// saveAttachment downloads, verifies and decrypts an attachment into dir,
+// and reports whether it saved it.
 // The plaintext goes to a temporary file that is renamed only when every
 // chunk and the digest check out; otherwise nothing is left behind.
-func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment, when string) {
+func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment, when string) bool {
 	name := safeName(a.GetFileName())
 	fail := func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "pigeon: refused the file %q from %s: %s\n", name, short(sender), fmt.Sprintf(format, args...))
 	}
 	if a.GetSize() > uint64(media.MaxSize) || len(a.GetKey()) != media.KeySize {
 		fail("the message describing it is malformed")
-		return
+		return false
 	}
 	conn, err := cl.Conn(ctx)
 	if err != nil {
 		fail("cannot reach the relay: %v", err)
-		return
+		return false
 	}
 	body, _, err := conn.DownloadBlob(ctx, a.GetBlobId())
 	if err != nil {
 		fail("%v", err)
-		return
+		return false
 	}
 	defer body.Close()
 	if err := os.MkdirAll(c.saveDir, 0o700); err != nil {
 		fail("%v", err)
-		return
+		return false
 	}
 	tmp, err := os.CreateTemp(c.saveDir, ".pigeon-*.part")
 	if err != nil {
 		fail("%v", err)
-		return
+		return false
 	}
 	size := int64(a.GetSize())
 	bar := c.progress("downloading "+name, size)
@@ -141,16 +143,17 @@ func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []by
 		} else {
 			fail("%v; nothing was saved", err)
 		}
-		return
+		return false
 	}
 	// Linked into place under a name nothing has: never over a file.
 	final, err := linkFree(tmp.Name(), c.saveDir, name)
 	_ = os.Remove(tmp.Name())
 	if err != nil {
 		fail("%v", err)
-		return
+		return false
 	}
 	fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", when, sender, name, final, humanSize(size))
+	return true
 }
 
 // safeName keeps a sender's file name to a plain base name without

@@ -3,7 +3,7 @@
 //
 //	pigeon init -relay HOST:PORT -fingerprint HEX   create an identity and register
 //	pigeon id                                       print this account's id
-//	pigeon send ACCOUNT TEXT                        send an end-to-end-encrypted message
+//	pigeon send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message
 //	pigeon recv                                     print queued messages, then exit
 //	pigeon listen                                   print messages as they arrive
 //	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
@@ -11,6 +11,11 @@
 //	pigeon link ... | link -approve URI_OR_PNG      link a new device by QR code
 //	pigeon devices [revoke ID]                      list or revoke the account's devices
 //	pigeon send-file ACCOUNT PATH                   send a file, end-to-end encrypted
+//	pigeon group create|send|add|remove|list ...    groups, on Signal sender keys
+//	pigeon typing [-stop] ACCOUNT|GROUP             a typing indicator (online-only)
+//	pigeon read ACCOUNT|GROUP                       send read receipts
+//	pigeon delete ACCOUNT|GROUP ID                  delete a sent message for everyone
+//	pigeon history ACCOUNT|GROUP                    the conversation, with sent/delivered/read marks
 //
 // State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
 // directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
@@ -34,7 +39,7 @@ const usage = `usage: pigeon [-dir DIR] <command> [arguments]
 commands:
   init -relay HOST:PORT -fingerprint HEX   create an identity and register it
   id                                       print this account's id
-  send ACCOUNT TEXT                        send an end-to-end-encrypted message
+  send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message; prints its id
   recv                                     print queued messages, then exit
   listen                                   print messages as they arrive (Ctrl-C stops)
   verify ACCOUNT                           show the safety number to compare with ACCOUNT
@@ -48,6 +53,18 @@ commands:
   devices revoke ID                        remove a device (primary only)
   send-file ACCOUNT PATH                   send a file, end-to-end encrypted
   recv/listen [-save DIR]                  received files are saved in DIR (default .)
+  recv/listen [-delete-limit 48h]          honour "delete for everyone" for messages this recent
+  group create NAME ACCOUNT...             make a group (you are its admin); prints its id
+  group send GROUP TEXT                    the same as send GROUP TEXT
+  group add|remove GROUP ACCOUNT...        change the members (admin only)
+  group list                               the groups and their members
+  typing [-stop] ACCOUNT|GROUP             show that you are typing to whoever is connected now
+  read ACCOUNT|GROUP                       send read receipts for what you have received
+  delete [-limit 48h] ACCOUNT|GROUP ID     delete a message you sent, for everyone
+  history ACCOUNT|GROUP                    the conversation, with message ids and sent,
+                                           delivered and read marks
+
+GROUP is a group's id or its name, when no other group has that name.
 
 The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
 in the user config directory.
@@ -114,6 +131,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.devices(ctx, rest)
 	case "send-file":
 		err = c.sendFile(ctx, rest)
+	case "group":
+		err = c.group(ctx, rest)
+	case "typing":
+		err = c.typing(ctx, rest)
+	case "read":
+		err = c.read(ctx, rest)
+	case "delete":
+		err = c.deleteForEveryone(ctx, rest)
+	case "history":
+		err = c.history(rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

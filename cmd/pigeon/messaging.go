@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -21,16 +21,17 @@ const maxStaleRetries = 3
 
 func (c *cli) send(ctx context.Context, args []string) error {
 	if len(args) != 2 {
-		return failf(`pigeon send ACCOUNT "TEXT"`, "send needs an account id and a text")
+		return failf(`pigeon send ACCOUNT|GROUP "TEXT"`, "send needs an account id or a group and a text")
 	}
-	to, err := parseAccount(args[0])
+	conv, err := c.resolve(args[0])
 	if err != nil {
 		return err
 	}
-	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Text{Text: &spec.Text{Body: args[1]}}})
+	id, err := newMessageID()
 	if err != nil {
 		return err
 	}
+	content := &spec.Content{Id: id, Body: &spec.Content_Text{Text: &spec.Text{Body: args[1]}}}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d, conn, err := c.sendOnly(ctx)
@@ -38,73 +39,136 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	n, err := deliver(ctx, conn, d, to, plain)
+	if conv.group {
+		return c.sendToGroup(ctx, d, conn, conv, content, &chatMessage{Text: args[1]})
+	}
+	to := conv.id
+	n, _, err := deliver(ctx, conn, d, to, mustContent(content), false)
 	if err != nil {
 		return err
 	}
-	if err := c.syncCopy(ctx, conn, d, to, args[1]); err != nil {
+	c.recordSent(to, false, content, &chatMessage{Text: args[1], To: []string{hex.EncodeToString(to)}})
+	if err := c.syncCopy(ctx, conn, d, to, id, args[1]); err != nil {
 		// The message went out; only the other devices' copy failed.
 		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this message: %v\n", err)
 	}
 	_ = conn.Finish(ctx)
+	fmt.Fprintln(c.stdout, hex.EncodeToString(id))
 	fmt.Fprintf(c.stderr, "pigeon: sent to %s (%d device%s)\n", short(to), n, plural(n))
 	return nil
+}
+
+// messageIDSize is the length of Content.id.
+const messageIDSize = 8
+
+// newMessageID returns a new Content.id.
+func newMessageID() ([]byte, error) {
+	id := make([]byte, messageIDSize)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// mustContent stamps c with the time and encodes it. Encoding a Content
+// built here cannot fail.
+func mustContent(c *spec.Content) []byte {
+	if c.SentAtMs == 0 {
+		c.SentAtMs = time.Now().UnixMilli()
+	}
+	b, err := proto.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("encode content: %v", err))
+	}
+	return b
+}
+
+// recordSent adds a message this device sent to its conversation, so
+// receipts and deletes find it. A failure only costs the history.
+func (c *cli) recordSent(conv []byte, group bool, content *spec.Content, m *chatMessage) {
+	m.ID = hex.EncodeToString(content.GetId())
+	m.SentAt = content.GetSentAtMs()
+	m.At = time.Now().UnixMilli()
+	err := c.updateChat(conv, group, func(ch *chat) error {
+		ch.add(m)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "pigeon: could not record the message in the history: %v\n", err)
+	}
 }
 
 // deliver encrypts plain for every device of account to (this device
 // aside) and sends it, meeting new devices and forgetting removed ones
 // when the relay says the list is stale. It returns how many devices it
-// went to.
-func deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to, plain []byte) (int, error) {
+// went to and, online-only, how many of them were connected to get it.
+func deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to, plain []byte, online bool) (devices, reached int, err error) {
 	msgID := make([]byte, spec.ClientMessageIDSize)
 	if _, err := rand.Read(msgID); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	devices, err := d.SessionDevices(to)
+	ids, err := d.SessionDevices(to)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	devices = recipients(d, to, devices)
+	ids = recipients(d, to, ids)
 	for attempt := 0; ; attempt++ {
-		if len(devices) == 0 {
-			if devices, err = startSessions(ctx, conn, d, to, nil); err != nil {
-				return 0, err
+		if len(ids) == 0 {
+			if ids, err = startSessions(ctx, conn, d, to, nil); err != nil {
+				return 0, 0, err
 			}
 		}
-		msgs, err := d.Encrypt(ctx, to, devices, plain)
+		msgs, err := d.Encrypt(ctx, to, ids, plain)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		_, err = conn.Send(ctx, &client.Message{Recipient: to, ClientMessageID: msgID, Devices: msgs})
+		res, err := conn.Send(ctx, &client.Message{Recipient: to, ClientMessageID: msgID, Devices: msgs, OnlineOnly: online})
 		var re *client.Error
 		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
 			// The account linked or removed devices: forget the removed
 			// ones, meet the new ones, and encrypt again.
-			if err := d.ForgetDevices(to, re.Extra); err != nil {
-				return 0, err
+			if err := meetDevices(ctx, conn, d, to, re.Missing, re.Extra); err != nil {
+				return 0, 0, err
 			}
-			if len(re.Missing) > 0 {
-				if _, err := startSessions(ctx, conn, d, to, re.Missing); err != nil {
-					return 0, err
-				}
+			if ids, err = d.SessionDevices(to); err != nil {
+				return 0, 0, err
 			}
-			if devices, err = d.SessionDevices(to); err != nil {
-				return 0, err
-			}
-			devices = recipients(d, to, devices)
+			ids = recipients(d, to, ids)
 			continue
 		}
 		if err != nil {
-			return 0, relayError("send", err)
+			return 0, 0, relayError("send", err)
 		}
-		break
+		return len(ids), res.Reached, nil
 	}
-	return len(devices), nil
+}
+
+// meetDevices brings this device's sessions with an account in step with
+// what the relay said: it forgets the extra devices and starts sessions
+// with the missing ones.
+func meetDevices(ctx context.Context, conn *client.Conn, d *e2e.Device, to []byte, missing, extra []uint32) error {
+	if err := d.ForgetDevices(to, extra); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		if _, err := startSessions(ctx, conn, d, to, missing); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncCopy sends this account's other devices a transcript of a text sent
 // to another account, so every device shows the conversation.
-func (c *cli) syncCopy(ctx context.Context, conn *client.Conn, d *e2e.Device, to []byte, text string) error {
+func (c *cli) syncCopy(ctx context.Context, conn *client.Conn, d *e2e.Device, to, id []byte, text string) error {
+	return c.toOwnDevices(ctx, conn, d, to, &spec.Content{Body: &spec.Content_Sent{Sent: &spec.SentTranscript{
+		Destination: to, Text: &spec.Text{Body: text}, Id: id,
+	}}})
+}
+
+// toOwnDevices sends content to this account's other devices, if it has
+// any, about a message to account to (none when to is this account).
+func (c *cli) toOwnDevices(ctx context.Context, conn *client.Conn, d *e2e.Device, to []byte, content *spec.Content) error {
 	own := d.AccountID()
 	if slices.Equal(to, own) {
 		return nil
@@ -116,13 +180,7 @@ func (c *cli) syncCopy(ctx context.Context, conn *client.Conn, d *e2e.Device, to
 	if len(infos) < 2 {
 		return nil
 	}
-	plain, err := proto.Marshal(&spec.Content{SentAtMs: time.Now().UnixMilli(), Body: &spec.Content_Sent{Sent: &spec.SentTranscript{
-		Destination: to, Text: &spec.Text{Body: text},
-	}}})
-	if err != nil {
-		return err
-	}
-	_, err = deliver(ctx, conn, d, own, plain)
+	_, _, err = deliver(ctx, conn, d, own, mustContent(content), false)
 	return err
 }
 
@@ -176,118 +234,6 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// receive prints messages: what is queued (recv), or everything until
-// interrupted (listen).
-func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	count := fs.Int("n", 0, "exit after printing this many messages (listen; 0: never)")
-	fs.StringVar(&c.saveDir, "save", ".", "save received files in this `directory`")
-	if err := fs.Parse(args); err != nil {
-		return failf("", "usage")
-	}
-	if fs.NArg() != 0 {
-		return failf("", "this command takes no arguments")
-	}
-	d, opts, creds, err := c.registered()
-	if err != nil {
-		return err
-	}
-	cleanStaleParts(c.saveDir, time.Now())
-	if !follow {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-	}
-	cl := client.New(opts, creds, 64)
-	defer cl.Close()
-	if follow {
-		fmt.Fprintln(c.stderr, "pigeon: listening; Ctrl-C stops")
-	}
-	printed := 0
-	for {
-		ev, err := cl.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil && follow {
-				c.finish(cl)
-				return nil
-			}
-			return relayError("receive", err)
-		}
-		switch ev.Kind {
-		case client.EventEnvelope:
-			shown := c.show(ctx, d, cl, ev.Envelope)
-			if err := cl.Ack(ev.Envelope.Seq); err != nil {
-				return relayError("ack", err)
-			}
-			if shown {
-				printed++
-			}
-			if *count > 0 && printed >= *count {
-				c.finish(cl)
-				return nil
-			}
-		case client.EventPreKeysLow:
-			c.refill(ctx, cl, d, ev.PreKeysRemaining)
-		case client.EventDevices:
-			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
-		case client.EventDrained:
-			if !follow {
-				c.finish(cl)
-				return nil
-			}
-		}
-	}
-}
-
-// finish ends the session so the relay makes our acks durable.
-func (c *cli) finish(cl *client.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := cl.Conn(ctx)
-	if err == nil {
-		_ = conn.Finish(ctx)
-	}
-}
-
-// show decrypts and prints one envelope and reports whether it printed
-// a message. What cannot be decrypted is reported and acked all the
-// same: it would never decrypt later.
-func (c *cli) show(ctx context.Context, d *e2e.Device, cl *client.Client, env *client.Envelope) bool {
-	plain, err := d.Decrypt(ctx, env)
-	switch {
-	case errors.Is(err, e2e.ErrDuplicate):
-		return false
-	case errors.Is(err, e2e.ErrIdentityChanged):
-		fmt.Fprintf(c.stderr, "pigeon: dropped a message from %s: their identity key changed\npigeon: hint: check with them and run \"pigeon verify %x\"\n", short(env.Sender), env.Sender)
-		return false
-	case err != nil:
-		fmt.Fprintf(c.stderr, "pigeon: could not decrypt a message from %s: %v\n", short(env.Sender), err)
-		return false
-	}
-	var content spec.Content
-	if err := proto.Unmarshal(plain, &content); err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
-		return false
-	}
-	when := time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")
-	if a := content.GetAttachment(); a != nil {
-		c.saveAttachment(ctx, cl, env.Sender, a, when)
-		return true
-	}
-	if sent := content.GetSent(); sent != nil && slices.Equal(env.Sender, d.AccountID()) {
-		// A copy of what this account sent from another device.
-		fmt.Fprintf(c.stdout, "%s you to %x: %s\n", when, sent.GetDestination(), sent.GetText().GetBody())
-		return true
-	}
-	text := content.GetText()
-	if text == nil {
-		return false
-	}
-	fmt.Fprintf(c.stdout, "%s %x: %s\n", when, env.Sender, text.GetBody())
-	return true
 }
 
 // refill uploads new one-time prekeys when the relay says they run low.

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,18 +43,24 @@ func TestScripts(t *testing.T) {
 			return startAPNs(env)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitrelay": waitRelay,
-			"idenv":     idEnv,
-			"apnspush":  apnsPush,
-			"waitfile":  waitFile,
-			"mkfile":    mkFile,
-			"tamper":    tamperFiles,
+			"waitrelay":    waitRelay,
+			"idenv":        idEnv,
+			"apnspush":     apnsPush,
+			"waitfile":     waitFile,
+			"mkfile":       mkFile,
+			"tamper":       tamperFiles,
+			"metric":       metric,
+			"fileenv":      fileEnv,
+			"waitmetric":   waitMetric,
+			"stealqueued":  stealQueued,
+			"groupdecrypt": groupDecrypt,
 		},
 	})
 }
 
 // waitRelay waits (up to 30 s) for the ready file `pigeonhole serve
-// -ready-file` writes once it listens, and sets $RELAY and $FINGERPRINT.
+// -ready-file` writes once it listens, and sets $RELAY, $FINGERPRINT and
+// (with -metrics) $METRICS.
 func waitRelay(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitrelay FILE")
@@ -64,10 +72,11 @@ func waitRelay(ts *testscript.TestScript, neg bool, args []string) {
 	for {
 		b, err := os.ReadFile(path)
 		if err == nil {
-			var ready struct{ Addr, Fingerprint string }
+			var ready struct{ Addr, Fingerprint, Metrics string }
 			ts.Check(json.Unmarshal(b, &ready))
 			ts.Setenv("RELAY", ready.Addr)
 			ts.Setenv("FINGERPRINT", ready.Fingerprint)
+			ts.Setenv("METRICS", ready.Metrics)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -191,4 +200,44 @@ func tamperFiles(ts *testscript.TestScript, neg bool, args []string) {
 	if n == 0 {
 		ts.Fatalf("no file to tamper with under %s", args[0])
 	}
+}
+
+// metric checks one series of the relay's /metrics at $METRICS (a series
+// that is not there reads 0): "metric SERIES VALUE" checks its value;
+// "metric -set VAR SERIES" puts it in $VAR.
+func metric(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 && !(len(args) == 3 && args[0] == "-set") {
+		ts.Fatalf("usage: metric SERIES VALUE | metric -set VAR SERIES")
+	}
+	if args[0] == "-set" {
+		ts.Setenv(args[1], readMetric(ts, args[2]))
+		return
+	}
+	if v := readMetric(ts, args[0]); v != args[1] {
+		ts.Fatalf("%s = %s, want %s", args[0], v, args[1])
+	}
+	ts.Logf("%s = %s", args[0], args[1])
+}
+
+// findSeries returns the value of series in a Prometheus text exposition.
+func findSeries(ts *testscript.TestScript, r io.Reader, series string) string {
+	value := "0"
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && name == series {
+			value = v
+		}
+	}
+	ts.Check(sc.Err())
+	return value
+}
+
+// fileEnv sets an environment variable to the trimmed contents of a file
+// (such as the id "pigeon send" printed, saved with "cp stdout FILE").
+func fileEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: fileenv VAR FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
 }

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// Groups are a client concept: the relay stores no membership and sees
+// only the recipients of each send. The admin (the account that created
+// the group) sends the group's state pairwise to every member; each
+// member device gives its own sender key to every member device before
+// its first group message, and makes a new one when a member is removed.
+
+// maxGroupMembers is the most accounts a group may have.
+const maxGroupMembers = 256
+
+// maxGroupName is the longest group name, in bytes.
+const maxGroupName = 100
+
+// conversation is whom a command talks to: an account or a group.
+type conversation struct {
+	id    []byte
+	group bool
+	name  string // the group's name
+}
+
+// resolve reads a conversation argument: a group's id or unique name, or
+// an account id.
+func (c *cli) resolve(arg string) (*conversation, error) {
+	groups, err := c.groupChats()
+	if err != nil {
+		return nil, err
+	}
+	if ch, ok := groups[strings.ToLower(arg)]; ok {
+		id, _ := hex.DecodeString(strings.ToLower(arg))
+		return &conversation{id: id, group: true, name: ch.Group.Name}, nil
+	}
+	var named []string
+	for id, ch := range groups {
+		if ch.Group.Name == arg {
+			named = append(named, id)
+		}
+	}
+	switch len(named) {
+	case 1:
+		id, _ := hex.DecodeString(named[0])
+		return &conversation{id: id, group: true, name: arg}, nil
+	case 0:
+	default:
+		sort.Strings(named)
+		return nil, failf("use the group id (\"pigeon group list\" shows them): "+strings.Join(named, ", "), "%d groups are called %q", len(named), arg)
+	}
+	if len(strings.TrimSpace(arg)) != 32 {
+		return nil, failf(`an account id is the 32 hex digits "pigeon id" prints; "pigeon group list" shows the groups`, "%q is neither an account id nor a group", arg)
+	}
+	id, err := parseAccount(arg)
+	if err != nil {
+		return nil, err
+	}
+	return &conversation{id: id}, nil
+}
+
+func (c *cli) group(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return failf(`pigeon group create NAME ACCOUNT... | send GROUP TEXT | add GROUP ACCOUNT... | remove GROUP ACCOUNT... | list`, "group needs a subcommand")
+	}
+	switch args[0] {
+	case "create":
+		return c.groupCreate(ctx, args[1:])
+	case "send":
+		return c.send(ctx, args[1:])
+	case "add", "remove":
+		return c.groupChange(ctx, args[0], args[1:])
+	case "list":
+		return c.groupList(args[1:])
+	}
+	return failf(`pigeon group create | send | add | remove | list`, "unknown group command %q", args[0])
+}
+
+// groupCreate makes a group with this account as its admin and tells the
+// members.
+func (c *cli) groupCreate(ctx context.Context, args []string) error {
+	if len(args) < 2 {
+		return failf(`pigeon group create NAME ACCOUNT...`, "a group needs a name and at least one other member")
+	}
+	name := args[0]
+	if err := checkGroupName(name); err != nil {
+		return err
+	}
+	d, err := c.device()
+	if err != nil {
+		return err
+	}
+	me := hex.EncodeToString(d.AccountID())
+	members := []string{me}
+	for _, a := range args[1:] {
+		acct, err := parseAccount(a)
+		if err != nil {
+			return err
+		}
+		if h := hex.EncodeToString(acct); !slices.Contains(members, h) {
+			members = append(members, h)
+		}
+	}
+	if len(members) > maxGroupMembers {
+		return failf("", "a group has at most %d members", maxGroupMembers)
+	}
+	gid, err := e2e.NewGroupID()
+	if err != nil {
+		return err
+	}
+	g := &groupInfo{Name: name, Admin: me, Members: members, Revision: 1}
+	if err := c.updateChat(gid, true, func(ch *chat) error { ch.Group = g; return nil }); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	d, conn, err := c.sendOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := c.announce(ctx, d, conn, gid, g, nil); err != nil {
+		return err
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintln(c.stdout, hex.EncodeToString(gid))
+	fmt.Fprintf(c.stderr, "pigeon: created the group %q with %d members\n", name, len(members))
+	return nil
+}
+
+// checkGroupName refuses names that are empty, long, or would do things
+// to a terminal.
+func checkGroupName(name string) error {
+	if name == "" || len(name) > maxGroupName || strings.ContainsFunc(name, unicode.IsControl) {
+		return failf("", "a group name is 1 to %d characters, no control characters", maxGroupName)
+	}
+	return nil
+}
+
+// groupChange adds or removes members (the admin only).
+func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
+	if len(args) < 2 {
+		return failf(fmt.Sprintf("pigeon group %s GROUP ACCOUNT...", op), "%s needs a group and at least one account", op)
+	}
+	conv, err := c.resolve(args[0])
+	if err != nil {
+		return err
+	}
+	if !conv.group {
+		return failf(`"pigeon group list" shows your groups`, "%s is not a group", args[0])
+	}
+	var accts []string
+	for _, a := range args[1:] {
+		acct, err := parseAccount(a)
+		if err != nil {
+			return err
+		}
+		accts = append(accts, hex.EncodeToString(acct))
+	}
+	d, err := c.device()
+	if err != nil {
+		return err
+	}
+	me := hex.EncodeToString(d.AccountID())
+	var g *groupInfo
+	var gone []string
+	err = c.updateChat(conv.id, true, func(ch *chat) error {
+		g = ch.Group
+		switch {
+		case g.Removed:
+			return failf("", "you are no longer a member of %q", g.Name)
+		case g.Admin != me:
+			return failf("", "only the group's admin (%s) can change its members", short(mustHex(g.Admin)))
+		}
+		members := slices.Clone(g.Members)
+		for _, a := range accts {
+			switch {
+			case op == "add" && !slices.Contains(members, a):
+				members = append(members, a)
+			case op == "remove" && a == me:
+				return failf("", "the admin cannot remove itself")
+			case op == "remove" && slices.Contains(members, a):
+				members = slices.DeleteFunc(members, func(m string) bool { return m == a })
+				gone = append(gone, a)
+			}
+		}
+		if len(members) > maxGroupMembers {
+			return failf("", "a group has at most %d members", maxGroupMembers)
+		}
+		if slices.Equal(members, g.Members) {
+			return failf("", "nothing to change")
+		}
+		g.Members = members
+		g.Revision++
+		if len(gone) > 0 {
+			return c.rotateLocked(d, conv.id, g, gone)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	d, conn, err := c.sendOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := c.announce(ctx, d, conn, conv.id, g, gone); err != nil {
+		return err
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintf(c.stderr, "pigeon: %q has %d members now\n", g.Name, len(g.Members))
+	return nil
+}
+
+// rotateLocked, called under the conversation lock, makes this device's
+// next group message use a new sender key that the removed accounts
+// never get, and forgets theirs.
+func (c *cli) rotateLocked(d *e2e.Device, gid []byte, g *groupInfo, removed []string) error {
+	if err := d.RotateSenderKey(context.Background(), gid); err != nil {
+		return err
+	}
+	g.KeyGen++
+	g.KeySentTo = nil
+	for _, r := range removed {
+		if err := d.ForgetSenderKeys(gid, mustHex(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// announce sends the group's state to its members (this account's other
+// devices too) and to the accounts just removed from it.
+func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, g *groupInfo, removed []string) error {
+	members := make([][]byte, len(g.Members))
+	for i, m := range g.Members {
+		members[i] = mustHex(m)
+	}
+	plain := mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_GroupUpdate{GroupUpdate: &spec.GroupUpdate{
+		Name: g.Name, Members: members, Revision: g.Revision,
+	}}})
+	me := d.AccountID()
+	var failed []string
+	for _, a := range append(slices.Clone(g.Members), removed...) {
+		acct := mustHex(a)
+		if string(acct) == string(me) {
+			continue
+		}
+		if _, _, err := deliver(ctx, conn, d, acct, plain, false); err != nil {
+			fmt.Fprintf(c.stderr, "pigeon: could not tell %s about the group: %v\n", short(acct), err)
+			failed = append(failed, short(acct))
+		}
+	}
+	if infos, err := conn.ListDevices(ctx); err == nil && len(infos) > 1 {
+		if _, _, err := deliver(ctx, conn, d, me, plain, false); err != nil {
+			fmt.Fprintf(c.stderr, "pigeon: your other devices do not know about the change: %v\n", err)
+		}
+	}
+	if len(failed) > 0 {
+		return failf(`run the same command again once they can be reached`, "%d member%s did not get the group's state: %s", len(failed), plural(len(failed)), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// groupList prints the groups this device knows.
+func (c *cli) groupList(args []string) error {
+	if len(args) != 0 {
+		return failf("pigeon group list", "list takes no arguments")
+	}
+	d, err := c.device()
+	if err != nil {
+		return err
+	}
+	me := hex.EncodeToString(d.AccountID())
+	groups, err := c.groupChats()
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(groups))
+	for id := range groups {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return groups[ids[i]].Group.Name < groups[ids[j]].Group.Name })
+	for _, id := range ids {
+		g := groups[id].Group
+		note := ""
+		switch {
+		case g.Removed:
+			note = ", you were removed"
+		case g.Admin == me:
+			note = ", you are the admin"
+		}
+		fmt.Fprintf(c.stdout, "%s %s (%d members%s)\n", id, g.Name, len(g.Members), note)
+		for _, m := range g.Members {
+			who := m
+			if m == me {
+				who += " (you)"
+			}
+			fmt.Fprintf(c.stdout, "  %s\n", who)
+		}
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(c.stderr, "pigeon: no groups yet; \"pigeon group create NAME ACCOUNT...\" makes one")
+	}
+	return nil
+}
+
+// mustHex decodes hex this program wrote.
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(fmt.Sprintf("stored id %q: %v", s, err))
+	}
+	return b
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// sendToGroup sends a message to a group, records it and says so.
+func (c *cli) sendToGroup(ctx context.Context, d *e2e.Device, conn *client.Conn, conv *conversation, content *spec.Content, rec *chatMessage) error {
+	res, err := c.groupSend(ctx, d, conn, conv.id, content, false)
+	if err != nil {
+		return err
+	}
+	rec.To = res.others
+	c.recordSent(conv.id, true, content, rec)
+	_ = conn.Finish(ctx)
+	fmt.Fprintln(c.stdout, hex.EncodeToString(content.GetId()))
+	fmt.Fprintf(c.stderr, "pigeon: sent to %q (%d device%s)\n", conv.name, res.devices, plural(res.devices))
+	return nil
+}
+
+// groupResult is what a group send reached.
+type groupResult struct {
+	devices, reached int
+	others           []string // the member accounts other than this one
+}
+
+// target is one member account and the devices a group send names.
+type target struct {
+	acct    []byte
+	devices []uint32
+}
+
+// groupSend encrypts content once with this device's sender key for the
+// group and sends that one ciphertext to every device of every member
+// (this device aside) in one multi_send, first giving the sender key to
+// the member devices that lack it. When the relay says device lists are
+// stale it meets the new devices, forgets removed ones (and then makes a
+// new sender key, so a removed device cannot read on) and tries again.
+func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, content *spec.Content, online bool) (*groupResult, error) {
+	content.GroupId = gid
+	plain := mustContent(content)
+	msgID := make([]byte, spec.ClientMessageIDSize)
+	if _, err := rand.Read(msgID); err != nil {
+		return nil, err
+	}
+	var wire []byte
+	for attempt := 0; ; attempt++ {
+		ch, err := c.readChat(gid, true)
+		if err != nil {
+			return nil, err
+		}
+		g := ch.Group
+		if g == nil {
+			return nil, failf(`"pigeon group list" shows your groups`, "no such group")
+		}
+		if g.Removed {
+			return nil, failf("", "you are no longer a member of %q", g.Name)
+		}
+		targets, err := groupTargets(ctx, d, conn, g.Members)
+		if err != nil {
+			return nil, err
+		}
+		if len(targets) == 0 {
+			return nil, failf("", "%q has nobody else in it", g.Name)
+		}
+		if wire == nil {
+			wire, err = c.encryptForGroup(ctx, d, conn, gid, targets, plain)
+			if errors.Is(err, errRetarget) && attempt < maxStaleRetries {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		mm := &client.MultiMessage{ClientMessageID: msgID, OnlineOnly: online}
+		res := &groupResult{}
+		for _, t := range targets {
+			am := client.AccountMessage{Recipient: t.acct}
+			for _, id := range t.devices {
+				am.Devices = append(am.Devices, client.DeviceMessage{DeviceID: id, Type: e2e.TypeGroup, Content: wire})
+			}
+			mm.Accounts = append(mm.Accounts, am)
+			res.devices += len(t.devices)
+		}
+		sr, err := conn.SendMulti(ctx, mm)
+		var re *client.Error
+		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
+			rotate := false
+			for _, sa := range re.Stale {
+				if err := meetDevices(ctx, conn, d, sa.AccountID, sa.Missing, sa.Extra); err != nil {
+					return nil, err
+				}
+				if len(sa.Extra) > 0 {
+					rotate = true
+				}
+			}
+			if rotate {
+				// A device left a member account: it must not read what
+				// follows. The refused ciphertext was never stored.
+				err := c.updateChat(gid, true, func(ch *chat) error {
+					if ch.Group == nil {
+						return errUnchanged
+					}
+					return c.rotateLocked(d, gid, ch.Group, nil)
+				})
+				if err != nil {
+					return nil, err
+				}
+				wire = nil
+			}
+			continue
+		}
+		if err != nil {
+			return nil, relayError("send", err)
+		}
+		res.reached = sr.Reached
+		me := hex.EncodeToString(d.AccountID())
+		for _, m := range g.Members {
+			if m != me {
+				res.others = append(res.others, m)
+			}
+		}
+		return res, nil
+	}
+}
+
+// groupTargets lists the devices of each member account this device has
+// sessions with, starting sessions with accounts it has never written to,
+// and this account's other devices if it has any.
+func groupTargets(ctx context.Context, d *e2e.Device, conn *client.Conn, members []string) ([]target, error) {
+	me := d.AccountID()
+	var out []target
+	for _, m := range members {
+		acct := mustHex(m)
+		ids, err := d.SessionDevices(acct)
+		if err != nil {
+			return nil, err
+		}
+		ids = recipients(d, acct, ids)
+		if len(ids) == 0 {
+			if string(acct) == string(me) {
+				infos, err := conn.ListDevices(ctx)
+				if err != nil {
+					return nil, relayError("list devices", err)
+				}
+				if len(infos) < 2 {
+					continue // no other devices of ours to send to
+				}
+			}
+			if ids, err = startSessions(ctx, conn, d, acct, nil); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, target{acct: acct, devices: ids})
+	}
+	return out, nil
+}
+
+func deviceKey(acct []byte, id uint32) string {
+	return hex.EncodeToString(acct) + "." + strconv.FormatUint(uint64(id), 10)
+}
+
+// errRetarget says the group's devices or sender key changed while a
+// send was being prepared: work out the targets again.
+var errRetarget = errors.New("the group's devices or key changed; try again")
+
+// encryptForGroup gives this device's sender key to the target devices
+// that lack it (pairwise, one send per account), then encrypts plain
+// with it. It encrypts under the conversation lock, after checking that
+// every target got the key now in use, so a rotation running at the same
+// time (a member removed, seen by "pigeon listen") cannot slip between;
+// errRetarget if one did.
+func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, targets []target, plain []byte) ([]byte, error) {
+	ch, err := c.readChat(gid, true)
+	if err != nil {
+		return nil, err
+	}
+	gen := ch.Group.KeyGen
+	var need [][]byte
+	for _, t := range targets {
+		if slices.ContainsFunc(t.devices, func(id uint32) bool { return !slices.Contains(ch.Group.KeySentTo, deviceKey(t.acct, id)) }) {
+			need = append(need, t.acct)
+		}
+	}
+	if len(need) > 0 {
+		skd, err := d.SenderKeyDistribution(ctx, gid)
+		if err != nil {
+			return nil, err
+		}
+		msg := mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_SenderKey{SenderKey: &spec.SenderKey{Distribution: skd}}})
+		for _, acct := range need {
+			if _, _, err := deliver(ctx, conn, d, acct, msg, false); err != nil {
+				return nil, err
+			}
+			ids, err := d.SessionDevices(acct)
+			if err != nil {
+				return nil, err
+			}
+			err = c.updateChat(gid, true, func(ch *chat) error {
+				if ch.Group == nil || ch.Group.KeyGen != gen {
+					return errUnchanged
+				}
+				for _, id := range recipients(d, acct, ids) {
+					addOnce(&ch.Group.KeySentTo, deviceKey(acct, id))
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	var ct []byte
+	err = c.updateChat(gid, true, func(ch *chat) error {
+		g := ch.Group
+		if g == nil || g.KeyGen != gen {
+			return errRetarget
+		}
+		for _, t := range targets {
+			for _, id := range t.devices {
+				if !slices.Contains(g.KeySentTo, deviceKey(t.acct, id)) {
+					return errRetarget
+				}
+			}
+		}
+		var err error
+		if ct, err = d.GroupEncrypt(ctx, gid, plain); err != nil {
+			return err
+		}
+		return errUnchanged
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e2e.GroupContent(gid, ct), nil
+}

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// defaultDeleteLimit is how old a message may be and still be deleted for
+// everyone: the sender's "pigeon delete" refuses older ones, and
+// receivers ignore deletes of messages they got longer ago.
+const defaultDeleteLimit = 48 * time.Hour
+
+// receive prints messages: what is queued (recv), or everything until
+// interrupted (listen).
+func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	count := fs.Int("n", 0, "exit after printing this many messages (listen; 0: never)")
+	fs.StringVar(&c.saveDir, "save", ".", "save received files in this `directory`")
+	deleteLimit := fs.Duration("delete-limit", defaultDeleteLimit, "honour \"delete for everyone\" for messages received at most this `long` ago")
+	if err := fs.Parse(args); err != nil {
+		return failf("", "usage")
+	}
+	if fs.NArg() != 0 {
+		return failf("", "this command takes no arguments")
+	}
+	d, opts, creds, err := c.registered()
+	if err != nil {
+		return err
+	}
+	cleanStaleParts(c.saveDir, time.Now())
+	if !follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+	}
+	cl := client.New(opts, creds, 64)
+	defer cl.Close()
+	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, receipts: map[receiptKey][][]byte{}}
+	if follow {
+		fmt.Fprintln(c.stderr, "pigeon: listening; Ctrl-C stops")
+	}
+	printed := 0
+	drained := false
+	for {
+		ev, err := cl.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil && follow {
+				in.finish()
+				return nil
+			}
+			return relayError("receive", err)
+		}
+		switch ev.Kind {
+		case client.EventEnvelope:
+			shown := in.show(ctx, ev.Envelope)
+			if err := cl.Ack(ev.Envelope.Seq); err != nil {
+				return relayError("ack", err)
+			}
+			if drained {
+				in.sendReceipts(ctx)
+			}
+			if shown {
+				printed++
+			}
+			if *count > 0 && printed >= *count {
+				in.finish()
+				return nil
+			}
+		case client.EventPreKeysLow:
+			c.refill(ctx, cl, d, ev.PreKeysRemaining)
+		case client.EventDevices:
+			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
+		case client.EventDrained:
+			drained = true
+			in.sendReceipts(ctx)
+			if !follow {
+				in.finish()
+				return nil
+			}
+		}
+	}
+}
+
+// inbox handles what one recv or listen receives.
+type inbox struct {
+	c           *cli
+	d           *e2e.Device
+	cl          *client.Client
+	deleteLimit time.Duration
+	// receipts are the delivered receipts not sent yet, by sender and group.
+	receipts map[receiptKey][][]byte
+}
+
+type receiptKey struct{ to, group string }
+
+// finish sends the receipts still owed and ends the session so the relay
+// makes the acks durable.
+func (in *inbox) finish() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in.sendReceipts(ctx)
+	conn, err := in.cl.Conn(ctx)
+	if err == nil {
+		_ = conn.Finish(ctx)
+	}
+}
+
+// show decrypts and handles one envelope and reports whether it printed
+// a message. What cannot be decrypted is reported and acked all the
+// same: it would never decrypt later.
+func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
+	c := in.c
+	var plain, group []byte
+	var err error
+	if env.Type == e2e.TypeGroup {
+		group, plain, err = in.d.DecryptGroup(ctx, env)
+	} else {
+		plain, err = in.d.Decrypt(ctx, env)
+	}
+	switch {
+	case errors.Is(err, e2e.ErrDuplicate):
+		return false
+	case errors.Is(err, e2e.ErrIdentityChanged):
+		fmt.Fprintf(c.stderr, "pigeon: dropped a message from %s: their identity key changed\npigeon: hint: check with them and run \"pigeon verify %x\"\n", short(env.Sender), env.Sender)
+		return false
+	case errors.Is(err, e2e.ErrNoSenderKey):
+		fmt.Fprintf(c.stderr, "pigeon: could not decrypt a group message from %s: this device does not have their group key (it is given only to members)\n", short(env.Sender))
+		return false
+	case err != nil:
+		fmt.Fprintf(c.stderr, "pigeon: could not decrypt a message from %s: %v\n", short(env.Sender), err)
+		return false
+	}
+	var content spec.Content
+	if err := proto.Unmarshal(plain, &content); err != nil || (group != nil && string(content.GetGroupId()) != string(group)) {
+		fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
+		return false
+	}
+	m := &incoming{env: env, content: &content, group: group != nil, when: time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")}
+	if gid := content.GetGroupId(); gid != nil {
+		if len(gid) != e2e.GroupIDSize {
+			fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
+			return false
+		}
+		return in.showGroup(ctx, m)
+	}
+	return in.showDirect(ctx, m)
+}
+
+// incoming is one decrypted message.
+type incoming struct {
+	env     *client.Envelope
+	content *spec.Content
+	group   bool // it came group-encrypted (with the group's sender key)
+	when    string
+}
+
+func (m *incoming) fromSelf(d *e2e.Device) bool { return string(m.env.Sender) == string(d.AccountID()) }
+
+// sender is how a message's sender is shown: "you" for this account's
+// other devices, else the account id.
+func (m *incoming) sender(d *e2e.Device) string {
+	if m.fromSelf(d) {
+		return "you"
+	}
+	return hex.EncodeToString(m.env.Sender)
+}
+
+// showDirect handles a one-to-one message.
+func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
+	c, d, content, from := in.c, in.d, m.content, m.env.Sender
+	switch b := content.Body.(type) {
+	case *spec.Content_Text:
+		in.record(from, false, m, &chatMessage{Text: b.Text.GetBody()})
+		fmt.Fprintf(c.stdout, "%s %x: %s\n", m.when, from, b.Text.GetBody())
+		return true
+	case *spec.Content_Attachment:
+		if !c.saveAttachment(ctx, in.cl, from, b.Attachment, m.when) {
+			return false
+		}
+		in.record(from, false, m, &chatMessage{File: safeName(b.Attachment.GetFileName())})
+		return true
+	case *spec.Content_Sent:
+		if !m.fromSelf(d) || len(b.Sent.GetDestination()) != 16 {
+			return false
+		}
+		// A copy of what this account sent from another device.
+		dest := b.Sent.GetDestination()
+		sent := &spec.Content{Id: b.Sent.GetId(), SentAtMs: content.GetSentAtMs()}
+		c.recordSent(dest, false, sent, &chatMessage{Text: b.Sent.GetText().GetBody(), To: []string{hex.EncodeToString(dest)}})
+		fmt.Fprintf(c.stdout, "%s you to %x: %s\n", m.when, dest, b.Sent.GetText().GetBody())
+		return true
+	case *spec.Content_Receipt:
+		in.applyReceipt(from, from, false, b.Receipt)
+		return false
+	case *spec.Content_Typing:
+		fmt.Fprintf(c.stdout, "%s %x %s\n", m.when, from, typingText(b.Typing))
+		return true
+	case *spec.Content_Delete:
+		conv := from
+		if m.fromSelf(d) {
+			conv = b.Delete.GetDestination()
+		}
+		return in.applyDelete(m, conv, false, "")
+	}
+	fmt.Fprintf(c.stderr, "pigeon: %s sent a kind of message this version of pigeon cannot show\n", short(from))
+	return false
+}
+
+func typingText(t *spec.Typing) string {
+	if t.GetStarted() {
+		return "is typing"
+	}
+	return "stopped typing"
+}
+
+// record adds a received message to its conversation and owes its sender
+// a delivered receipt.
+func (in *inbox) record(conv []byte, group bool, m *incoming, cm *chatMessage) {
+	id := m.content.GetId()
+	if len(id) != messageIDSize {
+		return // an older client's message: nothing to refer to it by
+	}
+	cm.ID = hex.EncodeToString(id)
+	cm.SentAt = m.content.GetSentAtMs()
+	cm.At = time.Now().UnixMilli()
+	if !m.fromSelf(in.d) {
+		cm.From = hex.EncodeToString(m.env.Sender)
+	}
+	err := in.c.updateChat(conv, group, func(ch *chat) error {
+		if !ch.add(cm) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(in.c.stderr, "pigeon: could not record the message in the history: %v\n", err)
+	}
+	if m.fromSelf(in.d) {
+		return
+	}
+	k := receiptKey{to: string(m.env.Sender)}
+	if group {
+		k.group = string(conv)
+	}
+	in.receipts[k] = append(in.receipts[k], id)
+}
+
+// sendReceipts sends the delivered receipts owed, one message per sender
+// and conversation. A receipt that cannot be sent is given up with a
+// note: it only costs the sender a mark.
+func (in *inbox) sendReceipts(ctx context.Context) {
+	if len(in.receipts) == 0 {
+		return
+	}
+	conn, err := in.cl.Conn(ctx)
+	if err != nil {
+		fmt.Fprintf(in.c.stderr, "pigeon: delivered receipts not sent: %v\n", err)
+		return
+	}
+	for k, ids := range in.receipts {
+		delete(in.receipts, k)
+		content := &spec.Content{Body: &spec.Content_Receipt{Receipt: &spec.Receipt{Type: spec.Receipt_TYPE_DELIVERED, Ids: ids}}}
+		if k.group != "" {
+			content.GroupId = []byte(k.group)
+		}
+		if _, _, err := deliver(ctx, conn, in.d, []byte(k.to), mustContent(content), false); err != nil {
+			fmt.Fprintf(in.c.stderr, "pigeon: delivered receipt to %s not sent: %v\n", short([]byte(k.to)), err)
+		}
+	}
+}
+
+// applyReceipt marks this account's messages in a conversation as
+// delivered to, or read by, the receipt's sender.
+func (in *inbox) applyReceipt(from, conv []byte, group bool, r *spec.Receipt) {
+	if string(from) == string(in.d.AccountID()) {
+		return
+	}
+	who := hex.EncodeToString(from)
+	read := r.GetType() == spec.Receipt_TYPE_READ
+	if !read && r.GetType() != spec.Receipt_TYPE_DELIVERED {
+		return
+	}
+	err := in.c.updateChat(conv, group, func(ch *chat) error {
+		changed := false
+		for _, id := range r.GetIds() {
+			m := ch.find(hex.EncodeToString(id), "")
+			if m == nil || !slices.Contains(m.To, who) {
+				continue
+			}
+			changed = addOnce(&m.Delivered, who) || changed
+			if read {
+				changed = addOnce(&m.Read, who) || changed
+			}
+		}
+		if !changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(in.c.stderr, "pigeon: could not record a receipt: %v\n", err)
+	}
+}
+
+// applyDelete honours a delete for everyone of a message its sender sent
+// in conversation conv, if it arrived within the limit. It reports
+// whether it printed anything.
+func (in *inbox) applyDelete(m *incoming, conv []byte, group bool, label string) bool {
+	c := in.c
+	if len(conv) != 16 {
+		return false
+	}
+	id := hex.EncodeToString(m.content.GetDelete().GetId())
+	from := ""
+	if !m.fromSelf(in.d) {
+		from = hex.EncodeToString(m.env.Sender)
+	}
+	var result string
+	err := c.updateChat(conv, group, func(ch *chat) error {
+		msg := ch.find(id, from)
+		switch {
+		case msg == nil:
+			result = "unknown"
+			return errUnchanged
+		case msg.Deleted:
+			result = "done"
+			return errUnchanged
+		case time.Since(time.UnixMilli(msg.At)) > in.deleteLimit:
+			result = "late"
+			return errUnchanged
+		}
+		msg.Deleted, msg.Text, msg.File = true, "", ""
+		result = "deleted"
+		return nil
+	})
+	switch {
+	case err != nil:
+		fmt.Fprintf(c.stderr, "pigeon: could not delete a message: %v\n", err)
+	case result == "deleted":
+		fmt.Fprintf(c.stdout, "%s %s%s deleted a message\n", m.when, label, m.sender(in.d))
+		return true
+	case result == "late":
+		fmt.Fprintf(c.stderr, "pigeon: %s asked to delete a message older than the %v limit; it was kept\n", m.sender(in.d), in.deleteLimit)
+	}
+	return false
+}
+
+// addOnce appends s to *list unless it is there, and reports whether it
+// did.
+func addOnce(list *[]string, s string) bool {
+	if slices.Contains(*list, s) {
+		return false
+	}
+	*list = append(*list, s)
+	return true
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// typing sends a typing indicator, online-only: devices not connected
+// now never see it, and nothing is stored or pushed.
+func (c *cli) typing(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("typing", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	stop := fs.Bool("stop", false, "say typing stopped")
+	if err := fs.Parse(args); err != nil {
+		return failf("", "usage")
+	}
+	if fs.NArg() != 1 {
+		return failf("pigeon typing [-stop] ACCOUNT|GROUP", "typing needs an account id or a group")
+	}
+	conv, err := c.resolve(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	content := &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: !*stop}}}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, conn, err := c.sendOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var devices, reached int
+	if conv.group {
+		res, err := c.groupSend(ctx, d, conn, conv.id, content, true)
+		if err != nil {
+			return err
+		}
+		devices, reached = res.devices, res.reached
+	} else if devices, reached, err = deliver(ctx, conn, d, conv.id, mustContent(content), true); err != nil {
+		return err
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintf(c.stderr, "pigeon: typing shown on %d of %d device%s (the others are not connected)\n", reached, devices, plural(devices))
+	return nil
+}
+
+// read sends read receipts for the messages of a conversation not marked
+// read yet, as opening a chat does in an app.
+func (c *cli) read(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return failf("pigeon read ACCOUNT|GROUP", "read needs an account id or a group")
+	}
+	conv, err := c.resolve(args[0])
+	if err != nil {
+		return err
+	}
+	ch, err := c.readChat(conv.id, conv.group)
+	if err != nil {
+		return err
+	}
+	bySender := map[string][][]byte{}
+	var order []string
+	for _, m := range ch.Messages {
+		if m.From == "" || m.ReadSent || m.Deleted {
+			continue
+		}
+		if _, ok := bySender[m.From]; !ok {
+			order = append(order, m.From)
+		}
+		bySender[m.From] = append(bySender[m.From], mustHex(m.ID))
+	}
+	if len(order) == 0 {
+		fmt.Fprintln(c.stderr, "pigeon: nothing unread")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, conn, err := c.sendOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	n := 0
+	for _, from := range order {
+		content := &spec.Content{Body: &spec.Content_Receipt{Receipt: &spec.Receipt{Type: spec.Receipt_TYPE_READ, Ids: bySender[from]}}}
+		if conv.group {
+			content.GroupId = conv.id
+		}
+		if _, _, err := deliver(ctx, conn, d, mustHex(from), mustContent(content), false); err != nil {
+			return err
+		}
+		ids := bySender[from]
+		err := c.updateChat(conv.id, conv.group, func(ch *chat) error {
+			for _, id := range ids {
+				if m := ch.find(hex.EncodeToString(id), from); m != nil {
+					m.ReadSent = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n += len(ids)
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintf(c.stderr, "pigeon: marked %d message%s read\n", n, plural(n))
+	return nil
+}
+
+// deleteForEveryone asks the recipients of a message this account sent
+// to delete it.
+func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	limit := fs.Duration("limit", defaultDeleteLimit, "refuse messages sent longer ago than this `duration` (recipients apply their own limit too)")
+	if err := fs.Parse(args); err != nil {
+		return failf("", "usage")
+	}
+	if fs.NArg() != 2 {
+		return failf(`pigeon delete ACCOUNT|GROUP MESSAGE_ID ("pigeon history" shows the ids)`, "delete needs a conversation and a message id")
+	}
+	conv, err := c.resolve(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	id := strings.ToLower(fs.Arg(1))
+	ch, err := c.readChat(conv.id, conv.group)
+	if err != nil {
+		return err
+	}
+	m := ch.find(id, "")
+	switch {
+	case m == nil:
+		return failf(`"pigeon history" shows the ids of the messages you sent`, "you sent no message %q in this conversation", id)
+	case m.Deleted:
+		return failf("", "that message is deleted already")
+	case time.Since(time.UnixMilli(m.At)) > *limit:
+		return failf("", "that message is older than the %v limit for deleting it for everyone", *limit)
+	}
+	content := &spec.Content{Body: &spec.Content_Delete{Delete: &spec.Delete{Id: mustHex(id)}}}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, conn, err := c.sendOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if conv.group {
+		_, err = c.groupSend(ctx, d, conn, conv.id, content, false)
+	} else {
+		err = c.deleteDirect(ctx, d, conn, conv.id, content)
+	}
+	if err != nil {
+		return err
+	}
+	err = c.updateChat(conv.id, conv.group, func(ch *chat) error {
+		if m := ch.find(id, ""); m != nil {
+			m.Deleted, m.Text, m.File = true, "", ""
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_ = conn.Finish(ctx)
+	fmt.Fprintln(c.stderr, "pigeon: deleted for everyone")
+	return nil
+}
+
+// deleteDirect sends a one-to-one delete to its recipient and a copy
+// naming the recipient to this account's other devices.
+func (c *cli) deleteDirect(ctx context.Context, d *e2e.Device, conn *client.Conn, to []byte, content *spec.Content) error {
+	if _, _, err := deliver(ctx, conn, d, to, mustContent(content), false); err != nil {
+		return err
+	}
+	content.GetDelete().Destination = to
+	content.SentAtMs = 0
+	if err := c.toOwnDevices(ctx, conn, d, to, content); err != nil {
+		fmt.Fprintf(c.stderr, "pigeon: your other devices still show the message: %v\n", err)
+	}
+	return nil
+}
+
+// history prints a conversation as this device has it, with the ids that
+// "pigeon delete" takes and the marks of the messages this account sent.
+func (c *cli) history(args []string) error {
+	if len(args) != 1 {
+		return failf("pigeon history ACCOUNT|GROUP", "history needs an account id or a group")
+	}
+	conv, err := c.resolve(args[0])
+	if err != nil {
+		return err
+	}
+	ch, err := c.readChat(conv.id, conv.group)
+	if err != nil {
+		return err
+	}
+	for _, m := range ch.Messages {
+		who := m.From
+		if who == "" {
+			who = "you"
+		}
+		body := m.Text
+		if m.File != "" {
+			body = "file " + m.File
+		}
+		if m.Deleted {
+			body = "(deleted)"
+		}
+		line := fmt.Sprintf("%s %s %s: %s", m.ID, time.UnixMilli(m.SentAt).Format("2006-01-02 15:04"), who, body)
+		if m.From == "" && !m.Deleted {
+			line += " [" + m.marks() + "]"
+		}
+		fmt.Fprintln(c.stdout, line)
+	}
+	return nil
+}
