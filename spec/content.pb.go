@@ -468,13 +468,16 @@ func (x *Attachment) GetFileName() string {
 }
 
 // GroupUpdate is a group's state, sent pairwise by the group's admin (the
-// account that created it) to every member, and to members it removes.
-// Content.group_id names the group.
+// account that created it) to every member, and to members it removes,
+// and by any device to its own account's other devices. Content.group_id
+// names the group.
 type GroupUpdate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Members       [][]byte               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`    // account ids, the admin's included
 	Revision      uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"` // grows with every change
+	Admin         []byte                 `protobuf:"bytes,4,opt,name=admin,proto3" json:"admin,omitempty"`        // the admin's account id
+	Salt          []byte                 `protobuf:"bytes,5,opt,name=salt,proto3" json:"salt,omitempty"`          // binds Content.group_id to admin (protocol.md, "Groups")
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,6 +531,20 @@ func (x *GroupUpdate) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *GroupUpdate) GetAdmin() []byte {
+	if x != nil {
+		return x.Admin
+	}
+	return nil
+}
+
+func (x *GroupUpdate) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
 }
 
 // SenderKey carries the sender's Signal sender-key distribution message for
@@ -764,11 +781,13 @@ const file_content_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
-	"\tfile_name\x18\x05 \x01(\tR\bfileName\"W\n" +
+	"\tfile_name\x18\x05 \x01(\tR\bfileName\"\x81\x01\n" +
 	"\vGroupUpdate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x04R\brevision\"/\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12\x14\n" +
+	"\x05admin\x18\x04 \x01(\fR\x05admin\x12\x12\n" +
+	"\x04salt\x18\x05 \x01(\fR\x04salt\"/\n" +
 	"\tSenderKey\x12\"\n" +
 	"\fdistribution\x18\x01 \x01(\fR\fdistribution\"\x8d\x01\n" +
 	"\aReceipt\x12/\n" +

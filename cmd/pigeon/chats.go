@@ -37,6 +37,7 @@ type chat struct {
 type groupInfo struct {
 	Name     string   `json:"name"`
 	Admin    string   `json:"admin"`   // account hex: who created it, the only one who may change it
+	Salt     string   `json:"salt"`    // hex: binds the group id to Admin (e2e.GroupIDMatches)
 	Members  []string `json:"members"` // account hex, the admin's included
 	Revision uint64   `json:"revision"`
 	Removed  bool     `json:"removed,omitempty"` // this account was removed
@@ -45,6 +46,9 @@ type groupInfo struct {
 	// given the current one.
 	KeyGen    int      `json:"key_gen"`
 	KeySentTo []string `json:"key_sent_to,omitempty"`
+	// OnlineSends counts online-only messages under the current key
+	// (rotateLocked).
+	OnlineSends int `json:"online_sends,omitempty"`
 }
 
 // chatMessage is one message of a conversation.
@@ -119,7 +123,7 @@ func (ch *chat) check() error {
 		return err == nil && len(b) == n
 	}
 	if g := ch.Group; g != nil {
-		if !isID(g.Admin, 16) {
+		if !isID(g.Admin, 16) || !isID(g.Salt, 16) {
 			return errors.New("bad admin id")
 		}
 		for _, m := range g.Members {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -69,18 +70,26 @@ func (in *inbox) showGroup(ctx context.Context, m *incoming) bool {
 	return false
 }
 
-// applyGroupUpdate takes a group's new state from its admin: the first
-// update of a group names its admin (its sender); later ones count only
-// from the admin and with a higher revision. When members were removed,
-// this device makes a new sender key and forgets theirs; when this
-// account was removed, it forgets the group's keys.
+// applyGroupUpdate takes a group's new state. It counts only from the
+// admin it names, or from another device of this account (which passes
+// the state on to devices linked later), and only if the group id is
+// bound to that admin (e2e.GroupIDMatches), so nobody else can be first
+// to describe the admin's group. Later states need a higher revision.
+// When members were removed, this device makes a new sender key and
+// forgets theirs; when this account was removed, it forgets the group's
+// keys.
 func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 	c, d := in.c, in.d
 	gid := m.content.GetGroupId()
 	from, me := hex.EncodeToString(m.env.Sender), hex.EncodeToString(d.AccountID())
+	admin := hex.EncodeToString(u.GetAdmin())
 	members, ok := groupMembers(u.GetMembers())
-	if !ok || checkGroupName(u.GetName()) != nil || !slices.Contains(members, from) {
+	switch {
+	case !ok || checkGroupName(u.GetName()) != nil || !slices.Contains(members, admin) || !e2e.GroupIDMatches(gid, u.GetAdmin(), u.GetSalt()):
 		fmt.Fprintf(c.stderr, "pigeon: refused a malformed group update from %s\n", short(m.env.Sender))
+		return false
+	case from != admin && from != me:
+		fmt.Fprintf(c.stderr, "pigeon: ignored a change to %q from %s: only its admin can change it\n", u.GetName(), short(m.env.Sender))
 		return false
 	}
 	var what string
@@ -91,14 +100,11 @@ func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 		case g == nil && !slices.Contains(members, me):
 			return errUnchanged // removed from a group this device never knew
 		case g == nil:
-			ch.Group = &groupInfo{Name: u.GetName(), Admin: from, Members: members, Revision: u.GetRevision()}
+			ch.Group = &groupInfo{Name: u.GetName(), Admin: admin, Salt: hex.EncodeToString(u.GetSalt()), Members: members, Revision: u.GetRevision()}
 			what = "joined"
 			return nil
-		case g.Admin != from:
-			what = "not admin"
-			return errUnchanged
-		case u.GetRevision() <= g.Revision:
-			return errUnchanged // seen already
+		case g.Admin != admin || u.GetRevision() <= g.Revision:
+			return errUnchanged // seen already (the id binds the admin)
 		}
 		for _, old := range g.Members {
 			if !slices.Contains(members, old) {
@@ -131,12 +137,15 @@ func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 		fmt.Fprintf(c.stderr, "pigeon: could not apply a group update: %v\n", err)
 		return false
 	}
-	label := "[" + u.GetName() + "] "
+	label, actor := "["+u.GetName()+"] ", admin
+	if admin == me {
+		actor = "you"
+	}
 	switch what {
 	case "joined":
-		fmt.Fprintf(c.stdout, "%s %s%s added you to the group (%d members)\n", m.when, label, m.sender(d), len(members))
+		fmt.Fprintf(c.stdout, "%s %s%s added you to the group (%d members)\n", m.when, label, actor, len(members))
 	case "removed":
-		fmt.Fprintf(c.stdout, "%s %s%s removed you from the group\n", m.when, label, m.sender(d))
+		fmt.Fprintf(c.stdout, "%s %s%s removed you from the group\n", m.when, label, actor)
 	case "changed":
 		var parts []string
 		if len(added) > 0 {
@@ -148,10 +157,7 @@ func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 		if len(parts) == 0 {
 			parts = append(parts, "renamed the group")
 		}
-		fmt.Fprintf(c.stdout, "%s %s%s %s\n", m.when, label, m.sender(d), strings.Join(parts, "; "))
-	case "not admin":
-		fmt.Fprintf(c.stderr, "pigeon: ignored a change to %q from %s: only its admin can change it\n", u.GetName(), short(m.env.Sender))
-		return false
+		fmt.Fprintf(c.stdout, "%s %s%s %s\n", m.when, label, actor, strings.Join(parts, "; "))
 	default:
 		return false
 	}

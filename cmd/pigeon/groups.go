@@ -45,6 +45,15 @@ func (c *cli) resolve(arg string) (*conversation, error) {
 		id, _ := hex.DecodeString(strings.ToLower(arg))
 		return &conversation{id: id, group: true, name: ch.Group.Name}, nil
 	}
+	if looksLikeID(arg) {
+		// Never a name: a group called like an account must not catch
+		// what is meant for the account.
+		id, err := parseAccount(arg)
+		if err != nil {
+			return nil, err
+		}
+		return &conversation{id: id}, nil
+	}
 	var named []string
 	for id, ch := range groups {
 		if ch.Group.Name == arg {
@@ -60,14 +69,13 @@ func (c *cli) resolve(arg string) (*conversation, error) {
 		sort.Strings(named)
 		return nil, failf("use the group id (\"pigeon group list\" shows them): "+strings.Join(named, ", "), "%d groups are called %q", len(named), arg)
 	}
-	if len(strings.TrimSpace(arg)) != 32 {
-		return nil, failf(`an account id is the 32 hex digits "pigeon id" prints; "pigeon group list" shows the groups`, "%q is neither an account id nor a group", arg)
-	}
-	id, err := parseAccount(arg)
-	if err != nil {
-		return nil, err
-	}
-	return &conversation{id: id}, nil
+	return nil, failf(`an account id is the 32 hex digits "pigeon id" prints; "pigeon group list" shows the groups`, "%q is neither an account id nor a group", arg)
+}
+
+// looksLikeID reports whether s is 32 hex digits, an account or group id.
+func looksLikeID(s string) bool {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	return err == nil && len(b) == 16
 }
 
 func (c *cli) group(ctx context.Context, args []string) error {
@@ -115,11 +123,11 @@ func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	if len(members) > maxGroupMembers {
 		return failf("", "a group has at most %d members", maxGroupMembers)
 	}
-	gid, err := e2e.NewGroupID()
+	gid, salt, err := e2e.NewGroupID(d.AccountID())
 	if err != nil {
 		return err
 	}
-	g := &groupInfo{Name: name, Admin: me, Members: members, Revision: 1}
+	g := &groupInfo{Name: name, Admin: me, Salt: hex.EncodeToString(salt), Members: members, Revision: 1}
 	if err := c.updateChat(gid, true, func(ch *chat) error { ch.Group = g; return nil }); err != nil {
 		return err
 	}
@@ -130,20 +138,24 @@ func (c *cli) groupCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	fmt.Fprintln(c.stdout, hex.EncodeToString(gid))
 	if err := c.announce(ctx, d, conn, gid, g, nil); err != nil {
 		return err
 	}
 	_ = conn.Finish(ctx)
-	fmt.Fprintln(c.stdout, hex.EncodeToString(gid))
 	fmt.Fprintf(c.stderr, "pigeon: created the group %q with %d members\n", name, len(members))
 	return nil
 }
 
-// checkGroupName refuses names that are empty, long, or would do things
-// to a terminal.
+// checkGroupName refuses names that are empty, long, would do things to
+// a terminal or hide characters (controls, bidirectional overrides,
+// zero-width characters), or look like an id.
 func checkGroupName(name string) error {
-	if name == "" || len(name) > maxGroupName || strings.ContainsFunc(name, unicode.IsControl) {
-		return failf("", "a group name is 1 to %d characters, no control characters", maxGroupName)
+	if name == "" || len(name) > maxGroupName || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return failf("", "a group name is 1 to %d printable characters", maxGroupName)
+	}
+	if looksLikeID(name) {
+		return failf("", "a group name cannot look like an account or group id")
 	}
 	return nil
 }
@@ -178,6 +190,8 @@ func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
 	err = c.updateChat(conv.id, true, func(ch *chat) error {
 		g = ch.Group
 		switch {
+		case g == nil:
+			return failf("", "no such group")
 		case g.Removed:
 			return failf("", "you are no longer a member of %q", g.Name)
 		case g.Admin != me:
@@ -199,7 +213,9 @@ func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
 			return failf("", "a group has at most %d members", maxGroupMembers)
 		}
 		if slices.Equal(members, g.Members) {
-			return failf("", "nothing to change")
+			// Nothing to change: send the state again, for members a
+			// failed announce missed (they take it; others ignore it).
+			return errUnchanged
 		}
 		g.Members = members
 		g.Revision++
@@ -235,6 +251,7 @@ func (c *cli) rotateLocked(d *e2e.Device, gid []byte, g *groupInfo, removed []st
 	}
 	g.KeyGen++
 	g.KeySentTo = nil
+	g.OnlineSends = 0
 	for _, r := range removed {
 		if err := d.ForgetSenderKeys(gid, mustHex(r)); err != nil {
 			return err
@@ -246,13 +263,7 @@ func (c *cli) rotateLocked(d *e2e.Device, gid []byte, g *groupInfo, removed []st
 // announce sends the group's state to its members (this account's other
 // devices too) and to the accounts just removed from it.
 func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, g *groupInfo, removed []string) error {
-	members := make([][]byte, len(g.Members))
-	for i, m := range g.Members {
-		members[i] = mustHex(m)
-	}
-	plain := mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_GroupUpdate{GroupUpdate: &spec.GroupUpdate{
-		Name: g.Name, Members: members, Revision: g.Revision,
-	}}})
+	plain := groupState(gid, g)
 	me := d.AccountID()
 	var failed []string
 	for _, a := range append(slices.Clone(g.Members), removed...) {
@@ -271,9 +282,20 @@ func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gi
 		}
 	}
 	if len(failed) > 0 {
-		return failf(`run the same command again once they can be reached`, "%d member%s did not get the group's state: %s", len(failed), plural(len(failed)), strings.Join(failed, ", "))
+		return failf(`"pigeon group add GROUP ACCOUNT..." with accounts already in it sends the state again`, "%d member%s did not get the group's state: %s", len(failed), plural(len(failed)), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// groupState encodes a group's state as its admin sends it.
+func groupState(gid []byte, g *groupInfo) []byte {
+	members := make([][]byte, len(g.Members))
+	for i, m := range g.Members {
+		members[i] = mustHex(m)
+	}
+	return mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_GroupUpdate{GroupUpdate: &spec.GroupUpdate{
+		Name: g.Name, Members: members, Revision: g.Revision, Admin: mustHex(g.Admin), Salt: mustHex(g.Salt),
+	}}})
 }
 
 // groupList prints the groups this device knows.

@@ -104,9 +104,12 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 					rotate = true
 				}
 			}
+			// Encrypt again: encryptForGroup gives the sender key to the
+			// new devices first. The refused ciphertext was never stored.
+			wire = nil
 			if rotate {
 				// A device left a member account: it must not read what
-				// follows. The refused ciphertext was never stored.
+				// follows.
 				err := c.updateChat(gid, true, func(ch *chat) error {
 					if ch.Group == nil {
 						return errUnchanged
@@ -116,7 +119,6 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 				if err != nil {
 					return nil, err
 				}
-				wire = nil
 			}
 			continue
 		}
@@ -124,6 +126,11 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 			return nil, relayError("send", err)
 		}
 		res.reached = sr.Reached
+		if online {
+			if err := c.countOnline(d, gid); err != nil {
+				return nil, err
+			}
+		}
 		me := hex.EncodeToString(d.AccountID())
 		for _, m := range g.Members {
 			if m != me {
@@ -198,7 +205,16 @@ func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.C
 			return nil, err
 		}
 		msg := mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_SenderKey{SenderKey: &spec.SenderKey{Distribution: skd}}})
+		me := hex.EncodeToString(d.AccountID())
 		for _, acct := range need {
+			if h := hex.EncodeToString(acct); h == me || ch.Group.Admin == me {
+				// Devices linked since the group's state went out get it
+				// now: from the admin, or from their own account. Those
+				// that have it ignore it.
+				if _, _, err := deliver(ctx, conn, d, acct, groupState(gid, ch.Group), false); err != nil {
+					return nil, err
+				}
+			}
 			if _, _, err := deliver(ctx, conn, d, acct, msg, false); err != nil {
 				return nil, err
 			}
@@ -234,7 +250,15 @@ func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.C
 			}
 		}
 		var err error
-		if ct, err = d.GroupEncrypt(ctx, gid, plain); err != nil {
+		ct, err = d.GroupEncrypt(ctx, gid, plain)
+		if errors.Is(err, e2e.ErrNoSenderKey) {
+			// The key is gone (a rotation that did not finish): start a
+			// new one, to be given out again.
+			g.KeyGen++
+			g.KeySentTo = nil
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		return errUnchanged
@@ -242,5 +266,31 @@ func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.C
 	if err != nil {
 		return nil, err
 	}
+	if ct == nil {
+		return nil, errRetarget
+	}
 	return e2e.GroupContent(gid, ct), nil
+}
+
+// maxOnlineSends is how many online-only messages a device sends under one
+// sender key before it makes a new one. Devices that were offline never
+// see those messages, and libsignal refuses a message more than 2,000
+// iterations ahead of the last one a device saw; the new key reaches them
+// pairwise before the next group message.
+const maxOnlineSends = 1000
+
+// countOnline counts an online-only group send and rotates the sender key
+// when maxOnlineSends is reached.
+func (c *cli) countOnline(d *e2e.Device, gid []byte) error {
+	return c.updateChat(gid, true, func(ch *chat) error {
+		g := ch.Group
+		if g == nil {
+			return errUnchanged
+		}
+		g.OnlineSends++
+		if g.OnlineSends >= maxOnlineSends {
+			return c.rotateLocked(d, gid, g, nil)
+		}
+		return nil
+	})
 }

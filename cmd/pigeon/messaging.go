@@ -86,6 +86,9 @@ func mustContent(c *spec.Content) []byte {
 // recordSent adds a message this device sent to its conversation, so
 // receipts and deletes find it. A failure only costs the history.
 func (c *cli) recordSent(conv []byte, group bool, content *spec.Content, m *chatMessage) {
+	if len(content.GetId()) != messageIDSize {
+		return // a copy from an older client: nothing to refer to it by
+	}
 	m.ID = hex.EncodeToString(content.GetId())
 	m.SentAt = content.GetSentAtMs()
 	m.At = time.Now().UnixMilli()

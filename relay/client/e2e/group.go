@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,14 +36,45 @@ const accountIDSize = 16
 // ciphertext inside is whole blocks.
 const minGroupMessage = 1 + 64
 
-// NewGroupID returns a new group id: GroupIDSize random bytes, chosen by
-// the group's creator.
-func NewGroupID() ([]byte, error) {
-	id := make([]byte, GroupIDSize)
-	if _, err := rand.Read(id); err != nil {
-		return nil, fmt.Errorf("e2e: group id: %w", err)
+// GroupSaltSize is the length of the salt that binds a group id to the
+// group's admin.
+const GroupSaltSize = 16
+
+// groupIDLabel separates group id hashes from any other use of SHA-256.
+const groupIDLabel = "pigeonhole group id v1"
+
+// NewGroupID returns a new group id for a group whose admin is the
+// account admin, and the random salt that binds the two: the id is the
+// first GroupIDSize bytes of SHA-256(label || admin || salt). The admin
+// sends the salt with the group's state so that members can check, with
+// GroupIDMatches, that the group is the admin's and nobody else's: only
+// the admin's account can be the first to describe a group with that id.
+func NewGroupID(admin []byte) (id, salt []byte, err error) {
+	if len(admin) != accountIDSize {
+		return nil, nil, fmt.Errorf("e2e: account id is %d bytes, want %d", len(admin), accountIDSize)
 	}
-	return id, nil
+	salt = make([]byte, GroupSaltSize)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, nil, fmt.Errorf("e2e: group id: %w", err)
+	}
+	return groupID(admin, salt), salt, nil
+}
+
+// GroupIDMatches reports whether id is the group id NewGroupID made for
+// admin with salt.
+func GroupIDMatches(id, admin, salt []byte) bool {
+	if len(id) != GroupIDSize || len(admin) != accountIDSize || len(salt) != GroupSaltSize {
+		return false
+	}
+	return subtle.ConstantTimeCompare(id, groupID(admin, salt)) == 1
+}
+
+func groupID(admin, salt []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(groupIDLabel))
+	h.Write(admin)
+	h.Write(salt)
+	return h.Sum(nil)[:GroupIDSize]
 }
 
 // senderKeyName is the libsignal name of the sender key of (account,

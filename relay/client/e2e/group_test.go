@@ -39,7 +39,7 @@ func newMember(tb testing.TB, id byte) *member {
 
 func newGroupID(tb testing.TB) []byte {
 	tb.Helper()
-	gid, err := e2e.NewGroupID()
+	gid, _, err := e2e.NewGroupID(bytes.Repeat([]byte{0xad}, 16))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -426,5 +426,42 @@ func TestForgetSenderKeys(t *testing.T) {
 	}
 	if err := b.dev.LeaveGroup(gid); err != nil {
 		t.Fatalf("leaving twice: %v", err)
+	}
+}
+
+// TestGroupIDBinding checks that a group id belongs to one admin: the
+// salt that proves it for the admin proves nothing for anyone else.
+func TestGroupIDBinding(t *testing.T) {
+	alice, mallory := bytes.Repeat([]byte{0xa}, 16), bytes.Repeat([]byte{0xee}, 16)
+	id, salt, err := e2e.NewGroupID(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, salt2, err := e2e.NewGroupID(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(id, id2) || bytes.Equal(salt, salt2) || len(salt) != e2e.GroupSaltSize {
+		t.Fatal("two groups of one admin share an id or a salt")
+	}
+	if !e2e.GroupIDMatches(id, alice, salt) {
+		t.Fatal("the admin's own group id does not match")
+	}
+	for _, c := range []struct {
+		name            string
+		id, admin, salt []byte
+	}{
+		{"another admin", id, mallory, salt},
+		{"another salt", id, alice, salt2},
+		{"short salt", id, alice, salt[:8]},
+		{"short id", id[:8], alice, salt},
+		{"short admin", id, alice[:8], salt},
+	} {
+		if e2e.GroupIDMatches(c.id, c.admin, c.salt) {
+			t.Errorf("%s: matches", c.name)
+		}
+	}
+	if _, _, err := e2e.NewGroupID(alice[:3]); err == nil {
+		t.Error("NewGroupID took a short account id")
 	}
 }
