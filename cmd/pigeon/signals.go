@@ -55,14 +55,7 @@ func (c *cli) typing(ctx context.Context, args []string) error {
 // read sends read receipts for the messages of a conversation not marked
 // read yet, as opening a chat does in an app.
 func (c *cli) read(ctx context.Context, args []string) error {
-	if len(args) != 1 {
-		return failf("pigeon read ACCOUNT|GROUP", "read needs an account id or a group")
-	}
-	conv, err := c.resolve(args[0])
-	if err != nil {
-		return err
-	}
-	ch, err := c.readChat(conv.id, conv.group)
+	conv, ch, err := c.chatArg("read", args)
 	if err != nil {
 		return err
 	}
@@ -193,14 +186,7 @@ func (c *cli) deleteDirect(ctx context.Context, d *e2e.Device, conn *client.Conn
 // history prints a conversation as this device has it, with the ids that
 // "pigeon delete" takes and the marks of the messages this account sent.
 func (c *cli) history(args []string) error {
-	if len(args) != 1 {
-		return failf("pigeon history ACCOUNT|GROUP", "history needs an account id or a group")
-	}
-	conv, err := c.resolve(args[0])
-	if err != nil {
-		return err
-	}
-	ch, err := c.readChat(conv.id, conv.group)
+	_, ch, err := c.chatArg("history", args)
 	if err != nil {
 		return err
 	}
@@ -223,4 +209,21 @@ func (c *cli) history(args []string) error {
 		fmt.Fprintln(c.stdout, line)
 	}
 	return nil
+}
+
+// chatArg reads the one argument of a command that works on a
+// conversation, and the conversation as stored.
+func (c *cli) chatArg(cmd string, args []string) (*conversation, *chat, error) {
+	if len(args) != 1 {
+		return nil, nil, failf("pigeon "+cmd+" ACCOUNT|GROUP", "%s needs an account id or a group", cmd)
+	}
+	conv, err := c.resolve(args[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := c.readChat(conv.id, conv.group)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conv, ch, nil
 }
