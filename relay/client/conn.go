@@ -31,6 +31,10 @@ type Options struct {
 	ServerName string
 	// KeepAlive is the QUIC keep-alive period. Zero means 20 s.
 	KeepAlive time.Duration
+	// Transport, if set, carries the connection on that shared local UDP
+	// socket instead of a new one (a load generator holding thousands of
+	// connections); Close then leaves it open. Nil: a socket of its own.
+	Transport *quic.Transport
 }
 
 // Conn is one QUIC connection to a relay. Requests may be made from
@@ -42,7 +46,8 @@ type Conn struct {
 	opts     Options
 
 	mu         sync.Mutex
-	transports []*quic.Transport // every local socket used; the last is current
+	transports []*quic.Transport // every local socket of its own used; the last is current
+	shared     *quic.Transport   // Options.Transport, not closed here
 
 	sess  *sessionStream
 	blobs blobClients
@@ -57,13 +62,21 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: resolve %s: %w", opts.Addr, err)
 	}
-	tr, err := newTransport(raddr)
-	if err != nil {
-		return nil, err
+	tr, owned := opts.Transport, []*quic.Transport(nil)
+	if tr == nil {
+		if tr, err = newTransport(raddr); err != nil {
+			return nil, err
+		}
+		owned = []*quic.Transport{tr}
+	}
+	closeOwned := func() {
+		for _, t := range owned {
+			t.Close()
+		}
 	}
 	tlsConf, err := clientTLS(opts)
 	if err != nil {
-		tr.Close()
+		closeOwned()
 		return nil, err
 	}
 	keepAlive := opts.KeepAlive
@@ -76,7 +89,7 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 		MaxIncomingUniStreams: -1,
 	})
 	if err != nil {
-		tr.Close()
+		closeOwned()
 		if strings.Contains(err.Error(), ErrFingerprint.Error()) {
 			return nil, fmt.Errorf("dial %s: %w", opts.Addr, ErrFingerprint)
 		}
@@ -86,10 +99,10 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 	exp, err := cs.ExportKeyingMaterial(spec.ExporterLabel, nil, spec.ExporterLength)
 	if err != nil {
 		_ = qc.CloseWithError(spec.CloseProtocol, "")
-		tr.Close()
+		closeOwned()
 		return nil, fmt.Errorf("dial: tls exporter: %w", err)
 	}
-	return &Conn{qc: qc, exporter: exp, opts: *opts, transports: []*quic.Transport{tr}}, nil
+	return &Conn{qc: qc, exporter: exp, opts: *opts, transports: owned, shared: opts.Transport}, nil
 }
 
 // newTransport opens a fresh local UDP socket of raddr's family.
@@ -163,6 +176,9 @@ func (c *Conn) LocalAddr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.transports) == 0 {
+		if c.shared != nil {
+			return c.shared.Conn.LocalAddr().String()
+		}
 		return ""
 	}
 	return c.transports[len(c.transports)-1].Conn.LocalAddr().String()

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/relay"
+	"github.com/pigeonhole/pigeonhole/relay/relaytest"
+)
+
+// startRelay runs a real relay on 127.0.0.1 with Pebble in a temporary
+// directory and its metrics on an HTTP server, and returns the flags
+// that point pigeonbench at it.
+func startRelay(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := pebble.Open(dir+"/db", &pebble.Options{Logger: relaytest.QuietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.Open(db, keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	qs, err := queue.Open(db, queue.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := relay.New(relay.Config{RegisterLimit: relay.Limit{Burst: 100000, Every: time.Millisecond}}, ks, qs, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := relay.LoadOrCreateCertificate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen("127.0.0.1:0", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		metrics.Close()
+		db.Close()
+	})
+	return []string{"-relay", ln.Addr().String(), "-fingerprint", relay.Fingerprint(cert), "-metrics", strings.TrimPrefix(metrics.URL, "http://")}
+}
+
+// benchJSON runs pigeonbench with args and -json and decodes its report.
+func benchJSON(t *testing.T, args ...string) *report {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := bench(append(args, "-json"), &out, &errs); code != 0 {
+		t.Fatalf("pigeonbench %v exited %d:\n%s", args, code, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out.String())
+	}
+	return &rep
+}
+
+// TestLoad drives a real relay: everything accepted is delivered to the
+// connected devices, with latencies, and no errors.
+func TestLoad(t *testing.T) {
+	relayFlags := startRelay(t)
+	state := t.TempDir() + "/state"
+	rep := benchJSON(t, append(relayFlags, "-state", state, "-devices", "20", "-connected", "10", "-senders", "2", "-window", "4", "-count", "300", "-fanout", "2")...)
+	if rep.Accepted < 300 || rep.Delivered != 2*rep.Accepted || len(rep.Errors) != 0 {
+		t.Fatalf("accepted %d, delivered %d (want twice that), errors %v", rep.Accepted, rep.Delivered, rep.Errors)
+	}
+	if rep.Delivery == nil || rep.Delivery.N != uint64(rep.Delivered) || rep.Delivery.P50 <= 0 || rep.Delivery.P99 < rep.Delivery.P50 || rep.Delivery.Max < rep.Delivery.P99 {
+		t.Fatalf("delivery latency %+v", rep.Delivery)
+	}
+	// A second run reuses the registered devices from the state file.
+	rep = benchJSON(t, append(relayFlags, "-state", state, "-devices", "20", "-connected", "10", "-senders", "2", "-rate", "200", "-duration", "1s")...)
+	if rep.Accepted < 100 || rep.Delivered != rep.Accepted || len(rep.Errors) != 0 {
+		t.Fatalf("at 200/s for 1s: accepted %d, delivered %d, errors %v", rep.Accepted, rep.Delivered, rep.Errors)
+	}
+}
+
+// TestBacklog stores messages for an offline device, then connects it
+// and times the drain: every stored message comes out.
+func TestBacklog(t *testing.T) {
+	relayFlags := startRelay(t)
+	rep := benchJSON(t, append(relayFlags, "-devices", "1", "-connected", "0", "-offline-share", "1", "-senders", "4", "-count", "500")...)
+	if rep.Accepted < 500 || rep.Delivered != 0 || len(rep.Errors) != 0 {
+		t.Fatalf("accepted %d, delivered %d, errors %v", rep.Accepted, rep.Delivered, rep.Errors)
+	}
+	if d := rep.Drain; d == nil || d.Devices != 1 || d.Messages != rep.Accepted || d.Max <= 0 {
+		t.Fatalf("drain %+v, want all %d messages from 1 device", rep.Drain, rep.Accepted)
+	}
+}
+
+// TestIdle holds idle connections and reads their cost from the relay's
+// metrics.
+func TestIdle(t *testing.T) {
+	relayFlags := startRelay(t)
+	rep := benchJSON(t, append(relayFlags, "-mode", "idle", "-idle", "50", "-hold", "2s")...)
+	r := rep.Idle
+	if r == nil || r.Connections != 50 || r.RSSAfter <= 0 || r.HeapAfter <= 0 || r.Goroutines <= 0 || r.HoldSeconds <= 0 {
+		t.Fatalf("idle report %+v", r)
+	}
+}
+
+func TestFlagsChecked(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-connected", "0"},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-size", "4"},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-devices", "10", "-connected", "20"},
+	} {
+		var out, errs bytes.Buffer
+		if code := bench(args, &out, &errs); code != 2 {
+			t.Errorf("pigeonbench %v exited %d, want 2 (usage)", args, code)
+		}
+		if !strings.HasPrefix(errs.String(), "pigeonbench: ") {
+			t.Errorf("pigeonbench %v said %q", args, errs.String())
+		}
+	}
+}

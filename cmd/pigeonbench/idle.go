@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+)
+
+// idleReport is what holding idle connections cost the relay, read from
+// its /metrics (the process collector reads /proc/self: RSS and CPU; the
+// Go collector gives the heap).
+type idleReport struct {
+	Connections    int     `json:"connections"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	HoldSeconds    float64 `json:"hold_seconds"`
+	RSSBefore      int64   `json:"rss_before_bytes"`
+	RSSAfter       int64   `json:"rss_after_bytes"`
+	HeapBefore     int64   `json:"heap_before_bytes"`
+	HeapAfter      int64   `json:"heap_after_bytes"`
+	RSSPerConn     float64 `json:"rss_per_conn_bytes"`
+	HeapPerConn    float64 `json:"heap_per_conn_bytes"`
+	Goroutines     int64   `json:"relay_goroutines"`
+	IdleCPU        float64 `json:"idle_cpu_cores"` // relay CPU while holding them, in cores
+}
+
+func (r *idleReport) print(t func(string, ...any)) {
+	t("idle connections held       %d (connected in %.1f s)", r.Connections, r.ConnectSeconds)
+	t("relay RSS                   %.1f MiB -> %.1f MiB: %.1f KiB per connection", mib(r.RSSBefore), mib(r.RSSAfter), r.RSSPerConn/1024)
+	t("relay Go heap in use        %.1f MiB -> %.1f MiB: %.1f KiB per connection", mib(r.HeapBefore), mib(r.HeapAfter), r.HeapPerConn/1024)
+	t("relay goroutines            %d", r.Goroutines)
+	t("relay CPU while idle        %.3f cores over %.0f s", r.IdleCPU, r.HoldSeconds)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// scrape reads the relay's metrics: every series without labels, by name.
+func scrape(ctx context.Context, addr string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read the relay's metrics (start it with -metrics): %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f
+		}
+	}
+	return out, sc.Err()
+}
+
+// runIdle holds n authenticated, idle connections (receiving sessions
+// with keepalives) and reads what they cost the relay.
+func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duration, window int, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+	if metricsAddr == "" {
+		return nil, fmt.Errorf("-mode idle reads the relay's /metrics: start the relay with -metrics and pass -metrics (or -ready)")
+	}
+	devs, err := reg.devices(ctx, n, stateFile)
+	if err != nil {
+		return nil, err
+	}
+	before, err := scrape(ctx, metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	base := before["pigeonhole_sessions"]
+	tp, err := newTransports(64)
+	if err != nil {
+		return nil, err
+	}
+	defer tp.close()
+	log("connecting %d idle devices", n)
+	start := time.Now()
+	conns, err := connect(ctx, tp, opts, devs, window)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	took := time.Since(start)
+	// Wait until the relay counts them all, then let it settle.
+	for {
+		m, err := scrape(ctx, metricsAddr)
+		if err != nil {
+			return nil, err
+		}
+		if m["pigeonhole_sessions"]-base >= float64(n) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	log("holding %d connections for %v", n, hold)
+	settle := min(hold/4, 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(settle):
+	}
+	mid, err := scrape(ctx, metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	holdStart := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(hold - settle):
+	}
+	after, err := scrape(ctx, metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	held := time.Since(holdStart)
+	r := &idleReport{
+		Connections: n, ConnectSeconds: took.Seconds(), HoldSeconds: held.Seconds(),
+		RSSBefore: int64(before["process_resident_memory_bytes"]), RSSAfter: int64(after["process_resident_memory_bytes"]),
+		HeapBefore: int64(before["go_memstats_heap_inuse_bytes"]), HeapAfter: int64(after["go_memstats_heap_inuse_bytes"]),
+		Goroutines: int64(after["go_goroutines"]),
+		IdleCPU:    (after["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]) / held.Seconds(),
+	}
+	r.RSSPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(n)
+	r.HeapPerConn = float64(r.HeapAfter-r.HeapBefore) / float64(n)
+	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window}, Idle: r, Errors: map[string]int64{}}, nil
+}

@@ -1,0 +1,493 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// loadConfig is what one load run does.
+type loadConfig struct {
+	Devices      int           `json:"devices"`       // registered recipient devices
+	Connected    int           `json:"connected"`     // of them, connected and receiving
+	Senders      int           `json:"senders"`       // concurrent senders, each on its own connection
+	Rate         float64       `json:"rate"`          // messages/s in all; 0: as fast as the window allows
+	Window       int           `json:"window"`        // messages in flight per sender (sent, not yet delivered)
+	Size         int           `json:"size"`          // ciphertext bytes per device
+	Fanout       int           `json:"fanout"`        // recipients of one send (multi_send when above 1)
+	OfflineShare float64       `json:"offline_share"` // share of sends to offline devices
+	Duration     time.Duration `json:"duration"`
+	Count        int64         `json:"count"` // stop after this many accepted sends (0: run for Duration)
+	DrainDevices int           `json:"drain_devices"`
+	RecvWindow   int           `json:"recv_window"`
+}
+
+// payloadHeader is the part of every ciphertext the generator reads back:
+// the scheduled send time (ns since the run's base), the sender and the
+// run (envelopes left over from an earlier run are acked, not counted).
+const payloadHeader = 16
+
+// run is one load run in progress.
+type run struct {
+	cfg       loadConfig
+	opts      *client.Options
+	log       func(string, ...any)
+	base      time.Time
+	id        uint32
+	stale     atomic.Int64 // envelopes from earlier runs
+	delivery  hist         // scheduled send time to delivery
+	accept    hist         // scheduled send time to "accepted"
+	accepted  atomic.Int64
+	envelopes atomic.Int64 // device envelopes accepted for connected devices
+	delivered atomic.Int64
+	lastDeliv atomic.Int64 // ns since base
+	errMu     sync.Mutex
+	errs      map[string]int64
+	senders   []*sender
+	connected []*device
+	offline   []*device
+	hitMu     sync.Mutex
+	hit       map[int]bool // offline devices that got mail
+}
+
+type sender struct {
+	dev    *device
+	conn   *client.Conn
+	tokens chan struct{} // the window, in deliveries
+}
+
+func (r *run) now() int64 { return int64(time.Since(r.base)) }
+
+func (r *run) fail(err error) {
+	name := "network"
+	if code := client.ErrorCode(err); code != 0 {
+		name = spec.Code(code).String()
+	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	r.errMu.Lock()
+	if r.errs[name] == 0 {
+		r.log("first %s error: %v", name, err)
+	}
+	r.errs[name]++
+	r.errMu.Unlock()
+}
+
+// transports spreads connections over a few shared UDP sockets, so that
+// thousands of connections need neither thousands of file descriptors
+// nor thousands of ephemeral ports.
+type transports struct {
+	pool []*quic.Transport
+	next int
+}
+
+func newTransports(n int) (*transports, error) {
+	t := &transports{}
+	for range n {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.pool = append(t.pool, &quic.Transport{Conn: udp})
+	}
+	return t, nil
+}
+
+func (t *transports) options(o *client.Options) *client.Options {
+	c := *o
+	c.Transport = t.pool[t.next%len(t.pool)]
+	t.next++
+	return &c
+}
+
+func (t *transports) close() {
+	for _, tr := range t.pool {
+		tr.Close()
+		tr.Conn.Close()
+	}
+}
+
+// connect dials and authenticates devs concurrently.
+func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int) ([]*client.Conn, error) {
+	conns := make([]*client.Conn, len(devs))
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i, d := range devs {
+		o := tp.options(opts)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := client.Dial(ctx, o)
+			if err == nil {
+				if _, err = c.Authenticate(ctx, d.creds(), window); err != nil {
+					c.Close()
+				}
+			}
+			if err != nil {
+				once.Do(func() { firstErr = fmt.Errorf("connect %s: %w", shortID(d), err) })
+				return
+			}
+			conns[i] = c
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, firstErr
+	}
+	return conns, nil
+}
+
+// runLoad registers what it needs, connects, sends until the duration or
+// count is reached (or ctx ends), waits for what is in flight, then
+// connects the offline devices that got mail and times their drain.
+func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+	devs, err := reg.devices(ctx, cfg.Devices+cfg.Senders, stateFile)
+	if err != nil {
+		return nil, err
+	}
+	recipients, senderDevs := devs[:cfg.Devices], devs[cfg.Devices:]
+	tp, err := newTransports(min(64, cfg.Connected+cfg.Senders+1))
+	if err != nil {
+		return nil, err
+	}
+	defer tp.close()
+	log("connecting %d receivers and %d senders", cfg.Connected, cfg.Senders)
+	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(recvConns)
+	sendConns, err := connect(ctx, tp, opts, senderDevs, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sendConns)
+
+	r := &run{cfg: cfg, opts: opts, log: log, errs: map[string]int64{}, connected: recipients[:cfg.Connected], offline: recipients[cfg.Connected:], hit: map[int]bool{}}
+	for i, d := range senderDevs {
+		s := &sender{dev: d, conn: sendConns[i], tokens: make(chan struct{}, cfg.Window*cfg.Fanout)}
+		for range cap(s.tokens) {
+			s.tokens <- struct{}{}
+		}
+		r.senders = append(r.senders, s)
+	}
+	r.base = time.Now()
+	r.id = mrand.Uint32()
+	recvCtx, stopRecv := context.WithCancel(context.Background())
+	var recvWG sync.WaitGroup
+	for _, c := range recvConns {
+		recvWG.Go(func() { r.receive(recvCtx, c) })
+	}
+
+	// schedCtx ends the scheduling of new sends (at the duration, at the
+	// count); sends under way finish, so every accepted one is counted.
+	schedCtx, stopSched := context.WithCancel(ctx)
+	if cfg.Count == 0 {
+		schedCtx, stopSched = context.WithTimeout(ctx, cfg.Duration)
+	}
+	stopProgress := r.progress(schedCtx)
+	var sendWG sync.WaitGroup
+	var rr atomic.Int64
+	for i, s := range r.senders {
+		sendWG.Go(func() { r.sendLoop(schedCtx, ctx, stopSched, i, s, &rr, &sendWG) })
+	}
+	sendWG.Wait()
+	sendElapsed := time.Since(r.base)
+	stopSched()
+	stopProgress()
+
+	// Wait (up to 10 s) for what was accepted to be delivered.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.delivered.Load() < r.envelopes.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopRecv()
+	closeAll(recvConns)
+	recvWG.Wait()
+
+	rep := r.report(sendElapsed)
+	if cfg.DrainDevices > 0 && len(r.hit) > 0 && ctx.Err() == nil {
+		d, err := r.drain(ctx, tp)
+		if err != nil {
+			return nil, err
+		}
+		rep.Drain = d
+	}
+	return rep, nil
+}
+
+func closeAll(conns []*client.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// sendLoop sends for one sender: on schedule (rate) or as fast as its
+// window allows. Each send runs in its own goroutine, so up to the window
+// may be outstanding at once.
+func (r *run) sendLoop(ctx, sendCtx context.Context, stop context.CancelFunc, idx int, s *sender, rr *atomic.Int64, wg *sync.WaitGroup) {
+	cfg := r.cfg
+	var interval time.Duration
+	next := time.Duration(0)
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(cfg.Senders) / cfg.Rate)
+		next = interval * time.Duration(idx) / time.Duration(cfg.Senders)
+	}
+	filler := make([]byte, cfg.Size)
+	_, _ = rand.Read(filler)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		sched := time.Since(r.base)
+		if interval > 0 {
+			if wait := next - sched; wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			sched = next
+			next += interval
+		}
+		for range cfg.Fanout {
+			select {
+			case <-s.tokens:
+			case <-ctx.Done():
+				return
+			}
+		}
+		content := make([]byte, cfg.Size)
+		copy(content, filler)
+		binary.BigEndian.PutUint64(content, uint64(sched))
+		binary.BigEndian.PutUint32(content[8:], uint32(idx))
+		binary.BigEndian.PutUint32(content[12:], r.id)
+		offline := cfg.OfflineShare > 0 && len(r.offline) > 0 && (cfg.Connected == 0 || mrand.Float64() < cfg.OfflineShare)
+		wg.Go(func() {
+			if r.sendOne(sendCtx, s, content, offline, rr) && cfg.Count > 0 && r.accepted.Load() >= cfg.Count {
+				stop()
+			}
+		})
+	}
+}
+
+// sendOne sends one message to Fanout recipients and reports whether the
+// relay accepted it.
+func (r *run) sendOne(ctx context.Context, s *sender, content []byte, offline bool, rr *atomic.Int64) bool {
+	cfg := r.cfg
+	pool, n := r.offline, len(r.offline)
+	if !offline {
+		n = cfg.Connected
+	}
+	msgID := make([]byte, spec.ClientMessageIDSize)
+	_, _ = rand.Read(msgID)
+	m := &client.MultiMessage{ClientMessageID: msgID}
+	first := int(rr.Add(int64(cfg.Fanout))) - cfg.Fanout
+	var targets []int
+	for k := range cfg.Fanout {
+		i := (first + k) % n
+		targets = append(targets, i)
+		var d *device
+		if offline {
+			d = pool[i]
+		} else {
+			d = r.recipient(i)
+		}
+		m.Accounts = append(m.Accounts, client.AccountMessage{Recipient: d.Account, Devices: []client.DeviceMessage{{DeviceID: d.Device, Type: 2, Content: content}}})
+	}
+	var err error
+	if cfg.Fanout == 1 {
+		a := m.Accounts[0]
+		_, err = s.conn.Send(ctx, &client.Message{Recipient: a.Recipient, ClientMessageID: msgID, Devices: a.Devices})
+	} else {
+		_, err = s.conn.SendMulti(ctx, m)
+	}
+	release := func() {
+		for range cfg.Fanout {
+			select {
+			case s.tokens <- struct{}{}:
+			default: // a delivery of it came back already
+			}
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fail(err) // not a send Ctrl-C cut short
+		}
+		release()
+		return false
+	}
+	r.accept.record(time.Duration(r.now() - int64(binary.BigEndian.Uint64(content))))
+	r.accepted.Add(1)
+	if offline {
+		r.hitMu.Lock()
+		for _, i := range targets {
+			r.hit[i] = true
+		}
+		r.hitMu.Unlock()
+		release()
+	} else {
+		r.envelopes.Add(int64(cfg.Fanout))
+	}
+	return true
+}
+
+func (r *run) recipient(i int) *device { return r.connected[i] }
+
+// receive reads envelopes on one connected device, records their latency,
+// frees the sender's window and acks.
+func (r *run) receive(ctx context.Context, c *client.Conn) {
+	for {
+		ev, err := c.Next(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Kind != client.EventEnvelope {
+			continue
+		}
+		env := ev.Envelope
+		if len(env.Content) < payloadHeader || binary.BigEndian.Uint32(env.Content[12:]) != r.id {
+			r.stale.Add(1)
+		} else {
+			now := r.now()
+			r.delivery.record(time.Duration(now - int64(binary.BigEndian.Uint64(env.Content))))
+			r.lastDeliv.Store(now)
+			if si := int(binary.BigEndian.Uint32(env.Content[8:])); si < len(r.senders) {
+				select {
+				case r.senders[si].tokens <- struct{}{}:
+				default:
+				}
+			}
+			r.delivered.Add(1)
+		}
+		if err := c.Ack(env.Seq); err != nil {
+			return
+		}
+	}
+}
+
+// progress prints a line a second while the run sends.
+func (r *run) progress(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var lastA, lastD int64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a, d := r.accepted.Load(), r.delivered.Load()
+				r.log("%5.0fs  accepted %d (%d/s)  delivered %d (%d/s)  p99 so far %v  errors %d",
+					time.Since(r.base).Seconds(), a, a-lastA, d, d-lastD, r.delivery.quantile(0.99).Round(time.Microsecond), r.errorCount())
+				lastA, lastD = a, d
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func (r *run) errorCount() int64 {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	var n int64
+	for _, v := range r.errs {
+		n += v
+	}
+	return n
+}
+
+// drain connects offline devices that got mail, at most DrainDevices of
+// them at once, and times each from dialling to "queue drained".
+func (r *run) drain(ctx context.Context, tp *transports) (*drainReport, error) {
+	var idx []int
+	for i := range r.hit {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	if len(idx) > r.cfg.DrainDevices {
+		idx = idx[:r.cfg.DrainDevices]
+	}
+	r.log("connecting %d offline device%s to drain their backlog", len(idx), plural(len(idx)))
+	times := make([]time.Duration, len(idx))
+	counts := make([]int64, len(idx))
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	for k, i := range idx {
+		d := r.offline[i]
+		o := tp.options(r.opts)
+		wg.Go(func() {
+			start := time.Now()
+			c, err := client.Dial(ctx, o)
+			if err == nil {
+				defer c.Close()
+				_, err = c.Authenticate(ctx, d.creds(), r.cfg.RecvWindow)
+			}
+			for err == nil {
+				var ev *client.Event
+				if ev, err = c.Next(ctx); err != nil {
+					break
+				}
+				if ev.Kind == client.EventDrained {
+					break
+				}
+				if ev.Kind == client.EventEnvelope {
+					if c := ev.Envelope.Content; len(c) >= payloadHeader && binary.BigEndian.Uint32(c[12:]) == r.id {
+						counts[k]++
+					}
+					err = c.Ack(ev.Envelope.Seq)
+				}
+			}
+			if err != nil {
+				once.Do(func() { firstErr = fmt.Errorf("drain %s: %w", shortID(d), err) })
+				return
+			}
+			times[k] = time.Since(start)
+			_ = c.Finish(ctx)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	sorted := append([]time.Duration(nil), times...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+	var total int64
+	for _, n := range counts {
+		total += n
+	}
+	return &drainReport{Devices: len(idx), Messages: total, P50: ms(sorted[len(sorted)/2]), Max: ms(sorted[len(sorted)-1])}, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
