@@ -172,6 +172,7 @@ func (s *Store) DeleteDevice(ctx context.Context, a Address) error {
 		return fmt.Errorf("queue: delete device: %w", err)
 	}
 	// Appends in progress still count until they settle.
+	s.stored.Add(-int64(st.count - len(st.pending)))
 	st.count, st.bytes = len(st.pending), 0
 	st.wake()
 	return nil

@@ -119,6 +119,7 @@ func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int
 	}
 	st.count -= n
 	st.bytes -= freed
+	s.stored.Add(-int64(n))
 	return n, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -46,6 +47,8 @@ type Store struct {
 
 	dedupMu  sync.Mutex
 	inflight map[string]chan struct{} // dedup keys being appended now
+
+	stored atomic.Int64 // messages in all queues (Len)
 }
 
 // Open returns the queues on db. The caller keeps ownership of db.
@@ -57,12 +60,40 @@ func Open(db *pebble.DB, cfg Config, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.setDefaults()
-	return &Store{
+	s := &Store{
 		db: db, cfg: cfg, log: log,
 		states:   make(map[Address]*devState),
 		inflight: make(map[string]chan struct{}),
-	}, nil
+	}
+	n, err := s.countStored()
+	if err != nil {
+		return nil, err
+	}
+	s.stored.Store(n)
+	return s, nil
 }
+
+// countStored counts the stored messages, once at Open; Len keeps the
+// count from then on.
+func (s *Store) countStored() (int64, error) {
+	p := []byte("q/m/")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, fmt.Errorf("queue: count: %w", err)
+	}
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("queue: count: %w", err)
+	}
+	return n, nil
+}
+
+// Len is how many messages all the queues hold now (expired ones until
+// the expiry pass deletes them).
+func (s *Store) Len() int64 { return s.stored.Load() }
 
 type reservation struct {
 	st   *devState
@@ -115,6 +146,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("queue: append: %w", err)
 	}
+	s.stored.Add(int64(len(msgs)))
 	return AppendResult{Time: now}, nil
 }
 

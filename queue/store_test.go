@@ -3,6 +3,7 @@ package queue_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -337,4 +338,71 @@ func TestAbandonedAppendWakesReaders(t *testing.T) {
 	if got := bodies(items); !slices.Equal(got, []string{"kept"}) {
 		t.Fatalf("read %v", got)
 	}
+}
+
+// TestLen follows the number of stored messages through appends, a
+// duplicate, a refused append, acks, expiry, a deleted device and a
+// reopen.
+func TestLen(t *testing.T) {
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	cfg := queue.Config{Lifetime: time.Hour, MaxCount: 4, Now: clk.Now}
+	s, err := queue.Open(db, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(n int64) {
+		t.Helper()
+		if got := s.Len(); got != n {
+			t.Fatalf("Len = %d, want %d", got, n)
+		}
+	}
+	a, b, c := addr(9, 1), addr(9, 2), addr(9, 3)
+	want(0)
+	if _, err := s.Append(ctx(), []byte("k"), []queue.Message{{To: a, Body: []byte("1")}, {To: b, Body: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	want(2)
+	if r, _ := s.Append(ctx(), []byte("k"), []queue.Message{{To: a, Body: []byte("1")}, {To: b, Body: []byte("1")}}); !r.Duplicate {
+		t.Fatal("not a duplicate")
+	}
+	want(2)
+	for range 3 {
+		if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(5)
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("over quota")}, {To: c, Body: []byte("x")}}); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("append over quota: %v", err)
+	}
+	want(5)
+	if n, err := s.Ack(ctx(), a, []uint64{1, 2, 2, 77}); err != nil || n != 2 {
+		t.Fatalf("ack: %d %v", n, err)
+	}
+	want(3)
+	clk.advance(2 * time.Hour)
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: c, Body: []byte("fresh")}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Expire(ctx(), clk.Now()); err != nil || n != 3 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	want(1)
+	if _, err := s.Append(ctx(), nil, []queue.Message{{To: b, Body: []byte("y")}, {To: b, Body: []byte("z")}}); err != nil {
+		t.Fatal(err)
+	}
+	want(3)
+	if err := s.DeleteDevice(ctx(), b); err != nil {
+		t.Fatal(err)
+	}
+	want(1)
+	db.Close()
+	db = openDB(t, dir)
+	defer db.Close()
+	if s, err = queue.Open(db, cfg, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	want(1)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -45,6 +46,7 @@ flags:
 
 type serveFlags struct {
 	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel string
+	pprof                                                                 bool
 
 	cfg      relay.Config
 	qcfg     queue.Config
@@ -69,6 +71,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.certFile, "cert", "", "TLS certificate `file` (PEM); default: self-signed, kept in -data")
 	fs.StringVar(&f.keyFile, "key", "", "TLS private key `file` (PEM), with -cert")
 	fs.StringVar(&f.metrics, "metrics", "", "HTTP `address` for Prometheus /metrics (empty: off)")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the -metrics address (for profiling under load; keep that address private)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write {\"addr\",\"fingerprint\"} (and \"metrics\" with -metrics) as JSON to this `file` once listening")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.IntVar(&f.cfg.MaxEnvelopeBytes, "max-envelope-bytes", 256<<10, "largest ciphertext for one device, in bytes")
@@ -153,6 +156,9 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerStoreMetrics(reg, db, qs); err != nil {
+		return err
+	}
 	srv, err := relay.New(f.cfg, ks, qs, log, reg)
 	if err != nil {
 		return err
@@ -193,7 +199,7 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
 	metricsAddr := ""
 	if f.metrics != "" {
-		ms, addr, err := startMetrics(f.metrics, reg, log)
+		ms, addr, err := startMetrics(f.metrics, reg, f.pprof, log)
 		if err != nil {
 			return err
 		}
@@ -258,13 +264,19 @@ func writeReady(path, addr, fp, metrics string) error {
 }
 
 // startMetrics serves /metrics on addr and returns the address it bound.
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
+func startMetrics(addr string, reg *prometheus.Registry, profile bool, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if profile {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
