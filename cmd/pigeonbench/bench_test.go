@@ -124,6 +124,12 @@ func TestIdle(t *testing.T) {
 	if r == nil || r.Connections != 50 || r.RSSAfter <= 0 || r.HeapAfter <= 0 || r.Goroutines <= 0 || r.HoldSeconds <= 0 {
 		t.Fatalf("idle report %+v", r)
 	}
+	// Bare QUIC connections, for comparison: the relay counts them as
+	// connections, not sessions.
+	rep = benchJSON(t, append(relayFlags, "-mode", "idle", "-idle", "20", "-hold", "1s", "-idle-auth=false")...)
+	if r := rep.Idle; r == nil || r.Connections != 20 {
+		t.Fatalf("bare idle report %+v", r)
+	}
 }
 
 func TestFlagsChecked(t *testing.T) {

@@ -70,7 +70,9 @@ func scrape(ctx context.Context, addr string) (map[string]float64, error) {
 
 // runIdle holds n authenticated, idle connections (receiving sessions
 // with keepalives) and reads what they cost the relay.
-func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duration, window int, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+// Without auth they are bare QUIC connections that never open a session
+// (what QUIC itself costs the relay, for comparison).
+func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duration, window int, auth bool, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
 	if metricsAddr == "" {
 		return nil, fmt.Errorf("-mode idle reads the relay's /metrics: start the relay with -metrics and pass -metrics (or -ready)")
 	}
@@ -82,7 +84,11 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	base := before["pigeonhole_sessions"]
+	gauge := "pigeonhole_sessions"
+	if !auth {
+		gauge = "pigeonhole_connections"
+	}
+	base := before[gauge]
 	tp, err := newTransports(64)
 	if err != nil {
 		return nil, err
@@ -90,7 +96,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	defer tp.close()
 	log("connecting %d idle devices", n)
 	start := time.Now()
-	conns, err := connect(ctx, tp, opts, devs, window)
+	conns, err := connect(ctx, tp, opts, devs, window, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +108,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		if err != nil {
 			return nil, err
 		}
-		if m["pigeonhole_sessions"]-base >= float64(n) {
+		if m[gauge]-base >= float64(n) {
 			break
 		}
 		select {
@@ -142,5 +148,5 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	}
 	r.RSSPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(n)
 	r.HeapPerConn = float64(r.HeapAfter-r.HeapBefore) / float64(n)
-	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window}, Idle: r, Errors: map[string]int64{}}, nil
+	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window, "authenticated": auth}, Idle: r, Errors: map[string]int64{}}, nil
 }

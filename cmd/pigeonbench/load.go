@@ -121,8 +121,8 @@ func (t *transports) close() {
 	}
 }
 
-// connect dials and authenticates devs concurrently.
-func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int) ([]*client.Conn, error) {
+// connect dials devs concurrently and, with auth, authenticates them.
+func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int, auth bool) ([]*client.Conn, error) {
 	conns := make([]*client.Conn, len(devs))
 	var firstErr error
 	var once sync.Once
@@ -134,7 +134,7 @@ func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*
 		wg.Go(func() {
 			defer func() { <-sem }()
 			c, err := client.Dial(ctx, o)
-			if err == nil {
+			if err == nil && auth {
 				if _, err = c.Authenticate(ctx, d.creds(), window); err != nil {
 					c.Close()
 				}
@@ -173,12 +173,12 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	}
 	defer tp.close()
 	log("connecting %d receivers and %d senders", cfg.Connected, cfg.Senders)
-	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow)
+	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow, true)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(recvConns)
-	sendConns, err := connect(ctx, tp, opts, senderDevs, 0)
+	sendConns, err := connect(ctx, tp, opts, senderDevs, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -200,12 +200,10 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 		recvWG.Go(func() { r.receive(recvCtx, c) })
 	}
 
-	// schedCtx ends the scheduling of new sends (at the duration, at the
-	// count); sends under way finish, so every accepted one is counted.
-	schedCtx, stopSched := context.WithCancel(ctx)
-	if cfg.Count == 0 {
-		schedCtx, stopSched = context.WithTimeout(ctx, cfg.Duration)
-	}
+	// schedCtx ends the scheduling of new sends (at the duration, or
+	// earlier at the count); sends under way finish, so every accepted
+	// one is counted.
+	schedCtx, stopSched := context.WithTimeout(ctx, cfg.Duration)
 	stopProgress := r.progress(schedCtx)
 	var sendWG sync.WaitGroup
 	var rr atomic.Int64
@@ -335,6 +333,9 @@ func (r *run) sendOne(ctx context.Context, s *sender, content []byte, offline bo
 	if err != nil {
 		if ctx.Err() == nil {
 			r.fail(err) // not a send Ctrl-C cut short
+			// Back off as a client would (a full queue, a limit), so
+			// that refusals do not turn into a busy loop.
+			time.Sleep(10 * time.Millisecond)
 		}
 		release()
 		return false

@@ -21,8 +21,9 @@
 // sends a share of messages to devices that are not connected; at the end
 // up to -drain-devices of them connect and their time to drain is
 // reported. It prints progress every second and a table at the end (and
-// JSON with -json), and stops at -duration, at -count accepted sends, or
-// on Ctrl-C.
+// JSON with -json), and stops at -duration, earlier at -count accepted
+// sends, or on Ctrl-C. A refused send is counted by its error code and
+// its sender backs off for 10 ms.
 package main
 
 import (
@@ -59,6 +60,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		idle        = fs.Int("idle", 1000, "idle connections to hold (-mode idle)")
 		hold        = fs.Duration("hold", 20*time.Second, "how long to hold them (-mode idle)")
 		keepAlive   = fs.Duration("keepalive", 20*time.Second, "QUIC keep-alive period of the simulated devices")
+		idleAuth    = fs.Bool("idle-auth", true, "authenticate the idle connections (false: bare QUIC connections, for comparison)")
 	)
 	fs.IntVar(&cfg.Devices, "devices", 1000, "registered recipient devices")
 	fs.IntVar(&cfg.Connected, "connected", 100, "recipients connected and receiving (the rest are offline)")
@@ -68,8 +70,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Size, "size", 256, "ciphertext `bytes` per device")
 	fs.IntVar(&cfg.Fanout, "fanout", 1, "devices per send (a multi_send above 1)")
 	fs.Float64Var(&cfg.OfflineShare, "offline-share", 0, "share of sends to offline devices (0..1)")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
-	fs.Int64Var(&cfg.Count, "count", 0, "stop after this many accepted sends (0: run for -duration)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (at most, with -count)")
+	fs.Int64Var(&cfg.Count, "count", 0, "stop after this many accepted sends, or at -duration if that comes first (0: run for -duration)")
 	fs.IntVar(&cfg.DrainDevices, "drain-devices", 100, "offline devices that connect at the end to time their drain")
 	fs.IntVar(&cfg.RecvWindow, "recv-window", 256, "receive window of connected devices")
 	if err := fs.Parse(args); err != nil {
@@ -97,12 +99,12 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case "load":
 		rep, err = runLoad(ctx, opts, cfg, reg, *stateFile, log)
 	case "idle":
-		rep, err = runIdle(ctx, opts, *idle, *hold, cfg.RecvWindow, metrics, reg, *stateFile, log)
+		rep, err = runIdle(ctx, opts, *idle, *hold, cfg.RecvWindow, *idleAuth, metrics, reg, *stateFile, log)
 	default:
 		err = fmt.Errorf("unknown -mode %q (load or idle)", *mode)
 	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil {
 			log("interrupted")
 		} else {
 			log("%v", err)
