@@ -138,6 +138,9 @@ func TestFlagsChecked(t *testing.T) {
 		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-connected", "0"},
 		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-size", "4"},
 		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-devices", "10", "-connected", "20"},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-devices", "110", "-connected", "100", "-fanout", "20", "-offline-share", "0.1"},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-devices", "2000", "-connected", "2000", "-fanout", "1001"},
+		{"-relay", "127.0.0.1:1", "-fingerprint", "00", "-rate", "-1"},
 	} {
 		var out, errs bytes.Buffer
 		if code := bench(args, &out, &errs); code != 2 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -59,8 +60,7 @@ func (h *hist) quantile(q float64) time.Duration {
 	if n == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(n) + 0.5)
-	rank = max(rank, 1)
+	rank := max(uint64(math.Ceil(q*float64(n)-1e-9)), 1) // nearest rank
 	var seen uint64
 	for i := range h.counts {
 		seen += h.counts[i].Load()

@@ -73,6 +73,9 @@ func scrape(ctx context.Context, addr string) (map[string]float64, error) {
 // Without auth they are bare QUIC connections that never open a session
 // (what QUIC itself costs the relay, for comparison).
 func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duration, window int, auth bool, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+	if n < 1 || hold <= 0 {
+		return nil, fmt.Errorf("-idle and -hold must be above 0")
+	}
 	if metricsAddr == "" {
 		return nil, fmt.Errorf("-mode idle reads the relay's /metrics: start the relay with -metrics and pass -metrics (or -ready)")
 	}
@@ -89,7 +92,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		gauge = "pigeonhole_connections"
 	}
 	base := before[gauge]
-	tp, err := newTransports(64)
+	tp, err := newTransports(64, opts.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +105,9 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	}
 	defer closeAll(conns)
 	took := time.Since(start)
-	// Wait until the relay counts them all, then let it settle.
+	// Wait (up to a minute) until the relay counts them all, then let it
+	// settle.
+	counted := time.Now().Add(time.Minute)
 	for {
 		m, err := scrape(ctx, metricsAddr)
 		if err != nil {
@@ -110,6 +115,9 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		}
 		if m[gauge]-base >= float64(n) {
 			break
+		}
+		if time.Now().After(counted) {
+			return nil, fmt.Errorf("the relay counts %.0f of the %d connections after a minute", m[gauge]-base, n)
 		}
 		select {
 		case <-ctx.Done():

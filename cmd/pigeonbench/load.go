@@ -94,10 +94,23 @@ type transports struct {
 	next int
 }
 
-func newTransports(n int) (*transports, error) {
+func newTransports(n int, relayAddr string) (*transports, error) {
+	raddr, err := net.ResolveUDPAddr("udp", relayAddr)
+	if err != nil {
+		return nil, err
+	}
+	// As the client does: the family of the relay's address, on loopback
+	// when the relay is.
+	laddr := &net.UDPAddr{IP: net.IPv4zero}
+	if raddr.IP.To4() == nil {
+		laddr.IP = net.IPv6zero
+	}
+	if raddr.IP.IsLoopback() {
+		laddr.IP = raddr.IP
+	}
 	t := &transports{}
 	for range n {
-		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		udp, err := net.ListenUDP("udp", laddr)
 		if err != nil {
 			t.close()
 			return nil, err
@@ -167,7 +180,7 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 		return nil, err
 	}
 	recipients, senderDevs := devs[:cfg.Devices], devs[cfg.Devices:]
-	tp, err := newTransports(min(64, cfg.Connected+cfg.Senders+1))
+	tp, err := newTransports(min(64, cfg.Connected+cfg.Senders+1), opts.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -205,12 +218,26 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	// one is counted.
 	schedCtx, stopSched := context.WithTimeout(ctx, cfg.Duration)
 	stopProgress := r.progress(schedCtx)
+	// Sends under way get 10 s after scheduling ends, so a stalled relay
+	// cannot hold the run past its deadline for ever.
+	sendCtx, cancelSends := context.WithCancel(ctx)
+	defer cancelSends()
+	sent := make(chan struct{})
+	go func() {
+		<-schedCtx.Done()
+		select {
+		case <-time.After(10 * time.Second):
+			cancelSends()
+		case <-sent:
+		}
+	}()
 	var sendWG sync.WaitGroup
 	var rr atomic.Int64
 	for i, s := range r.senders {
-		sendWG.Go(func() { r.sendLoop(schedCtx, ctx, stopSched, i, s, &rr, &sendWG) })
+		sendWG.Go(func() { r.sendLoop(schedCtx, sendCtx, stopSched, i, s, &rr, &sendWG) })
 	}
 	sendWG.Wait()
+	close(sent)
 	sendElapsed := time.Since(r.base)
 	stopSched()
 	stopProgress()
@@ -226,9 +253,11 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 
 	rep := r.report(sendElapsed)
 	if cfg.DrainDevices > 0 && len(r.hit) > 0 && ctx.Err() == nil {
-		d, err := r.drain(ctx, tp)
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		d, err := r.drain(dctx, tp)
+		cancel()
 		if err != nil {
-			return nil, err
+			log("drain: %v", err) // the load figures stand
 		}
 		rep.Drain = d
 	}
@@ -257,9 +286,9 @@ func (r *run) sendLoop(ctx, sendCtx context.Context, stop context.CancelFunc, id
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		sched := time.Since(r.base)
+		var sched time.Duration
 		if interval > 0 {
-			if wait := next - sched; wait > 0 {
+			if wait := next - time.Since(r.base); wait > 0 {
 				timer.Reset(wait)
 				select {
 				case <-timer.C:
@@ -276,6 +305,11 @@ func (r *run) sendLoop(ctx, sendCtx context.Context, stop context.CancelFunc, id
 			case <-ctx.Done():
 				return
 			}
+		}
+		if interval == 0 {
+			// As fast as possible: the send is due once the window has
+			// room (waiting for it is not the relay's latency).
+			sched = time.Since(r.base)
 		}
 		content := make([]byte, cfg.Size)
 		copy(content, filler)
@@ -424,7 +458,8 @@ func (r *run) errorCount() int64 {
 }
 
 // drain connects offline devices that got mail, at most DrainDevices of
-// them at once, and times each from dialling to "queue drained".
+// them at once, and times each from its session being open to "queue
+// drained".
 func (r *run) drain(ctx context.Context, tp *transports) (*drainReport, error) {
 	var idx []int
 	for i := range r.hit {
@@ -444,12 +479,12 @@ func (r *run) drain(ctx context.Context, tp *transports) (*drainReport, error) {
 		d := r.offline[i]
 		o := tp.options(r.opts)
 		wg.Go(func() {
-			start := time.Now()
 			c, err := client.Dial(ctx, o)
 			if err == nil {
 				defer c.Close()
 				_, err = c.Authenticate(ctx, d.creds(), r.cfg.RecvWindow)
 			}
+			start := time.Now() // connected: the drain starts
 			for err == nil {
 				var ev *client.Event
 				if ev, err = c.Next(ctx); err != nil {

@@ -122,6 +122,13 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// maxFanout is the relay's most device messages in one send
+// (MaxMultiDevices), and maxFrame its request frame limit.
+const (
+	maxFanout = 1000
+	maxFrame  = 4 << 20
+)
+
 func (c *loadConfig) check() error {
 	switch {
 	case c.Devices < 1 || c.Connected < 0 || c.Connected > c.Devices:
@@ -130,8 +137,14 @@ func (c *loadConfig) check() error {
 		return errors.New("-senders and -window must be at least 1")
 	case c.Size < payloadHeader:
 		return fmt.Errorf("-size must be at least %d bytes", payloadHeader)
-	case c.Fanout < 1 || (c.Connected > 0 && c.Fanout > c.Connected) || c.Fanout > c.Devices-c.Connected && c.Connected == 0:
-		return errors.New("-fanout must be between 1 and the devices it can go to")
+	case c.Fanout < 1 || c.Fanout > maxFanout:
+		return fmt.Errorf("-fanout is 1 to %d (the relay's most devices per send)", maxFanout)
+	case c.OfflineShare < 1 && c.Fanout > c.Connected, c.OfflineShare > 0 && c.Fanout > c.Devices-c.Connected:
+		return errors.New("-fanout is more than the connected (or offline) devices a send can go to")
+	case c.Fanout*(c.Size+64) > maxFrame:
+		return fmt.Errorf("-fanout times -size must stay under the relay's %d-byte request limit", maxFrame)
+	case c.Rate < 0 || c.Count < 0 || c.RecvWindow < 1 || c.Duration <= 0:
+		return errors.New("-rate and -count cannot be negative, -recv-window and -duration must be above 0")
 	case c.OfflineShare < 0 || c.OfflineShare > 1:
 		return errors.New("-offline-share is between 0 and 1")
 	case c.Connected == 0 && c.OfflineShare == 0:

@@ -72,6 +72,7 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 	closeOwned := func() {
 		for _, t := range owned {
 			t.Close()
+			t.Conn.Close() // Transport.Close leaves a socket it was given open
 		}
 	}
 	tlsConf, err := clientTLS(opts)
@@ -213,16 +214,19 @@ func (c *Conn) Migrate(ctx context.Context) error {
 	path, err := c.qc.AddPath(tr)
 	if err != nil {
 		tr.Close()
+		tr.Conn.Close()
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := path.Probe(ctx); err != nil {
 		_ = path.Close()
 		tr.Close()
+		tr.Conn.Close()
 		return fmt.Errorf("migrate: probe new path: %w", err)
 	}
 	if err := path.Switch(); err != nil {
 		_ = path.Close()
 		tr.Close()
+		tr.Conn.Close()
 		return fmt.Errorf("migrate: switch to new path: %w", err)
 	}
 	c.mu.Lock()
