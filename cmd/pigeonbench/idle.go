@@ -83,13 +83,29 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	before, err := scrape(ctx, metricsAddr)
-	if err != nil {
-		return nil, err
-	}
 	gauge := "pigeonhole_sessions"
 	if !auth {
 		gauge = "pigeonhole_connections"
+	}
+	// The baseline is taken once the relay has finished closing earlier
+	// connections (registration's, an earlier run's): two equal readings
+	// 100 ms apart, within 5 s.
+	var before map[string]float64
+	for settle := time.Now().Add(5 * time.Second); ; {
+		m, err := scrape(ctx, metricsAddr)
+		if err != nil {
+			return nil, err
+		}
+		if before != nil && m[gauge] == before[gauge] || time.Now().After(settle) {
+			before = m
+			break
+		}
+		before = m
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	base := before[gauge]
 	tp, err := newTransports(64, opts.Addr)
