@@ -33,6 +33,7 @@ type loadConfig struct {
 	Count        int64         `json:"count"` // stop after this many accepted sends (0: run for Duration)
 	DrainDevices int           `json:"drain_devices"`
 	RecvWindow   int           `json:"recv_window"`
+	BatchAcks    bool          `json:"batch_acks"` // ack from a second goroutine, several seqs per frame
 }
 
 // payloadHeader is the part of every ciphertext the generator reads back:
@@ -247,9 +248,12 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	for r.delivered.Load() < r.envelopes.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// End the sessions cleanly: every ack written (the batching ackers
+	// flush when their receivers return) and made durable by the relay,
+	// so the next run does not get this one's envelopes again.
 	stopRecv()
-	closeAll(recvConns)
 	recvWG.Wait()
+	finishAll(recvConns)
 
 	rep := r.report(sendElapsed)
 	if cfg.DrainDevices > 0 && len(r.hit) > 0 && ctx.Err() == nil {
@@ -262,6 +266,17 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 		rep.Drain = d
 	}
 	return rep, nil
+}
+
+// finishAll finishes the conns' sessions (at most 5 s in all).
+func finishAll(conns []*client.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { _ = c.Finish(ctx) })
+	}
+	wg.Wait()
 }
 
 func closeAll(conns []*client.Conn) {
@@ -394,6 +409,12 @@ func (r *run) recipient(i int) *device { return r.connected[i] }
 // receive reads envelopes on one connected device, records their latency,
 // frees the sender's window and acks.
 func (r *run) receive(ctx context.Context, c *client.Conn) {
+	ack := func(seq uint64) error { return c.Ack(seq) }
+	if r.cfg.BatchAcks {
+		acks := newAcker(c)
+		defer acks.stop()
+		ack = acks.ack
+	}
 	for {
 		ev, err := c.Next(ctx)
 		if err != nil {
@@ -417,10 +438,63 @@ func (r *run) receive(ctx context.Context, c *client.Conn) {
 			}
 			r.delivered.Add(1)
 		}
-		if err := c.Ack(env.Seq); err != nil {
+		if err := ack(env.Seq); err != nil {
 			return
 		}
 	}
+}
+
+// acker acks from its own goroutine: the seqs that pile up while one ack
+// frame is being written go out together in the next, as a client that
+// reads on while it acks would send them.
+type acker struct {
+	c    *client.Conn
+	mu   sync.Mutex
+	seqs []uint64
+	err  error
+	wake chan struct{}
+	done chan struct{}
+}
+
+func newAcker(c *client.Conn) *acker {
+	a := &acker{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *acker) ack(seq uint64) error {
+	a.mu.Lock()
+	a.seqs = append(a.seqs, seq)
+	err := a.err
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (a *acker) run() {
+	defer close(a.done)
+	for range a.wake {
+		a.mu.Lock()
+		seqs := a.seqs
+		a.seqs = nil
+		a.mu.Unlock()
+		if len(seqs) == 0 {
+			continue
+		}
+		if err := a.c.Ack(seqs...); err != nil {
+			a.mu.Lock()
+			a.err = err
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *acker) stop() {
+	close(a.wake)
+	<-a.done
 }
 
 // progress prints a line a second while the run sends.

@@ -74,6 +74,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.Count, "count", 0, "stop after this many accepted sends, or at -duration if that comes first (0: run for -duration)")
 	fs.IntVar(&cfg.DrainDevices, "drain-devices", 100, "offline devices that connect at the end to time their drain")
 	fs.IntVar(&cfg.RecvWindow, "recv-window", 256, "receive window of connected devices")
+	fs.BoolVar(&cfg.BatchAcks, "batch-acks", false, "ack from a second goroutine per device, so acks that pile up go out in one frame (default: one ack frame per envelope, as pigeon does)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
