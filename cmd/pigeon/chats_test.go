@@ -59,3 +59,14 @@ func TestChatFileChecked(t *testing.T) {
 		t.Errorf("chats directory: %v, %v", fi.Mode().Perm(), err)
 	}
 }
+
+func TestShortNeverPanics(t *testing.T) {
+	for _, c := range []struct {
+		in   []byte
+		want string
+	}{{nil, ""}, {[]byte{0xab}, "ab"}, {[]byte{1, 2, 3, 4, 5}, "01020304"}} {
+		if got := short(c.in); got != c.want {
+			t.Errorf("short(%x) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

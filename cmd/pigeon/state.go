@@ -101,5 +101,9 @@ func parseAccount(s string) ([]byte, error) {
 	return b, nil
 }
 
-// short shows the start of an account id, as the relay's logs do.
-func short(acct []byte) string { return hex.EncodeToString(acct)[:8] }
+// short shows the start of an account id, as the relay's logs do (all of
+// it if it is shorter, as one from a misbehaving relay could be).
+func short(acct []byte) string {
+	h := hex.EncodeToString(acct)
+	return h[:min(8, len(h))]
+}
