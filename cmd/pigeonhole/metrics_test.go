@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pigeonhole/pigeonhole/queue"
 )
@@ -32,10 +34,11 @@ func TestStoreMetrics(t *testing.T) {
 	if _, err := qs.Append(context.Background(), nil, []queue.Message{{To: a, Body: []byte("x")}, {To: a, Body: []byte("y")}}); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Pebble records an fsync's latency after it wakes the committers, so
+	// the sample may land a moment after Append returns.
+	mfs := gatherUntil(t, reg, func(name string, m *dto.Metric) bool {
+		return name != "pigeonhole_wal_fsync_seconds" || m.GetHistogram().GetSampleCount() > 0
+	})
 	seen := map[string]bool{}
 	for _, mf := range mfs {
 		m := mf.GetMetric()[0]
@@ -56,5 +59,30 @@ func TestStoreMetrics(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("%s not exported", name)
 		}
+	}
+}
+
+// gatherUntil gathers reg until ok holds for every series (5 s at most),
+// and returns the last gathering.
+func gatherUntil(t *testing.T, reg *prometheus.Registry, ok func(string, *dto.Metric) bool) []*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := true
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				all = all && ok(mf.GetName(), m)
+			}
+		}
+		if all || time.Now().After(deadline) {
+			return mfs
+		}
+		<-tick.C
 	}
 }
