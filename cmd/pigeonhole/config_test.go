@@ -52,3 +52,23 @@ func TestConfigFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiSendLimitFlag: the multi_send cap is an operator's setting.
+func TestMultiSendLimitFlag(t *testing.T) {
+	var f serveFlags
+	fs := serveFlagSet(&f)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.MaxMultiDevices != 1000 {
+		t.Fatalf("default -max-multi-devices = %d, want 1000", f.cfg.MaxMultiDevices)
+	}
+	f = serveFlags{}
+	fs = serveFlagSet(&f)
+	if err := fs.Parse([]string{"-max-multi-devices", "600"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.MaxMultiDevices != 600 {
+		t.Fatalf("-max-multi-devices 600 gave %d", f.cfg.MaxMultiDevices)
+	}
+}

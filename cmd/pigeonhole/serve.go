@@ -77,6 +77,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.cfg.MaxEnvelopeBytes, "max-envelope-bytes", 256<<10, "largest ciphertext for one device, in bytes")
 	fs.IntVar(&f.cfg.MaxWindow, "max-window", 256, "most unacked envelopes in flight per session")
 	fs.IntVar(&f.cfg.MaxSendDevices, "max-send-devices", 64, "most device messages in one send")
+	fs.IntVar(&f.cfg.MaxMultiDevices, "max-multi-devices", 1000, "most device messages in one multi_send (a group message)")
 	fs.IntVar(&f.cfg.PreKeyLowThreshold, "prekey-low-threshold", 10, "tell a device when its one-time prekeys fall below this")
 	fs.IntVar(&f.regBurst, "register-burst", 10, "registrations allowed at once per source IP")
 	fs.DurationVar(&f.regEvery, "register-every", 6*time.Minute, "then one registration per source IP per this `duration`")
