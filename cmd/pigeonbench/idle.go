@@ -115,7 +115,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	defer tp.close()
 	log("connecting %d idle devices", n)
 	start := time.Now()
-	conns, err := connect(ctx, tp, opts, devs, window, auth)
+	conns, err := connect(ctx, tp, opts, devs, window, auth, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -135,14 +135,21 @@ func (t *transports) close() {
 	}
 }
 
-// connect dials devs concurrently and, with auth, authenticates them.
-func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int, auth bool) ([]*client.Conn, error) {
+// connect dials devs concurrently, 64 at a time, and, with auth,
+// authenticates them. It says how far it got every second (through the
+// registrar's progress) and stops at the first failure.
+func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int, auth bool, reg *registrar) ([]*client.Conn, error) {
 	conns := make([]*client.Conn, len(devs))
-	var firstErr error
-	var once sync.Once
+	var failed atomic.Pointer[error]
+	var done atomic.Int64
+	stop := reg.progress(ctx, "connected", &done, int64(len(devs)))
+	defer stop()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for i, d := range devs {
+		if failed.Load() != nil || ctx.Err() != nil {
+			break
+		}
 		o := tp.options(opts)
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -154,20 +161,25 @@ func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*
 				}
 			}
 			if err != nil {
-				once.Do(func() { firstErr = fmt.Errorf("connect %s: %w", shortID(d), err) })
+				err = fmt.Errorf("connect %s: %w", shortID(d), err)
+				failed.CompareAndSwap(nil, &err)
 				return
 			}
 			conns[i] = c
+			done.Add(1)
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
+	if p := failed.Load(); p != nil || ctx.Err() != nil {
 		for _, c := range conns {
 			if c != nil {
 				c.Close()
 			}
 		}
-		return nil, firstErr
+		if p != nil {
+			return nil, *p
+		}
+		return nil, ctx.Err()
 	}
 	return conns, nil
 }
@@ -187,12 +199,12 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	}
 	defer tp.close()
 	log("connecting %d receivers and %d senders", cfg.Connected, cfg.Senders)
-	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow, true)
+	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow, true, reg)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(recvConns)
-	sendConns, err := connect(ctx, tp, opts, senderDevs, 0, true)
+	sendConns, err := connect(ctx, tp, opts, senderDevs, 0, true, reg)
 	if err != nil {
 		return nil, err
 	}
