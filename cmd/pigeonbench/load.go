@@ -136,12 +136,13 @@ func (t *transports) close() {
 }
 
 // connect dials devs concurrently, 64 at a time, and, with auth,
-// authenticates them. It says how far it got every second (through the
-// registrar's progress) and stops at the first failure.
+// authenticates them, trying each up to 5 times. It says how far it got
+// every second (through the registrar's progress) and stops at the first
+// device that fails 5 times.
 func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*device, window int, auth bool, reg *registrar) ([]*client.Conn, error) {
 	conns := make([]*client.Conn, len(devs))
 	var failed atomic.Pointer[error]
-	var done atomic.Int64
+	var done, retries atomic.Int64
 	stop := reg.progress(ctx, "connected", &done, int64(len(devs)))
 	defer stop()
 	var wg sync.WaitGroup
@@ -154,11 +155,22 @@ func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := client.Dial(ctx, o)
-			if err == nil && auth {
-				if _, err = c.Authenticate(ctx, d.creds(), window); err != nil {
-					c.Close()
+			var c *client.Conn
+			var err error
+			// A relay busy with a connection storm refuses some (quic-go's
+			// accept queue is full); devices retry, and so does this.
+			for attempt := 1; ; attempt++ {
+				c, err = client.Dial(ctx, o)
+				if err == nil && auth {
+					if _, err = c.Authenticate(ctx, d.creds(), window); err != nil {
+						c.Close()
+					}
 				}
+				if err == nil || attempt == 5 || ctx.Err() != nil {
+					break
+				}
+				retries.Add(1)
+				time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 			}
 			if err != nil {
 				err = fmt.Errorf("connect %s: %w", shortID(d), err)
@@ -170,6 +182,9 @@ func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*
 		})
 	}
 	wg.Wait()
+	if n := retries.Load(); n > 0 {
+		reg.log("%d connection attempts were refused or failed and tried again", n)
+	}
 	if p := failed.Load(); p != nil || ctx.Err() != nil {
 		for _, c := range conns {
 			if c != nil {
