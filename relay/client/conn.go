@@ -29,7 +29,9 @@ type Options struct {
 	Fingerprint string
 	// ServerName for TLS; empty means the host part of Addr.
 	ServerName string
-	// KeepAlive is the QUIC keep-alive period. Zero means 20 s.
+	// KeepAlive is the QUIC keep-alive period. Zero means 20 s. It must
+	// stay under the relay's idle timeout (60 s by default), which closes
+	// a connection silent for longer.
 	KeepAlive time.Duration
 	// Transport, if set, carries the connection on that shared local UDP
 	// socket instead of a new one (a load generator holding thousands of
@@ -85,7 +87,11 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 		keepAlive = 20 * time.Second
 	}
 	qc, err := tr.Dial(ctx, raddr, tlsConf, &quic.Config{
-		KeepAlivePeriod:       keepAlive,
+		KeepAlivePeriod: keepAlive,
+		// Three keep-alives per idle timeout, as the relay expects (the
+		// lower of the two sides' timeouts applies; quic-go's own default
+		// of 30 s would cut a longer keep-alive period short).
+		MaxIdleTimeout:        3 * keepAlive,
 		MaxIncomingStreams:    -1,
 		MaxIncomingUniStreams: -1,
 	})
