@@ -121,19 +121,27 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	}
 	defer closeAll(conns)
 	took := time.Since(start)
-	// Wait (up to a minute) until the relay counts them all, then let it
-	// settle.
+	// Wait (up to a minute) until the relay counts them all (or at least
+	// 99%, which it then measures), then let it settle.
+	kept := n
 	counted := time.Now().Add(time.Minute)
 	for {
 		m, err := scrape(ctx, metricsAddr)
 		if err != nil {
 			return nil, err
 		}
-		if m[gauge]-base >= float64(n) {
+		have := m[gauge] - base
+		if have >= float64(n) {
 			break
 		}
 		if time.Now().After(counted) {
-			return nil, fmt.Errorf("the relay counts %.0f of the %d connections after a minute", m[gauge]-base, n)
+			if have < 0.99*float64(n) {
+				return nil, fmt.Errorf("the relay counts %.0f of the %d connections after a minute", have, n)
+			}
+			// A few closed during the storm: measure what the relay holds.
+			log("the relay counts %.0f of the %d connections; measuring those", have, n)
+			kept = int(have)
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -164,13 +172,13 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	}
 	held := time.Since(holdStart)
 	r := &idleReport{
-		Connections: n, ConnectSeconds: took.Seconds(), HoldSeconds: held.Seconds(),
+		Connections: kept, ConnectSeconds: took.Seconds(), HoldSeconds: held.Seconds(),
 		RSSBefore: int64(before["process_resident_memory_bytes"]), RSSAfter: int64(after["process_resident_memory_bytes"]),
 		HeapBefore: int64(before["go_memstats_heap_inuse_bytes"]), HeapAfter: int64(after["go_memstats_heap_inuse_bytes"]),
 		Goroutines: int64(after["go_goroutines"]),
 		IdleCPU:    (after["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]) / held.Seconds(),
 	}
-	r.RSSPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(n)
-	r.HeapPerConn = float64(r.HeapAfter-r.HeapBefore) / float64(n)
+	r.RSSPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(kept)
+	r.HeapPerConn = float64(r.HeapAfter-r.HeapBefore) / float64(kept)
 	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window, "authenticated": auth}, Idle: r, Errors: map[string]int64{}}, nil
 }
