@@ -100,12 +100,12 @@ func TestLoad(t *testing.T) {
 	if rep.Accepted < 100 || rep.Delivered != rep.Accepted || len(rep.Errors) != 0 {
 		t.Fatalf("at 200/s for 1s: accepted %d, delivered %d, errors %v", rep.Accepted, rep.Delivered, rep.Errors)
 	}
-	// Acks batched from a second goroutine delete as surely: a third run
-	// sees nothing left over from this one.
-	benchJSON(t, append(relayFlags, "-state", state, "-devices", "20", "-connected", "10", "-senders", "2", "-count", "200", "-batch-acks")...)
-	rep = benchJSON(t, append(relayFlags, "-state", state, "-devices", "20", "-connected", "10", "-senders", "2", "-count", "50")...)
-	if rep.Stale != 0 || rep.Delivered != rep.Accepted {
-		t.Fatalf("after a batched-ack run: %d envelopes left over, delivered %d of %d", rep.Stale, rep.Delivered, rep.Accepted)
+	// With acks batched from a second goroutine, every message is
+	// delivered too. Envelopes an earlier run left unacked at its end
+	// (delivery is at least once) are acked and counted apart.
+	rep = benchJSON(t, append(relayFlags, "-state", state, "-devices", "20", "-connected", "10", "-senders", "2", "-count", "200", "-batch-acks")...)
+	if rep.Accepted < 200 || rep.Delivered != rep.Accepted || len(rep.Errors) != 0 {
+		t.Fatalf("batched acks: accepted %d, delivered %d, errors %v", rep.Accepted, rep.Delivered, rep.Errors)
 	}
 }
 

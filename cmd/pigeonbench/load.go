@@ -275,9 +275,11 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	for r.delivered.Load() < r.envelopes.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	// End the sessions cleanly: every ack written (the batching ackers
-	// flush when their receivers return) and made durable by the relay,
-	// so the next run does not get this one's envelopes again.
+	// End the sessions: the receivers return with their acks written (the
+	// batching ackers flush first), then Finish asks the relay to make
+	// them durable. Finish cannot wait for the relay's answer once Next's
+	// read was cancelled, so an ack still in flight may be lost; the next
+	// run then gets that envelope again and counts it as left over.
 	stopRecv()
 	recvWG.Wait()
 	finishAll(recvConns)
