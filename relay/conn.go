@@ -81,10 +81,10 @@ func (c *conn) serve() {
 		c.undecoded[st.StreamID()] = struct{}{}
 		c.mu.Unlock()
 		wg.Add(1)
-		go func() {
+		c.s.workers.run(func() {
 			defer wg.Done()
 			c.handleStream(st)
-		}()
+		})
 	}
 }
 

@@ -32,6 +32,7 @@ type Server struct {
 	fetchLimit    *limiter
 	provLimit     *limiter
 	sessions      *sessionTable
+	workers       *workers
 	prov          provTable
 	now           func() time.Time
 
@@ -66,6 +67,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		fetchLimit:    newLimiter(cfg.FetchLimit),
 		provLimit:     newLimiter(cfg.ProvisioningLimit),
 		sessions:      newSessionTable(),
+		workers:       newWorkers(),
 		now:           time.Now,
 		conns:         make(map[*conn]struct{}),
 	}, nil
