@@ -1,0 +1,236 @@
+package jsqueue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+)
+
+// Store is the set of per-device queues on a JetStream stream. It is safe
+// for concurrent use, and any number of Stores (one per relay) may share
+// the stream.
+type Store struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+	log    *slog.Logger
+
+	delivered deliveredSet
+
+	mu      sync.Mutex
+	watches map[queue.Address]*watch
+}
+
+// Open creates or updates the stream and returns the queues on it. The
+// caller keeps ownership of nc.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Store, error) {
+	if nc == nil {
+		return nil, errors.New("jsqueue: nil connection")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jsqueue: %w", err)
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:                 cfg.Stream,
+		Subjects:             []string{"phq.>", "phd.>"},
+		Storage:              jetstream.FileStorage,
+		Replicas:             cfg.Replicas,
+		MaxAge:               cfg.Lifetime,
+		MaxMsgsPerSubject:    int64(cfg.MaxCount),
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           cfg.MaxMessageBytes,
+		AllowDirect:          true,
+		AllowAtomicPublish:   true,
+		AllowMsgTTL:          true,
+		Duplicates:           time.Minute, // ids are ours (phd.), not Nats-Msg-Id
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jsqueue: stream %s: %w", cfg.Stream, err)
+	}
+	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, watches: make(map[queue.Address]*watch)}
+	return s, nil
+}
+
+func queueSubject(a queue.Address) string {
+	return "phq." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+}
+
+func wakeSubject(a queue.Address) string {
+	return "phw." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+}
+
+// dedupSubject names a client message id's record; the id is hashed so
+// that any bytes make a valid subject token.
+func dedupSubject(key []byte) string {
+	h := sha256.Sum256(key)
+	return "phd." + hex.EncodeToString(h[:16])
+}
+
+// withTimeout gives ctx the configured deadline if it has none.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.Timeout)
+}
+
+// pubResponse is JetStream's answer to a batch commit.
+type pubResponse struct {
+	Stream   string `json:"stream"`
+	Sequence uint64 `json:"seq"`
+	Error    *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// JetStream error codes the store acts on.
+const (
+	errWrongLastSeq      = 10071 // the dedup record exists
+	errWrongLastSeqConst = 10164 // the dedup record is being written now
+	errTooManyInflight   = 10210
+)
+
+// Append stores msgs atomically: when it returns nil every message is in
+// the stream (on a quorum of its replicas), and readers of each recipient
+// are woken. If dedup is not empty and was stored within the dedup
+// window, nothing is written and the result says Duplicate. If a recipient
+// queue is full, nothing is written and the error is queue.ErrQueueFull.
+func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) (queue.AppendResult, error) {
+	if len(msgs) == 0 {
+		return queue.AppendResult{}, queue.ErrEmpty
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	for {
+		now := time.Now()
+		err := s.publishBatch(ctx, dedup, msgs, now)
+		var je *batchError
+		switch {
+		case err == nil:
+			for _, m := range msgs {
+				_ = s.nc.Publish(wakeSubject(m.To), nil)
+			}
+			return queue.AppendResult{Time: now}, nil
+		case errors.As(err, &je) && je.code == errWrongLastSeq:
+			t, ok, lerr := s.dedupTime(ctx, dedup)
+			if lerr != nil {
+				return queue.AppendResult{}, lerr
+			}
+			if ok {
+				return queue.AppendResult{Time: t, Duplicate: true}, nil
+			}
+			// The record expired between the two calls: append again.
+		case errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight):
+			// The same id is being appended through another relay right
+			// now, or the stream has too many batches in flight: wait a
+			// little and try again.
+			select {
+			case <-ctx.Done():
+				return queue.AppendResult{}, fmt.Errorf("jsqueue: append: %w", ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		case errors.As(err, &je) && strings.Contains(je.desc, "maximum messages per subject"):
+			return queue.AppendResult{}, queue.ErrQueueFull
+		case errors.As(err, &je) && strings.Contains(je.desc, "message size exceeds"):
+			return queue.AppendResult{}, queue.ErrTooLarge
+		default:
+			return queue.AppendResult{}, err
+		}
+	}
+}
+
+// batchError is a refused batch.
+type batchError struct {
+	code int
+	desc string
+}
+
+func (e *batchError) Error() string {
+	return fmt.Sprintf("jsqueue: append refused: %s (%d)", e.desc, e.code)
+}
+
+// publishBatch sends msgs and the dedup record as one atomic batch and
+// waits for the commit's answer.
+func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Message, now time.Time) error {
+	id := nuid.Next()
+	n := len(msgs)
+	if len(dedup) > 0 {
+		n++
+	}
+	inbox := nats.NewInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("jsqueue: append: %w", err)
+	}
+	defer sub.Unsubscribe()
+	for i := range n {
+		m := nats.NewMsg("")
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(msgs) {
+			m.Subject, m.Data = queueSubject(msgs[i].To), msgs[i].Body
+		} else {
+			m.Subject = dedupSubject(dedup)
+			m.Data = binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+			m.Header.Set("Nats-TTL", strconv.FormatInt(int64(s.cfg.DedupWindow/time.Second), 10))
+		}
+		if i == n-1 {
+			m.Header.Set("Nats-Batch-Commit", "1")
+			m.Reply = inbox
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			return fmt.Errorf("jsqueue: append: %w", err)
+		}
+	}
+	resp, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("jsqueue: append: %w", err)
+	}
+	var pr pubResponse
+	if err := json.Unmarshal(resp.Data, &pr); err != nil {
+		return fmt.Errorf("jsqueue: append: bad answer: %w", err)
+	}
+	if pr.Error != nil {
+		return &batchError{code: pr.Error.ErrCode, desc: pr.Error.Description}
+	}
+	return nil
+}
+
+// dedupTime reads when a client message id was first appended.
+func (s *Store) dedupTime(ctx context.Context, dedup []byte) (time.Time, bool, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, dedupSubject(dedup))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("jsqueue: read dedup record: %w", err)
+	case len(m.Data) != 8:
+		return time.Time{}, false, errors.New("jsqueue: corrupt dedup record")
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(m.Data))), true, nil
+}

@@ -1,0 +1,100 @@
+package jsqueue_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/queue/jsqueue"
+	"github.com/pigeonhole/pigeonhole/queue/queuetest"
+)
+
+// startNATS runs a one-node JetStream server on 127.0.0.1 for the test.
+func startNATS(t testing.TB) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+func connect(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func open(t testing.TB, nc *nats.Conn, cfg jsqueue.Config) *jsqueue.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := jsqueue.Open(ctx, nc, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestBehaviour runs the tests every queue backend passes (the Pebble
+// store runs the same ones), each on a server of its own.
+func TestBehaviour(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T, maxCount int) queuetest.Queues {
+		return open(t, connect(t, startNATS(t)), jsqueue.Config{MaxCount: maxCount})
+	})
+}
+
+// TestTwoRelays: two stores on one stream, as two relays of a cluster,
+// each with its own NATS connection. A message appended through one wakes
+// and is read by a watcher on the other, a client message id is
+// remembered across them, and an ack through either deletes.
+func TestTwoRelays(t *testing.T) {
+	ns := startNATS(t)
+	a := open(t, connect(t, ns), jsqueue.Config{Stream: "SHARED"})
+	b := open(t, connect(t, ns), jsqueue.Config{Stream: "SHARED"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dev := queuetest.Addr(1, 1)
+	wake, stop := b.Watch(dev)
+	defer stop()
+	<-wake // the initial read
+	if _, err := a.Append(ctx, []byte("id-1"), []queue.Message{{To: dev, Body: []byte("via a")}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-ctx.Done():
+		t.Fatal("relay b's watcher was not woken by an append through relay a")
+	}
+	items, err := b.Read(ctx, dev, 0, 10, 1<<20)
+	if err != nil || len(items) != 1 || string(items[0].Body) != "via a" {
+		t.Fatalf("relay b read %v, %v", items, err)
+	}
+	res, err := b.Append(ctx, []byte("id-1"), []queue.Message{{To: dev, Body: []byte("via a")}})
+	if err != nil || !res.Duplicate {
+		t.Fatalf("a retry through relay b: %+v, %v; want a duplicate", res, err)
+	}
+	if n, err := a.Ack(ctx, dev, []uint64{items[0].Seq}); err != nil || n != 1 {
+		t.Fatalf("ack through relay a: %d, %v", n, err)
+	}
+	if items, err := b.Read(ctx, dev, 0, 10, 1<<20); err != nil || len(items) != 0 {
+		t.Fatalf("after the ack relay b reads %d, %v", len(items), err)
+	}
+}
