@@ -1,0 +1,67 @@
+package jsqueue_test
+
+import (
+	"context"
+	"encoding/binary"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/queue/jsqueue"
+	"github.com/pigeonhole/pigeonhole/queue/queuetest"
+)
+
+// BenchmarkAppend is 64 concurrent appends of 256-byte messages, each with
+// a client message id, on a one-node JetStream server (file storage, its
+// default fsync policy). Compare queue's BenchmarkAppendDurableConcurrent,
+// which fsyncs every append.
+func BenchmarkAppend(b *testing.B) {
+	s := open(b, connect(b, startNATS(b)), jsqueue.Config{MaxCount: 1 << 30})
+	body := make([]byte, 256)
+	var n atomic.Uint64
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			key := binary.BigEndian.AppendUint64([]byte("bench|"), i)
+			if _, err := s.Append(context.Background(), key, []queue.Message{{To: queuetest.Addr(byte(i%100), 1), Body: body}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkReadAck drains one device's backlog in windows of 256: a
+// batched read and the acks of what it returned.
+func BenchmarkReadAck(b *testing.B) {
+	s := open(b, connect(b, startNATS(b)), jsqueue.Config{MaxCount: 1 << 30})
+	a := queuetest.Addr(9, 1)
+	batch := make([]queue.Message, 256)
+	for i := range batch {
+		batch[i] = queue.Message{To: a, Body: make([]byte, 256)}
+	}
+	ctx := context.Background()
+	for range (b.N + 255) / 256 {
+		if _, err := s.Append(ctx, nil, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		items, err := s.Read(ctx, a, 0, 256, 1<<20)
+		if err != nil || len(items) == 0 {
+			b.Fatalf("read: %d %v", len(items), err)
+		}
+		seqs := make([]uint64, len(items))
+		for i, it := range items {
+			seqs[i] = it.Seq
+		}
+		if _, err := s.Ack(ctx, a, seqs); err != nil {
+			b.Fatal(err)
+		}
+		done += len(items)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
