@@ -70,3 +70,16 @@ func checkPreKeys(pks []PreKey, maxBatch int) error {
 	}
 	return nil
 }
+
+// CheckDevice validates the keys of a device about to be stored: sizes,
+// name length and the signed prekey's signature. Other stores of the
+// directory (jskeys) check with it.
+func CheckDevice(d Device) error { return checkDevice(d) }
+
+// CheckPreKeys validates a batch of one-time prekeys of at most maxBatch.
+func CheckPreKeys(pks []PreKey, maxBatch int) error { return checkPreKeys(pks, maxBatch) }
+
+// VerifySignedPreKey checks spk's XEdDSA signature against identity.
+func VerifySignedPreKey(identity []byte, spk SignedPreKey) error {
+	return verifySignedPreKey(identity, spk)
+}

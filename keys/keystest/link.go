@@ -1,4 +1,4 @@
-package keys_test
+package keystest
 
 import (
 	"crypto/ed25519"
@@ -29,9 +29,9 @@ func linkedDevice(t *testing.T, ik *identity.KeyPair, name string) keys.Device {
 	}
 }
 
-func TestLinkCodes(t *testing.T) {
+func testLinkCodes(t *testing.T, open Open) {
 	now := time.Unix(1_800_000_000, 0)
-	s := openStore(t, keys.Config{MaxDevices: 3, Now: func() time.Time { return now }})
+	s := open(t, keys.Config{MaxDevices: 3, Now: func() time.Time { return now }})
 	primary, ik := newDevice(t)
 	acct, err := s.CreateAccount(ctx(), primary, nil)
 	if err != nil {
@@ -102,8 +102,8 @@ func TestLinkCodes(t *testing.T) {
 	}
 }
 
-func TestDeviceNamesAndLastSeen(t *testing.T) {
-	s := openStore(t, keys.Config{})
+func testDeviceNamesAndLastSeen(t *testing.T, open Open) {
+	s := open(t, keys.Config{})
 	primary, ik := newDevice(t)
 	primary.Name = []byte{1, 2, 3}
 	acct, err := s.CreateAccount(ctx(), primary, nil)
