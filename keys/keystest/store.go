@@ -157,7 +157,6 @@ func testConcurrentClaimsNeverRepeat(t *testing.T, open Open) {
 	}
 }
 
-
 func testRotateSignedPreKey(t *testing.T, open Open) {
 	s := open(t, keys.Config{})
 	dev, ik := newDevice(t)
@@ -225,4 +224,3 @@ func testDevicesAddRemove(t *testing.T, open Open) {
 		t.Fatalf("bundles %d %v", len(bs), err)
 	}
 }
-
