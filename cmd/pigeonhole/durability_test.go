@@ -32,11 +32,12 @@ type relayProc struct {
 	exit chan error
 }
 
-// startRelayProc starts `pigeonhole serve` on dataDir and waits until it
-// prints its address and fingerprint.
-func startRelayProc(t *testing.T, dataDir string) *relayProc {
+// startRelayProc starts `pigeonhole serve` on dataDir, with more flags if
+// given, and waits until it prints its address and fingerprint.
+func startRelayProc(t *testing.T, dataDir string, flags ...string) *relayProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "-data", dataDir, "-listen", "127.0.0.1:0", "-log-level", "error")
+	args := append([]string{"serve", "-data", dataDir, "-listen", "127.0.0.1:0", "-log-level", "error"}, flags...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "PIGEONHOLE_TEST_AS_MAIN=1", "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

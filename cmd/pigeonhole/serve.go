@@ -57,6 +57,7 @@ type serveFlags struct {
 	fetEvery time.Duration
 	push     pushFlags
 	media    mediaFlags
+	cluster  clusterFlags
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -91,6 +92,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.keyCfg.MaxDevices, "max-devices", 6, "devices per account (the primary and linked ones)")
 	f.push.register(fs)
 	f.media.register(fs, &f.cfg)
+	f.cluster.register(fs)
 	return fs
 }
 
@@ -147,18 +149,33 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	ks, err := keys.Open(db, f.keyCfg)
-	if err != nil {
-		return fmt.Errorf("open key directory: %w", err)
-	}
-	qs, err := queue.Open(db, f.qcfg, log.With("component", "queue"))
-	if err != nil {
-		return fmt.Errorf("open queues: %w", err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := registerStoreMetrics(reg, db, qs); err != nil {
-		return err
+	var (
+		ks     relay.KeyDirectory
+		qs     relay.Queues
+		expire func(context.Context) error // the Pebble queues' expiry pass
+	)
+	if f.cluster.clustered() {
+		cs, err := f.cluster.open(ctx, f, log)
+		if err != nil {
+			return err
+		}
+		defer cs.close()
+		ks, qs = cs.keys, cs.queues
+	} else {
+		pks, err := keys.Open(db, f.keyCfg)
+		if err != nil {
+			return fmt.Errorf("open key directory: %w", err)
+		}
+		pqs, err := queue.Open(db, f.qcfg, log.With("component", "queue"))
+		if err != nil {
+			return fmt.Errorf("open queues: %w", err)
+		}
+		if err := registerStoreMetrics(reg, db, pqs); err != nil {
+			return err
+		}
+		ks, qs, expire = pks, pqs, pqs.Run
 	}
 	srv, err := relay.New(f.cfg, ks, qs, log, reg)
 	if err != nil {
@@ -216,13 +233,13 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	defer wg.Wait()
 	bgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := qs.Run(bgCtx); err != nil && bgCtx.Err() == nil {
-			log.Error("queue expiry stopped", "err", err)
-		}
-	}()
+	if expire != nil {
+		wg.Go(func() {
+			if err := expire(bgCtx); err != nil && bgCtx.Err() == nil {
+				log.Error("queue expiry stopped", "err", err)
+			}
+		})
+	}
 	if ps != nil {
 		wg.Go(func() { ps.Run(bgCtx) })
 	}

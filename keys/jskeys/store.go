@@ -120,7 +120,11 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 
 // get reads a record; rev 0 means there is none.
 func (s *Store) get(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := s.kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := again(ctx, func() (err error) {
+		e, err = s.kv.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -133,18 +137,21 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, uint64, error) {
 // put writes a record if it is still at rev (0: if there is none). It
 // reports false when another writer came first.
 func (s *Store) put(ctx context.Context, key string, val []byte, rev uint64) (bool, error) {
-	var err error
-	if rev == 0 {
-		_, err = s.kv.Create(ctx, key, val)
-	} else {
-		_, err = s.kv.Update(ctx, key, val, rev)
-	}
+	err := again(ctx, func() (err error) {
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, key, val)
+		} else {
+			_, err = s.kv.Update(ctx, key, val, rev)
+		}
+		return err
+	})
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists),
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant): // R>1 says 10164
 		return false, nil
 	}
 	return false, fmt.Errorf("jskeys: write %s: %w", key[:1], err)
@@ -305,7 +312,7 @@ func (s *Store) RemoveDevice(ctx context.Context, a keys.AccountID, id uint32) e
 		return err
 	}
 	for _, k := range []string{preKeysKey(a, id), seenKey(a, id)} {
-		if err := s.kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err := again(ctx, func() error { return s.kv.Purge(ctx, k) }); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("jskeys: remove device: %w", err)
 		}
 	}
@@ -342,7 +349,7 @@ func (s *Store) Seen(ctx context.Context, a keys.AccountID, id uint32, t time.Ti
 	if v, rev, err := s.get(ctx, seenKey(a, id)); err == nil && rev != 0 && string(v) == day {
 		return nil
 	}
-	if _, err := s.kv.Put(ctx, seenKey(a, id), []byte(day)); err != nil {
+	if err := again(ctx, func() error { _, err := s.kv.Put(ctx, seenKey(a, id), []byte(day)); return err }); err != nil {
 		return fmt.Errorf("jskeys: record last seen: %w", err)
 	}
 	return nil

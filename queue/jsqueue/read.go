@@ -39,6 +39,16 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	var out []queue.Item
+	err := again(ctx, func() (err error) {
+		out, err = s.readOnce(ctx, a, after, maxCount, maxBytes)
+		return err
+	})
+	return out, err
+}
+
+// readOnce is one batched direct get.
+func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, maxCount, maxBytes int) ([]queue.Item, error) {
 	req, _ := json.Marshal(directGet{Seq: after + 1, NextFor: queueSubject(a), Batch: maxCount, MaxBytes: maxBytes})
 	inbox := nats.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
@@ -64,6 +74,8 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		case "404", "204": // nothing (more) to read
 			s.delivered.add(a, out)
 			return out, nil
+		case "503":
+			return nil, errNoLeader
 		default:
 			return nil, fmt.Errorf("jsqueue: read: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 		}
@@ -134,7 +146,11 @@ func (s *Store) ackOne(ctx context.Context, a queue.Address, seq uint64) (bool, 
 	// this Store delivered is known; another is looked up (a seq names
 	// one message forever, so the answer cannot change).
 	if !s.delivered.take(seq, a) {
-		m, err := s.stream.GetMsg(ctx, seq)
+		var m *jetstream.RawStreamMsg
+		err := again(ctx, func() (err error) {
+			m, err = s.stream.GetMsg(ctx, seq)
+			return err
+		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
 		}
@@ -145,7 +161,7 @@ func (s *Store) ackOne(ctx context.Context, a queue.Address, seq uint64) (bool, 
 			return false, nil
 		}
 	}
-	switch err := s.stream.DeleteMsg(ctx, seq); {
+	switch err := again(ctx, func() error { return s.stream.DeleteMsg(ctx, seq) }); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, nil
 	case err != nil:
@@ -195,7 +211,7 @@ func (s *Store) Flush(ctx context.Context) error { return ctx.Err() }
 func (s *Store) DeleteDevice(ctx context.Context, a queue.Address) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(a))); err != nil {
+	if err := again(ctx, func() error { return s.stream.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(a))) }); err != nil {
 		return fmt.Errorf("jsqueue: delete device: %w", err)
 	}
 	_ = s.nc.Publish(wakeSubject(a), nil)

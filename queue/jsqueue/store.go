@@ -144,10 +144,10 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) 
 				return queue.AppendResult{Time: t, Duplicate: true}, nil
 			}
 			// The record expired between the two calls: append again.
-		case errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight):
-			// The same id is being appended through another relay right
-			// now, or the stream has too many batches in flight: wait a
-			// little and try again.
+		case transient(err) || errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight):
+			// The stream has no leader at the moment, the same id is being
+			// appended through another relay right now, or the stream has
+			// too many batches in flight: wait a little and try again.
 			select {
 			case <-ctx.Done():
 				return queue.AppendResult{}, fmt.Errorf("jsqueue: append: %w", ctx.Err())
@@ -211,6 +211,9 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 	if err != nil {
 		return fmt.Errorf("jsqueue: append: %w", err)
 	}
+	if resp.Header.Get("Status") == "503" {
+		return errNoLeader // nothing was staged: no stream took the batch
+	}
 	var pr pubResponse
 	if err := json.Unmarshal(resp.Data, &pr); err != nil {
 		return fmt.Errorf("jsqueue: append: bad answer: %w", err)
@@ -223,7 +226,11 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 
 // dedupTime reads when a client message id was first appended.
 func (s *Store) dedupTime(ctx context.Context, dedup []byte) (time.Time, bool, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, dedupSubject(dedup))
+	var m *jetstream.RawStreamMsg
+	err := again(ctx, func() (err error) {
+		m, err = s.stream.GetLastMsgForSubject(ctx, dedupSubject(dedup))
+		return err
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return time.Time{}, false, nil

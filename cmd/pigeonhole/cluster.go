@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pigeonhole/pigeonhole/keys/jskeys"
+	"github.com/pigeonhole/pigeonhole/queue/jsqueue"
+	"github.com/pigeonhole/pigeonhole/relay"
+)
+
+// clusterFlags choose where the key directory and the queues live.
+type clusterFlags struct {
+	store    string
+	replicas int
+	name     string
+}
+
+func (c *clusterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.store, "store", "pebble", "where keys and queues live: `pebble` (the local database in -data) or a comma-separated list of NATS server URLs (nats://host:4222,...) of a JetStream cluster shared by every relay of a cluster")
+	fs.IntVar(&c.replicas, "nats-replicas", 3, "JetStream replicas of the key bucket and the queue stream with -store nats://... (3: an accepted message survives the loss of any one NATS node)")
+	fs.StringVar(&c.name, "nats-name", "", "`name` this relay gives its NATS connection (shown in NATS monitoring; default: pigeonhole-relay)")
+}
+
+// clustered reports whether -store names NATS servers.
+func (c *clusterFlags) clustered() bool { return c.store != "pebble" && c.store != "" }
+
+// clusterStores is the key directory and the queues on NATS JetStream.
+type clusterStores struct {
+	nc     *nats.Conn
+	keys   *jskeys.Store
+	queues *jsqueue.Store
+}
+
+// open connects to the NATS servers and opens (creating if needed) the key
+// bucket and the queue stream.
+func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger) (*clusterStores, error) {
+	for _, u := range strings.Split(c.store, ",") {
+		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			return nil, fmt.Errorf("-store %q: want pebble or nats:// URLs", c.store)
+		}
+	}
+	cs := &clusterStores{}
+	name := c.name
+	if name == "" {
+		name = "pigeonhole-relay"
+	}
+	nlog := log.With("component", "nats")
+	nc, err := nats.Connect(c.store,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			nlog.Warn("disconnected from NATS", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			nlog.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			// Wake-ups published while this relay was away are lost:
+			// every reader reads again.
+			if cs.queues != nil {
+				cs.queues.WakeAll()
+			}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", c.store, err)
+	}
+	cs.nc = nc
+	// A cluster that is starting has no JetStream leader yet: try for a
+	// while before giving up.
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = retry(openCtx, log, "open key directory", func(ctx context.Context) (err error) {
+		cs.keys, err = jskeys.Open(ctx, nc, jskeys.Config{
+			Replicas: c.replicas, MaxPreKeys: f.keyCfg.MaxPreKeys, MaxDevices: f.keyCfg.MaxDevices,
+		})
+		return err
+	})
+	if err == nil {
+		err = retry(openCtx, log, "open queues", func(ctx context.Context) (err error) {
+			cs.queues, err = jsqueue.Open(ctx, nc, jsqueue.Config{
+				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, Lifetime: f.qcfg.Lifetime,
+				DedupWindow: f.qcfg.DedupWindow, MaxMessageBytes: int32(f.cfg.MaxEnvelopeBytes + 4<<10),
+			}, log.With("component", "queue"))
+			return err
+		})
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	log.Info("keys and queues in NATS JetStream", "servers", nc.ConnectedUrlRedacted(), "replicas", c.replicas)
+	return cs, nil
+}
+
+// close drains the connection, so that writes in flight finish.
+func (cs *clusterStores) close() {
+	if err := cs.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		cs.nc.Close()
+	}
+}
+
+var (
+	_ relay.KeyDirectory = (*jskeys.Store)(nil)
+	_ relay.Queues       = (*jsqueue.Store)(nil)
+)
+
+// retry calls fn until it succeeds or ctx ends, and returns fn's last
+// error then.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(callCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if attempt == 1 {
+			log.Warn(what+": retrying until the JetStream cluster answers", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/relaytest"
+)
+
+// natsCluster is n JetStream servers on 127.0.0.1, routed to each other,
+// running in the test process.
+type natsCluster struct {
+	servers []*server.Server
+	opts    []*server.Options
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startNATSCluster(t testing.TB, n int) *natsCluster {
+	t.Helper()
+	c := &natsCluster{}
+	ports := make([]int, n)
+	routes := make([]*url.URL, n)
+	for i := range n {
+		ports[i] = freePort(t)
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])}
+	}
+	for i := range n {
+		o := &server.Options{
+			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "pigeonhole-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		c.opts = append(c.opts, o)
+		ns, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		c.servers = append(c.servers, ns)
+		t.Cleanup(ns.Shutdown)
+	}
+	for _, ns := range c.servers {
+		if !ns.ReadyForConnections(20 * time.Second) {
+			t.Fatal("nats server not ready")
+		}
+	}
+	// Wait for a JetStream meta leader that every server follows.
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leader, current := false, true
+		for _, ns := range c.servers {
+			leader = leader || ns.JetStreamIsLeader()
+			current = current && ns.JetStreamIsCurrent()
+		}
+		if leader && current {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream meta leader in 30 s")
+		}
+		<-tick.C
+	}
+}
+
+// urls is the -store value for the cluster.
+func (c *natsCluster) urls() string {
+	var us []string
+	for _, ns := range c.servers {
+		us = append(us, ns.ClientURL())
+	}
+	return strings.Join(us, ",")
+}
+
+func registerWithPreKeys(t *testing.T, opts client.Options, n int) *client.Credentials {
+	t.Helper()
+	reg, _, err := relaytest.NewRegistration(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(testCtx(t), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	acct, err := c.Register(testCtx(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}
+}
+
+func msgID() []byte {
+	id := make([]byte, 16)
+	rand.Read(id)
+	return id
+}
+
+func textTo(to *client.Credentials, id []byte, body string) *client.Message {
+	return &client.Message{Recipient: to.AccountID, ClientMessageID: id,
+		Devices: []client.DeviceMessage{{DeviceID: 1, Type: 2, Content: []byte(body)}}}
+}
+
+// TestClusterAcrossRelays runs two relay processes on one three-node
+// JetStream cluster (R3). Alice is on relay A, Bob on relay B:
+//   - Bob's session on B receives what Alice sends through A, without
+//     polling (the wake-up crosses through NATS);
+//   - a send retried through the other relay lands once;
+//   - one-time prekeys fetched concurrently through both relays are each
+//     handed out once.
+func TestClusterAcrossRelays(t *testing.T) {
+	nc := startNATSCluster(t, 3)
+	store := []string{"-store", nc.urls(), "-nats-replicas", "3"}
+	a := startRelayProc(t, t.TempDir(), store...)
+	b := startRelayProc(t, t.TempDir(), store...)
+	alice := registerProc(t, a.opts)
+	bob := registerProc(t, b.opts)
+	ac := sessionProc(t, a.opts, alice, 0)
+	bc := sessionProc(t, b.opts, bob, 64)
+
+	// Through A to a session on B.
+	const n = 50
+	for i := range n {
+		if _, err := ac.Send(testCtx(t), textTo(bob, msgID(), fmt.Sprint(i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		env := waitEnv(t, bc)
+		if string(env.Content) != fmt.Sprint(i) {
+			t.Fatalf("bob got %q, want %d", env.Content, i)
+		}
+		if err := bc.Ack(env.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The same client message id through A, then through B.
+	id := msgID()
+	first, err := ac.Send(testCtx(t), textTo(bob, id, "once"))
+	if err != nil || first.Duplicate {
+		t.Fatalf("first send: %+v, %v", first, err)
+	}
+	ac2 := sessionProc(t, b.opts, alice, 0)
+	again, err := ac2.Send(testCtx(t), textTo(bob, id, "once"))
+	if err != nil || !again.Duplicate {
+		t.Fatalf("the retry through relay B: %+v, %v; want a duplicate", again, err)
+	}
+	env := waitEnv(t, bc)
+	if string(env.Content) != "once" {
+		t.Fatalf("bob got %q", env.Content)
+	}
+	if err := bc.Ack(env.Seq); err != nil {
+		t.Fatal(err)
+	}
+
+	// Carol has 40 one-time prekeys; 25 fetches through each relay, all
+	// at once, may hand out each at most once (and 40 in all).
+	carol := registerWithPreKeys(t, a.opts, 40)
+	var (
+		mu      sync.Mutex
+		claimed []uint32
+		none    int
+		wg      sync.WaitGroup
+	)
+	for _, c := range []*client.Conn{ac, ac2} {
+		for range 25 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k, err := c.FetchKeys(testCtx(t), carol.AccountID)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, d := range k.Devices {
+					if d.PreKey == nil {
+						none++
+					} else {
+						claimed = append(claimed, d.PreKey.ID)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	slices.Sort(claimed)
+	if len(slices.Compact(slices.Clone(claimed))) != len(claimed) || len(claimed) != 40 || none != 10 {
+		t.Fatalf("50 concurrent fetches through two relays handed out %d prekeys (%d distinct), %d without: %v",
+			len(claimed), len(slices.Compact(slices.Clone(claimed))), none, claimed)
+	}
+	t.Logf("sent %d through relay A, delivered %d on relay B; a retry through B was a duplicate; 40 prekeys claimed once by 50 fetches", n, n)
+}
+
+// waitEnv waits for the next envelope on a live session (an empty queue
+// reports "drained" first; that is not a failure here).
+func waitEnv(t *testing.T, c *client.Conn) *client.Envelope {
+	t.Helper()
+	for {
+		ev, err := c.Next(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == client.EventEnvelope {
+			return ev.Envelope
+		}
+	}
+}
