@@ -239,6 +239,9 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 	for {
 		if room := s.window - len(inflight); room > 0 {
 			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
+			if err != nil && s.c.ctx.Err() != nil {
+				return // the connection closed during the read
+			}
 			if err != nil {
 				// Tell the device rather than go silent; it reconnects
 				// later and gets everything unacked again.

@@ -34,7 +34,7 @@ type relayProc struct {
 
 // startRelayProc starts `pigeonhole serve` on dataDir, with more flags if
 // given, and waits until it prints its address and fingerprint.
-func startRelayProc(t *testing.T, dataDir string, flags ...string) *relayProc {
+func startRelayProc(t testing.TB, dataDir string, flags ...string) *relayProc {
 	t.Helper()
 	args := append([]string{"serve", "-data", dataDir, "-listen", "127.0.0.1:0", "-log-level", "error"}, flags...)
 	cmd := exec.Command(os.Args[0], args...)
@@ -96,13 +96,13 @@ func (p *relayProc) kill(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func registerProc(t *testing.T, opts client.Options) *client.Credentials {
+func registerProc(t testing.TB, opts client.Options) *client.Credentials {
 	t.Helper()
 	reg, _, err := relaytest.NewRegistration(1)
 	if err != nil {
@@ -120,7 +120,7 @@ func registerProc(t *testing.T, opts client.Options) *client.Credentials {
 	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}
 }
 
-func sessionProc(t *testing.T, opts client.Options, cr *client.Credentials, window int) *client.Conn {
+func sessionProc(t testing.TB, opts client.Options, cr *client.Credentials, window int) *client.Conn {
 	t.Helper()
 	c, err := client.Dial(testCtx(t), &opts)
 	if err != nil {

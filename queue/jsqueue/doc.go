@@ -16,9 +16,12 @@
 // kept here. Lifetime is the stream's maximum age.
 //
 // A reader is woken through core NATS: an append publishes an empty
-// message on phw.<account hex>.<device> once it is stored, and Watch
-// subscribes there, so a relay learns of a message stored through another
-// relay without polling.
+// message on phw.<account hex>.<device> once it is stored. Every Store
+// subscribes to phw.> when it opens and wakes its own readers, so a relay
+// learns of a message stored through another relay without polling. (A
+// subscription per device, made when a reader starts, could miss a
+// wake-up sent through another NATS server before the new interest
+// reached it.)
 //
 // Durability is the stream's: with Replicas 3 an accepted append is on a
 // quorum of two nodes before it is acknowledged (see the README's cluster

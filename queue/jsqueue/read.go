@@ -44,7 +44,34 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		out, err = s.readOnce(ctx, a, after, maxCount, maxBytes)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// The replica that answered may not have the newest messages yet: if
+	// a wake-up named a later seq than it returned, read the rest from
+	// the leader.
+	want := s.announced(a)
+	last, total := after, 0
+	for _, it := range out {
+		last, total = it.Seq, total+len(it.Body)
+	}
+	for last < want && len(out) < maxCount {
+		m, err := s.leaderGet(ctx, last+1, queueSubject(a))
+		if errors.Is(err, errNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 0 && total+len(m.Data) > maxBytes {
+			break
+		}
+		total += len(m.Data)
+		out = append(out, queue.Item{Seq: m.Sequence, Time: m.Time, Body: m.Data})
+		last = m.Sequence
+	}
+	s.delivered.add(a, out)
+	return out, nil
 }
 
 // readOnce is one batched direct get.
@@ -72,7 +99,6 @@ func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, max
 		switch m.Header.Get("Status") {
 		case "":
 		case "404", "204": // nothing (more) to read
-			s.delivered.add(a, out)
 			return out, nil
 		case "503":
 			return nil, errNoLeader
@@ -146,12 +172,8 @@ func (s *Store) ackOne(ctx context.Context, a queue.Address, seq uint64) (bool, 
 	// this Store delivered is known; another is looked up (a seq names
 	// one message forever, so the answer cannot change).
 	if !s.delivered.take(seq, a) {
-		var m *jetstream.RawStreamMsg
-		err := again(ctx, func() (err error) {
-			m, err = s.stream.GetMsg(ctx, seq)
-			return err
-		})
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		m, err := s.leaderGet(ctx, seq, "")
+		if errors.Is(err, errNotFound) {
 			return false, nil
 		}
 		if err != nil {

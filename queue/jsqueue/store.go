@@ -33,8 +33,10 @@ type Store struct {
 
 	delivered deliveredSet
 
+	wakes   *nats.Subscription // phw.>
 	mu      sync.Mutex
-	watches map[queue.Address]*watch
+	watches map[queue.Address]map[chan struct{}]struct{}
+	known   map[queue.Address]uint64 // newest seq announced to a watched device
 }
 
 // Open creates or updates the stream and returns the queues on it. The
@@ -69,7 +71,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("jsqueue: stream %s: %w", cfg.Stream, err)
 	}
-	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, watches: make(map[queue.Address]*watch)}
+	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, watches: make(map[queue.Address]map[chan struct{}]struct{}), known: make(map[queue.Address]uint64)}
+	if err := s.subscribeWakes(); err != nil {
+		return nil, fmt.Errorf("jsqueue: subscribe to wake-ups: %w", err)
+	}
 	return s, nil
 }
 
@@ -127,12 +132,18 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) 
 	defer cancel()
 	for {
 		now := time.Now()
-		err := s.publishBatch(ctx, dedup, msgs, now)
+		last, err := s.publishBatch(ctx, dedup, msgs, now)
 		var je *batchError
 		switch {
 		case err == nil:
-			for _, m := range msgs {
-				_ = s.nc.Publish(wakeSubject(m.To), nil)
+			// The batch's messages have consecutive seqs, the dedup
+			// record last; each wake-up names its message's seq.
+			first := last + 1 - uint64(len(msgs))
+			if len(dedup) > 0 {
+				first--
+			}
+			for i, m := range msgs {
+				_ = s.nc.Publish(wakeSubject(m.To), binary.BigEndian.AppendUint64(nil, first+uint64(i)))
 			}
 			return queue.AppendResult{Time: now}, nil
 		case errors.As(err, &je) && je.code == errWrongLastSeq:
@@ -173,9 +184,9 @@ func (e *batchError) Error() string {
 	return fmt.Sprintf("jsqueue: append refused: %s (%d)", e.desc, e.code)
 }
 
-// publishBatch sends msgs and the dedup record as one atomic batch and
-// waits for the commit's answer.
-func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Message, now time.Time) error {
+// publishBatch sends msgs and the dedup record as one atomic batch, waits
+// for the commit's answer and returns the seq of the batch's last message.
+func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Message, now time.Time) (uint64, error) {
 	id := nuid.Next()
 	n := len(msgs)
 	if len(dedup) > 0 {
@@ -184,7 +195,7 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 	inbox := nats.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
-		return fmt.Errorf("jsqueue: append: %w", err)
+		return 0, fmt.Errorf("jsqueue: append: %w", err)
 	}
 	defer sub.Unsubscribe()
 	for i := range n {
@@ -204,24 +215,24 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 			m.Reply = inbox
 		}
 		if err := s.nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("jsqueue: append: %w", err)
+			return 0, fmt.Errorf("jsqueue: append: %w", err)
 		}
 	}
 	resp, err := sub.NextMsgWithContext(ctx)
 	if err != nil {
-		return fmt.Errorf("jsqueue: append: %w", err)
+		return 0, fmt.Errorf("jsqueue: append: %w", err)
 	}
 	if resp.Header.Get("Status") == "503" {
-		return errNoLeader // nothing was staged: no stream took the batch
+		return 0, errNoLeader // nothing was staged: no stream took the batch
 	}
 	var pr pubResponse
 	if err := json.Unmarshal(resp.Data, &pr); err != nil {
-		return fmt.Errorf("jsqueue: append: bad answer: %w", err)
+		return 0, fmt.Errorf("jsqueue: append: bad answer: %w", err)
 	}
 	if pr.Error != nil {
-		return &batchError{code: pr.Error.ErrCode, desc: pr.Error.Description}
+		return 0, &batchError{code: pr.Error.ErrCode, desc: pr.Error.Description}
 	}
-	return nil
+	return pr.Sequence, nil
 }
 
 // dedupTime reads when a client message id was first appended.

@@ -98,3 +98,43 @@ func TestTwoRelays(t *testing.T) {
 		t.Fatalf("after the ack relay b reads %d, %v", len(items), err)
 	}
 }
+
+// TestWakeNamesSeq: the wake-up of each device of a batch names that
+// device's message, which Read relies on to catch up from the stream
+// leader when a replica that answered a read is behind.
+func TestWakeNamesSeq(t *testing.T) {
+	s := open(t, connect(t, startNATS(t)), jsqueue.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	devs := []queue.Address{queuetest.Addr(1, 1), queuetest.Addr(1, 2), queuetest.Addr(2, 1)}
+	var wakes []<-chan struct{}
+	for _, d := range devs {
+		ch, stop := s.Watch(d)
+		defer stop()
+		<-ch
+		wakes = append(wakes, ch)
+	}
+	for _, dedup := range [][]byte{nil, []byte("with an id")} {
+		var msgs []queue.Message
+		for _, d := range devs {
+			msgs = append(msgs, queue.Message{To: d, Body: []byte("x")})
+		}
+		if _, err := s.Append(ctx, dedup, msgs); err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range devs {
+			select {
+			case <-wakes[i]:
+			case <-ctx.Done():
+				t.Fatal("no wake-up")
+			}
+			items, err := s.Read(ctx, d, 0, 100, 1<<20)
+			if err != nil || len(items) == 0 {
+				t.Fatal(items, err)
+			}
+			if got, want := s.Announced(d), items[len(items)-1].Seq; got != want {
+				t.Fatalf("device %d (dedup %q): wake-up named seq %d, its message is %d", i, dedup, got, want)
+			}
+		}
+	}
+}

@@ -1,15 +1,64 @@
 package jsqueue
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/pigeonhole/pigeonhole/queue"
 )
 
-// watch is one device's wake subscription, shared by its watchers.
-type watch struct {
-	sub *nats.Subscription
-	chs map[chan struct{}]struct{}
+// subscribeWakes makes the Store's one subscription to every device's
+// wake-ups (phw.>), at Open. One wildcard subscription, made long before
+// any reader waits, has no window in which a new per-device interest has
+// not yet reached the NATS server an append goes through: such a wake-up
+// would be dropped, and the reader would wait for the next one. Each relay
+// receives every wake-up (a few dozen bytes each) and hands it to its own
+// readers.
+func (s *Store) subscribeWakes() error {
+	sub, err := s.nc.Subscribe("phw.>", func(m *nats.Msg) {
+		if a, ok := parseWake(m.Subject); ok {
+			var seq uint64
+			if len(m.Data) == 8 {
+				seq = binary.BigEndian.Uint64(m.Data)
+			}
+			s.wake(a, seq)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Unlimited pending: a slow relay must not drop wake-ups.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return err
+	}
+	s.wakes = sub
+	return s.nc.Flush()
+}
+
+// parseWake reads the address out of a phw.<account hex>.<device> subject.
+func parseWake(subj string) (queue.Address, bool) {
+	var a queue.Address
+	rest, ok := strings.CutPrefix(subj, "phw.")
+	if !ok {
+		return a, false
+	}
+	acct, dev, ok := strings.Cut(rest, ".")
+	if !ok || len(acct) != 2*len(a.Account) {
+		return a, false
+	}
+	if _, err := hex.Decode(a.Account[:], []byte(acct)); err != nil {
+		return a, false
+	}
+	d, err := strconv.ParseUint(dev, 10, 32)
+	if err != nil {
+		return a, false
+	}
+	a.Device = uint32(d)
+	return a, true
 }
 
 // Watch returns a channel that receives a value whenever messages for a
@@ -21,45 +70,46 @@ func (s *Store) Watch(a queue.Address) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	ch <- struct{}{}
 	s.mu.Lock()
-	w := s.watches[a]
-	if w == nil {
-		w = &watch{chs: make(map[chan struct{}]struct{})}
-		sub, err := s.nc.Subscribe(wakeSubject(a), func(*nats.Msg) { s.wake(a) })
-		if err != nil {
-			s.log.Warn("watch: subscribe failed; the reader is woken only by its own reads", "err", err)
-		}
-		w.sub = sub
-		s.watches[a] = w
+	chs := s.watches[a]
+	if chs == nil {
+		chs = make(map[chan struct{}]struct{})
+		s.watches[a] = chs
 	}
-	w.chs[ch] = struct{}{}
+	chs[ch] = struct{}{}
 	s.mu.Unlock()
-	// Make sure the server has the subscription before the caller reads,
-	// so an append after that read wakes it.
-	_ = s.nc.Flush()
 	return ch, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(w.chs, ch)
-		if len(w.chs) == 0 && s.watches[a] == w {
+		delete(chs, ch)
+		if len(chs) == 0 && len(s.watches[a]) == 0 {
 			delete(s.watches, a)
-			if w.sub != nil {
-				_ = w.sub.Unsubscribe()
-			}
+			delete(s.known, a)
 		}
 	}
 }
 
-func (s *Store) wake(a queue.Address) {
+// wake wakes a's readers; seq, if not 0, is the stream seq of the new
+// message, which Read makes sure to return.
+func (s *Store) wake(a queue.Address, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w := s.watches[a]; w != nil {
-		for ch := range w.chs {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+	if len(s.watches[a]) == 0 {
+		return
+	}
+	s.known[a] = max(s.known[a], seq)
+	for ch := range s.watches[a] {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// announced is the highest seq a wake-up named for a watched device.
+func (s *Store) announced(a queue.Address) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.known[a]
 }
 
 // WakeAll wakes every watcher, for after a reconnection to NATS, when
@@ -68,12 +118,21 @@ func (s *Store) wake(a queue.Address) {
 func (s *Store) WakeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, w := range s.watches {
-		for ch := range w.chs {
+	for _, chs := range s.watches {
+		for ch := range chs {
 			select {
 			case ch <- struct{}{}:
 			default:
 			}
 		}
 	}
+}
+
+// Close stops the Store's wake-up subscription. The connection stays the
+// caller's.
+func (s *Store) Close() error {
+	if s.wakes == nil {
+		return nil
+	}
+	return s.wakes.Unsubscribe()
 }
