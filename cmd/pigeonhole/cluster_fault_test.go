@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+)
+
+// receiver reads Bob's envelopes on whichever relay he is connected to,
+// acks them and remembers every content it saw.
+type receiver struct {
+	mu   sync.Mutex
+	seen map[string]int
+	more chan struct{} // a new content arrived
+}
+
+func newReceiver() *receiver {
+	return &receiver{seen: make(map[string]int), more: make(chan struct{}, 1)}
+}
+
+// run reads from c until it fails, and returns the error.
+func (r *receiver) run(ctx context.Context, c *client.Conn) error {
+	for {
+		ev, err := c.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.Kind != client.EventEnvelope {
+			continue
+		}
+		r.mu.Lock()
+		r.seen[string(ev.Envelope.Content)]++
+		r.mu.Unlock()
+		select {
+		case r.more <- struct{}{}:
+		default:
+		}
+		if err := c.Ack(ev.Envelope.Seq); err != nil {
+			return err
+		}
+	}
+}
+
+// waitAll waits until every content in want was seen, and returns how
+// many distinct and how many repeated deliveries there were.
+func (r *receiver) waitAll(t *testing.T, want map[string]bool) (distinct, repeats int) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		r.mu.Lock()
+		missing := 0
+		for w := range want {
+			if r.seen[w] == 0 {
+				missing++
+			}
+		}
+		distinct, repeats = len(r.seen), 0
+		for _, n := range r.seen {
+			repeats += n - 1
+		}
+		r.mu.Unlock()
+		if missing == 0 {
+			return distinct, repeats
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("%d of %d accepted messages never delivered", missing, len(want))
+		}
+	}
+}
+
+// sender sends numbered messages to Bob through the given sessions in
+// turn. A send that fails is tried again with the same client message id
+// through the next session (as a client does), until it is accepted.
+type sender struct {
+	bob      *client.Credentials
+	sessions []*client.Conn
+	mu       sync.Mutex
+	accepted map[string]bool
+	attempts int
+	failures int
+}
+
+func (s *sender) send(t *testing.T, i int) {
+	t.Helper()
+	id, body := msgID(), fmt.Sprintf("m%04d", i)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for k := i; ; k++ {
+		c := s.sessions[k%len(s.sessions)]
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.Send(sctx, textTo(s.bob, id, body))
+		scancel()
+		s.mu.Lock()
+		s.attempts++
+		if err == nil {
+			s.accepted[body] = true
+		} else {
+			s.failures++
+		}
+		s.mu.Unlock()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("message %d never accepted: %v", i, err)
+		}
+	}
+}
+
+// TestClusterRelayKilled: three relays on a three-node JetStream cluster.
+// Bob reads on relay A; Alice sends through relays B and C. Relay A is
+// killed (SIGKILL) in the middle; Bob reconnects to relay B and receives
+// every message that was accepted, before and after.
+func TestClusterRelayKilled(t *testing.T) {
+	nc := startNATSCluster(t, 3)
+	store := []string{"-store", nc.urls(), "-nats-replicas", "3"}
+	ra := startRelayProc(t, t.TempDir(), store...)
+	rb := startRelayProc(t, t.TempDir(), store...)
+	rc := startRelayProc(t, t.TempDir(), store...)
+	alice, bob := registerProc(t, rb.opts), registerProc(t, rc.opts)
+	s := &sender{bob: bob, accepted: map[string]bool{},
+		sessions: []*client.Conn{sessionProc(t, rb.opts, alice, 0), sessionProc(t, rc.opts, alice, 0)}}
+
+	r := newReceiver()
+	// A killed relay sends no close: Bob's client notices when the QUIC
+	// idle timeout (three keep-alive periods) passes. Shorten it so the
+	// test does not wait a minute.
+	quick := ra.opts
+	quick.KeepAlive = time.Second
+	onA := sessionProc(t, quick, bob, 64)
+	done := make(chan error, 1)
+	go func() { done <- r.run(context.Background(), onA) }()
+
+	const n, killAt = 300, 100
+	for i := range n {
+		if i == killAt {
+			if err := ra.kill(t, syscall.SIGKILL); err == nil {
+				t.Fatal("relay A exited cleanly after SIGKILL")
+			}
+			if err := <-done; err == nil {
+				t.Fatal("Bob's session on the killed relay ended without an error")
+			}
+			// Bob's app reconnects, to another relay of the cluster.
+			onB := sessionProc(t, rb.opts, bob, 64)
+			go func() { done <- r.run(context.Background(), onB) }()
+		}
+		s.send(t, i)
+	}
+	distinct, repeats := r.waitAll(t, s.accepted)
+	t.Logf("sent %d (%d attempts, %d failed), accepted %d, delivered %d distinct (%d again after the kill: at-least-once)",
+		n, s.attempts, s.failures, len(s.accepted), distinct, repeats)
+	if distinct != n {
+		t.Fatalf("delivered %d distinct messages, want %d", distinct, n)
+	}
+}
+
+// TestClusterNATSNodeKilled: two relays on a three-node JetStream
+// cluster. In the middle of the sends the NATS node that leads the queue
+// stream is shut down. Sends may fail while a new leader is elected; the
+// sender tries each again with the same id until it is accepted. Every
+// accepted message is delivered, and the service continues on two nodes.
+func TestClusterNATSNodeKilled(t *testing.T) {
+	cl := startNATSCluster(t, 3)
+	store := []string{"-store", cl.urls(), "-nats-replicas", "3"}
+	ra := startRelayProc(t, t.TempDir(), store...)
+	rb := startRelayProc(t, t.TempDir(), store...)
+	alice, bob := registerProc(t, ra.opts), registerProc(t, rb.opts)
+	s := &sender{bob: bob, accepted: map[string]bool{},
+		sessions: []*client.Conn{sessionProc(t, ra.opts, alice, 0), sessionProc(t, rb.opts, alice, 0)}}
+	r := newReceiver()
+	var reads sync.WaitGroup
+	reads.Add(1)
+	go func() {
+		defer reads.Done()
+		// Bob reconnects (to either relay) whenever his session fails.
+		for k := 0; ; k++ {
+			opts := []client.Options{rb.opts, ra.opts}[k%2]
+			c, err := client.Dial(context.Background(), &opts)
+			if err == nil {
+				if _, err = c.Authenticate(context.Background(), bob, 64); err == nil {
+					err = r.run(context.Background(), c)
+				}
+				c.Close()
+			}
+			select {
+			case <-t.Context().Done():
+				return
+			default:
+			}
+		}
+	}()
+
+	const n, killAt = 300, 100
+	var killed string
+	for i := range n {
+		if i == killAt {
+			killed = cl.killStreamLeader(t, "PIGEONHOLE_QUEUES")
+		}
+		s.send(t, i)
+	}
+	distinct, repeats := r.waitAll(t, s.accepted)
+	t.Logf("killed NATS node %s after %d messages; sent %d (%d attempts, %d failed), accepted %d, delivered %d distinct (%d repeated)",
+		killed, killAt, n, s.attempts, s.failures, len(s.accepted), distinct, repeats)
+	if distinct != n {
+		t.Fatalf("delivered %d distinct messages, want %d", distinct, n)
+	}
+}
+
+// killStreamLeader shuts down the node that leads the stream and returns
+// its name.
+func (c *natsCluster) killStreamLeader(t *testing.T, stream string) string {
+	t.Helper()
+	nc, err := nats.Connect(c.urls())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(testCtx(t), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(testCtx(t))
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream %s has no leader: %+v %v", stream, info, err)
+	}
+	for _, ns := range c.servers {
+		if ns.Name() == info.Cluster.Leader {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return ns.Name()
+		}
+	}
+	t.Fatalf("leader %s is not one of the cluster's servers", info.Cluster.Leader)
+	return ""
+}
