@@ -16,18 +16,38 @@ import (
 // SealKeySize is the size of the key that seals tokens at rest.
 const SealKeySize = 32
 
-// Store keeps one push token per device in Pebble, under the prefix "p/",
-// sealed with AES-256-GCM (the device's key is the associated data, so a
-// sealed token cannot be moved to another device).
+// Store keeps one push token per device, sealed with AES-256-GCM (the
+// device's key is the associated data, so a sealed token cannot be moved
+// to another device), in Pebble under the prefix "p/" (NewStore) or in
+// other Records (NewStoreOn; jstokens keeps them in NATS JetStream for a
+// cluster).
 type Store struct {
-	db   *pebble.DB
+	recs Records
 	aead cipher.AEAD
-	mu   sync.Mutex // orders Set/Delete/DeleteIf, so DeleteIf compares and deletes atomically
+	mu   sync.Mutex // orders Set/Delete/DeleteIf within this process
+}
+
+// Records is where a Store keeps its sealed records. Get returns rev 0
+// when there is no record; Delete with a rev other than 0 deletes only if
+// the record is still at that revision, and reports whether it deleted.
+type Records interface {
+	Get(ctx context.Context, key []byte) (val []byte, rev uint64, err error)
+	Put(ctx context.Context, key, val []byte) error
+	Delete(ctx context.Context, key []byte, rev uint64) (bool, error)
 }
 
 // NewStore returns a token store on db. sealKey must be SealKeySize random
 // bytes, the same on every start (and on every relay of a cluster).
 func NewStore(db *pebble.DB, sealKey []byte) (*Store, error) {
+	return NewStoreOn(pebbleRecords{db}, sealKey)
+}
+
+// PebbleRecords are Records in db, under the prefix "p/", written with
+// fsync.
+func PebbleRecords(db *pebble.DB) Records { return pebbleRecords{db} }
+
+// NewStoreOn returns a token store on recs, with sealKey as NewStore.
+func NewStoreOn(recs Records, sealKey []byte) (*Store, error) {
 	if len(sealKey) != SealKeySize {
 		return nil, fmt.Errorf("push: the token seal key must be %d bytes, not %d", SealKeySize, len(sealKey))
 	}
@@ -39,7 +59,32 @@ func NewStore(db *pebble.DB, sealKey []byte) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push: seal key: %w", err)
 	}
-	return &Store{db: db, aead: aead}, nil
+	return &Store{recs: recs, aead: aead}, nil
+}
+
+// pebbleRecords are Records in a Pebble database, written with fsync. A
+// revision is not kept (Get says 1): Store.mu makes DeleteIf atomic in
+// the one process that owns the database.
+type pebbleRecords struct{ db *pebble.DB }
+
+func (p pebbleRecords) Get(_ context.Context, key []byte) ([]byte, uint64, error) {
+	v, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), 1, nil
+}
+
+func (p pebbleRecords) Put(_ context.Context, key, val []byte) error {
+	return p.db.Set(key, val, pebble.Sync)
+}
+
+func (p pebbleRecords) Delete(_ context.Context, key []byte, _ uint64) (bool, error) {
+	return true, p.db.Delete(key, pebble.Sync)
 }
 
 func storeKey(d Device) []byte {
@@ -67,7 +112,7 @@ func (s *Store) Set(ctx context.Context, d Device, t Token) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.db.Set(k, rec, pebble.Sync); err != nil {
+	if err := s.recs.Put(ctx, k, rec); err != nil {
 		return fmt.Errorf("push: store token: %w", err)
 	}
 	return nil
@@ -78,16 +123,22 @@ func (s *Store) Get(ctx context.Context, d Device) (Token, error) {
 	if err := ctx.Err(); err != nil {
 		return Token{}, err
 	}
+	t, _, err := s.get(ctx, d)
+	return t, err
+}
+
+// get reads d's token and its record's revision.
+func (s *Store) get(ctx context.Context, d Device) (Token, uint64, error) {
 	k := storeKey(d)
-	v, closer, err := s.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return Token{}, ErrNoToken
-	}
+	v, rev, err := s.recs.Get(ctx, k)
 	if err != nil {
-		return Token{}, fmt.Errorf("push: read token: %w", err)
+		return Token{}, 0, fmt.Errorf("push: read token: %w", err)
 	}
-	defer closer.Close()
-	return s.open(k, v)
+	if rev == 0 {
+		return Token{}, 0, ErrNoToken
+	}
+	t, err := s.open(k, v)
+	return t, rev, err
 }
 
 // Delete removes d's token, if it has one.
@@ -97,7 +148,7 @@ func (s *Store) Delete(ctx context.Context, d Device) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.db.Delete(storeKey(d), pebble.Sync); err != nil {
+	if _, err := s.recs.Delete(ctx, storeKey(d), 0); err != nil {
 		return fmt.Errorf("push: delete token: %w", err)
 	}
 	return nil
@@ -109,7 +160,7 @@ func (s *Store) Delete(ctx context.Context, d Device) error {
 func (s *Store) DeleteIf(ctx context.Context, d Device, t Token) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.Get(ctx, d)
+	cur, rev, err := s.get(ctx, d)
 	if errors.Is(err, ErrNoToken) {
 		return false, nil
 	}
@@ -119,10 +170,13 @@ func (s *Store) DeleteIf(ctx context.Context, d Device, t Token) (bool, error) {
 	if cur != t {
 		return false, nil
 	}
-	if err := s.db.Delete(storeKey(d), pebble.Sync); err != nil {
+	// Only that revision: a token set meanwhile (through another relay
+	// of a cluster) stays.
+	deleted, err := s.recs.Delete(ctx, storeKey(d), rev)
+	if err != nil {
 		return false, fmt.Errorf("push: delete token: %w", err)
 	}
-	return true, nil
+	return deleted, nil
 }
 
 // seal encodes t as version | nonce | AES-GCM(provider, flags, topic

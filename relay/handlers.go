@@ -259,7 +259,7 @@ func (c *conn) fetchKeys(id quic.StreamID, r *spec.FetchKeysRequest) (*spec.Fetc
 		if b.PreKey != nil {
 			db.Prekey = &spec.PreKey{Id: b.PreKey.ID, PublicKey: b.PreKey.PublicKey}
 			if b.Remaining < c.s.cfg.PreKeyLowThreshold {
-				c.s.sessions.notify(addrOf(target, b.DeviceID), preKeysLowEvent(b.Remaining))
+				c.s.notifyDevice(addrOf(target, b.DeviceID), preKeysLowEvent(b.Remaining))
 			}
 		}
 		resp.Devices = append(resp.Devices, db)

@@ -109,6 +109,9 @@ func (c *conn) revokeDevice(id quic.StreamID, r *spec.RevokeDeviceRequest) *spec
 	// is reported (the device is gone either way; its queue would expire
 	// with the message lifetime).
 	c.s.closeDevice(acct, r.DeviceId)
+	if c.s.cluster != nil {
+		c.s.cluster.CloseDevice(addrOf(acct, r.DeviceId))
+	}
 	c.s.log.Info("device revoked", "account", acct.String(), "device", r.DeviceId)
 	c.s.devicesChanged(acct)
 	ctx := context.WithoutCancel(c.ctx)
@@ -152,6 +155,6 @@ func (s *Server) devicesChanged(acct keys.AccountID) {
 	}
 	ev := &spec.ServerEvent{Body: &spec.ServerEvent_DevicesChanged{DevicesChanged: &spec.DevicesChanged{DeviceIds: ids}}}
 	for _, d := range ids {
-		s.sessions.notify(addrOf(acct, d), ev)
+		s.notifyDevice(addrOf(acct, d), ev)
 	}
 }

@@ -88,7 +88,7 @@ func (s *Server) notifyOffline(msgs []queue.Message) {
 		return
 	}
 	for _, m := range msgs {
-		if !s.sessions.receiving(m.To) {
+		if !s.receivingAnywhere(m.To) {
 			s.push.Notify(pushDevice(m.To))
 		}
 	}
@@ -99,7 +99,7 @@ func (s *Server) notifyOffline(msgs []queue.Message) {
 // them) or was not given (appended while the session was closing), so
 // that mail does not wait for the device to come back by itself.
 func (s *Server) sessionEnded(a queue.Address, cursor uint64, unacked bool) {
-	if s.push == nil || s.sessions.receiving(a) {
+	if s.push == nil || s.receivingAnywhere(a) {
 		return
 	}
 	if unacked {

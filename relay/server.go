@@ -18,10 +18,11 @@ import (
 
 // Server is a Pigeonhole relay. Create it with New and run it with Serve.
 type Server struct {
-	cfg    Config
-	keys   KeyDirectory
-	queues Queues
-	push   Pusher // nil: no pushes
+	cfg     Config
+	keys    KeyDirectory
+	queues  Queues
+	push    Pusher  // nil: no pushes
+	cluster Cluster // nil: a single relay
 
 	blobs     BlobStore   // nil: no media
 	blobQuota UploadQuota // nil: no quota
@@ -88,6 +89,9 @@ func (s *Server) QUICConfig() *quic.Config {
 // pending acks durable. It closes ln. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
+	if err := s.startCluster(ctx); err != nil {
+		return fmt.Errorf("relay: join the cluster: %w", err)
+	}
 	var acceptErr error
 	for {
 		qc, err := ln.Accept(ctx)

@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pigeonhole/pigeonhole/keys/jskeys"
+	"github.com/pigeonhole/pigeonhole/push/jstokens"
 	"github.com/pigeonhole/pigeonhole/queue/jsqueue"
 	"github.com/pigeonhole/pigeonhole/relay"
+	"github.com/pigeonhole/pigeonhole/relay/natscluster"
 )
 
 // clusterFlags choose where the key directory and the queues live.
@@ -21,11 +23,13 @@ type clusterFlags struct {
 	store    string
 	replicas int
 	name     string
+	expiry   time.Duration
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.store, "store", "pebble", "where keys and queues live: `pebble` (the local database in -data) or a comma-separated list of NATS server URLs (nats://host:4222,...) of a JetStream cluster shared by every relay of a cluster")
 	fs.IntVar(&c.replicas, "nats-replicas", 3, "JetStream replicas of the key bucket and the queue stream with -store nats://... (3: an accepted message survives the loss of any one NATS node)")
+	fs.DurationVar(&c.expiry, "presence-expiry", 10*time.Second, "with -store nats://..., a relay that stops sending heartbeats (every fifth of this) counts as dead after this `duration`, and its devices as offline (they get pushes again)")
 	fs.StringVar(&c.name, "nats-name", "", "`name` this relay gives its NATS connection (shown in NATS monitoring; default: pigeonhole-relay)")
 }
 
@@ -34,9 +38,11 @@ func (c *clusterFlags) clustered() bool { return c.store != "pebble" && c.store 
 
 // clusterStores is the key directory and the queues on NATS JetStream.
 type clusterStores struct {
-	nc     *nats.Conn
-	keys   *jskeys.Store
-	queues *jsqueue.Store
+	nc      *nats.Conn
+	keys    *jskeys.Store
+	queues  *jsqueue.Store
+	tokens  *jstokens.Records
+	cluster *natscluster.Cluster
 }
 
 // open connects to the NATS servers and opens (creating if needed) the key
@@ -89,6 +95,18 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, Lifetime: f.qcfg.Lifetime,
 				DedupWindow: f.qcfg.DedupWindow, MaxMessageBytes: int32(f.cfg.MaxEnvelopeBytes + 4<<10),
 			}, log.With("component", "queue"))
+			return err
+		})
+	}
+	if err == nil {
+		err = retry(openCtx, log, "open push tokens", func(ctx context.Context) (err error) {
+			cs.tokens, err = jstokens.Open(ctx, nc, "PIGEONHOLE_PUSH_TOKENS", c.replicas)
+			return err
+		})
+	}
+	if err == nil {
+		err = retry(openCtx, log, "open presence", func(ctx context.Context) (err error) {
+			cs.cluster, err = natscluster.New(ctx, nc, natscluster.Config{Replicas: c.replicas, Expiry: c.expiry, Heartbeat: c.expiry / 5}, log.With("component", "cluster"))
 			return err
 		})
 	}

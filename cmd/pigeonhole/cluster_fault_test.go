@@ -123,7 +123,7 @@ func (s *sender) send(t *testing.T, i int) {
 // every message that was accepted, before and after.
 func TestClusterRelayKilled(t *testing.T) {
 	nc := startNATSCluster(t, 3)
-	store := []string{"-store", nc.urls(), "-nats-replicas", "3"}
+	store := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off"}
 	ra := startRelayProc(t, t.TempDir(), store...)
 	rb := startRelayProc(t, t.TempDir(), store...)
 	rc := startRelayProc(t, t.TempDir(), store...)
@@ -171,7 +171,7 @@ func TestClusterRelayKilled(t *testing.T) {
 // accepted message is delivered, and the service continues on two nodes.
 func TestClusterNATSNodeKilled(t *testing.T) {
 	cl := startNATSCluster(t, 3)
-	store := []string{"-store", cl.urls(), "-nats-replicas", "3"}
+	store := []string{"-store", cl.urls(), "-nats-replicas", "3", "-media", "off"}
 	ra := startRelayProc(t, t.TempDir(), store...)
 	rb := startRelayProc(t, t.TempDir(), store...)
 	alice, bob := registerProc(t, ra.opts), registerProc(t, rb.opts)

@@ -132,7 +132,7 @@ func textTo(to *client.Credentials, id []byte, body string) *client.Message {
 //     handed out once.
 func TestClusterAcrossRelays(t *testing.T) {
 	nc := startNATSCluster(t, 3)
-	store := []string{"-store", nc.urls(), "-nats-replicas", "3"}
+	store := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off"}
 	a := startRelayProc(t, t.TempDir(), store...)
 	b := startRelayProc(t, t.TempDir(), store...)
 	alice := registerProc(t, a.opts)

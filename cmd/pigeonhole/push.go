@@ -51,7 +51,8 @@ func (p *pushFlags) register(fs *flag.FlagSet) {
 // pushService builds the push service the flags describe, or returns nil
 // when no provider is configured (and says so once). Credential files are
 // read and checked here: a broken one stops the start.
-func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, dataDir string, log *slog.Logger, reg prometheus.Registerer) (*push.Service, error) {
+// pushService starts push, with tokens in recs (nil: in db).
+func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, recs push.Records, dataDir string, log *slog.Logger, reg prometheus.Registerer) (*push.Service, error) {
 	if p.apnsKey == "" && p.fcmCredentials == "" {
 		if p.apnsKeyID != "" || p.apnsTeamID != "" || p.apnsTopics != "" {
 			return nil, errors.New("-apns-key-id, -apns-team-id and -apns-topics need -apns-key")
@@ -91,11 +92,17 @@ func (p *pushFlags) pushService(ctx context.Context, db *pebble.DB, dataDir stri
 			cfg.FCM.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 		}
 	}
+	if recs != nil && p.tokenKey == "" {
+		return nil, errors.New("with -store nats://..., every relay seals push tokens with the same key: give each the same -push-token-key file")
+	}
 	sealKey, err := loadKey(p.tokenKey, dataDir, pushTokenKeyFile, "-push-token-key")
 	if err != nil {
 		return nil, err
 	}
-	store, err := push.NewStore(db, sealKey)
+	if recs == nil {
+		recs = push.PebbleRecords(db)
+	}
+	store, err := push.NewStoreOn(recs, sealKey)
 	if err != nil {
 		return nil, err
 	}

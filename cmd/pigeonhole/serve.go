@@ -26,6 +26,7 @@ import (
 
 	"github.com/pigeonhole/pigeonhole/blobs"
 	"github.com/pigeonhole/pigeonhole/keys"
+	"github.com/pigeonhole/pigeonhole/push"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/relay"
 )
@@ -155,14 +156,18 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		ks     relay.KeyDirectory
 		qs     relay.Queues
 		expire func(context.Context) error // the Pebble queues' expiry pass
+		cs     *clusterStores
+		tokens push.Records // nil: in the local database
 	)
 	if f.cluster.clustered() {
-		cs, err := f.cluster.open(ctx, f, log)
-		if err != nil {
+		if f.media.kind == "dir" {
+			return errors.New("with -store nats://..., media must be shared by every relay: use -media s3 (or off)")
+		}
+		if cs, err = f.cluster.open(ctx, f, log); err != nil {
 			return err
 		}
 		defer cs.close()
-		ks, qs = cs.keys, cs.queues
+		ks, qs, tokens = cs.keys, cs.queues, cs.tokens
 	} else {
 		pks, err := keys.Open(db, f.keyCfg)
 		if err != nil {
@@ -181,7 +186,10 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ps, err := f.push.pushService(ctx, db, f.data, log, reg)
+	if cs != nil {
+		srv.UseCluster(cs.cluster)
+	}
+	ps, err := f.push.pushService(ctx, db, tokens, f.data, log, reg)
 	if err != nil {
 		return err
 	}

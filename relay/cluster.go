@@ -1,0 +1,83 @@
+package relay
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// Cluster connects a relay to the other relays of a cluster: which
+// devices have a receiving session on another relay (so that the push
+// decision and online-only sends see the whole cluster), and the control
+// messages one relay's handlers send to a device connected to another.
+// A single relay has none (Server.UseCluster is not called).
+type Cluster interface {
+	// Start begins the exchange; h receives what other relays send,
+	// until ctx ends.
+	Start(ctx context.Context, h ClusterHandlers) error
+	// SessionStarted and SessionEnded record this relay's receiving
+	// sessions (called once per session).
+	SessionStarted(a queue.Address)
+	SessionEnded(a queue.Address)
+	// Receiving reports whether a has a receiving session on another
+	// relay that is alive.
+	Receiving(a queue.Address) bool
+	// CloseDevice has every other relay close a's connections (a
+	// revoked device).
+	CloseDevice(a queue.Address)
+	// Notify sends an advisory server event (marshaled) to a's sessions
+	// on other relays.
+	Notify(a queue.Address, event []byte)
+	// Offer sends an online-only envelope frame to the relay holding a's
+	// receiving session, and reports whether there is one.
+	Offer(a queue.Address, frame []byte) bool
+}
+
+// ClusterHandlers are the relay's answers to other relays' messages.
+type ClusterHandlers struct {
+	CloseDevice func(a queue.Address)
+	Notify      func(a queue.Address, event []byte)
+	Offer       func(a queue.Address, frame []byte)
+}
+
+// UseCluster makes the relay one of a cluster. Call it before Serve.
+func (s *Server) UseCluster(c Cluster) { s.cluster = c }
+
+// startCluster starts the exchange with the other relays, if any.
+func (s *Server) startCluster(ctx context.Context) error {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.cluster.Start(ctx, ClusterHandlers{
+		CloseDevice: func(a queue.Address) { s.closeDevice(a.Account, a.Device) },
+		Notify: func(a queue.Address, event []byte) {
+			var ev spec.ServerEvent
+			if err := proto.Unmarshal(event, &ev); err != nil {
+				s.log.Warn("cluster: malformed event from another relay", "err", err)
+				return
+			}
+			s.sessions.notify(a, &ev)
+		},
+		Offer: func(a queue.Address, frame []byte) { s.sessions.offer(a, frame) },
+	})
+}
+
+// receivingAnywhere reports whether a has a receiving session on this
+// relay or on another relay of the cluster.
+func (s *Server) receivingAnywhere(a queue.Address) bool {
+	return s.sessions.receiving(a) || (s.cluster != nil && s.cluster.Receiving(a))
+}
+
+// notifyDevice gives an advisory event to a's sessions, here and on the
+// other relays.
+func (s *Server) notifyDevice(a queue.Address, ev *spec.ServerEvent) {
+	s.sessions.notify(a, ev)
+	if s.cluster != nil {
+		if b, err := proto.Marshal(ev); err == nil {
+			s.cluster.Notify(a, b)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package natscluster
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/relay"
+)
+
+// Config sets the presence bucket and its timing. Zero values mean the
+// defaults.
+type Config struct {
+	// Bucket is the presence bucket (default PIGEONHOLE_PRESENCE).
+	Bucket string
+	// Replicas of the bucket (default 1; 3 in a cluster).
+	Replicas int
+	// Heartbeat is how often a relay says it is alive (default 2 s).
+	Heartbeat time.Duration
+	// Expiry is how long after its last heartbeat a relay counts as dead
+	// (default 10 s).
+	Expiry time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Bucket == "" {
+		c.Bucket = "PIGEONHOLE_PRESENCE"
+	}
+	c.Replicas = max(c.Replicas, 1)
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 2 * time.Second
+	}
+	if c.Expiry <= 0 {
+		c.Expiry = 10 * time.Second
+	}
+}
+
+// Cluster is one relay's view of the cluster.
+type Cluster struct {
+	nc  *nats.Conn
+	kv  jetstream.KeyValue
+	cfg Config
+	log *slog.Logger
+	id  string // this relay's id
+
+	mu      sync.Mutex
+	where   map[queue.Address]string // device → relay with its receiving session
+	alive   map[string]time.Time     // relay → when its heartbeat was last seen
+	mine    map[queue.Address]int    // this relay's receiving sessions per device
+	handler relay.ClusterHandlers
+}
+
+// New opens (creating if needed) the presence bucket. The caller keeps
+// ownership of nc.
+func New(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Cluster, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: cfg.Bucket, History: 1, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: bucket %s: %w", cfg.Bucket, err)
+	}
+	return &Cluster{
+		nc: nc, kv: kv, cfg: cfg, log: log, id: strings.ToLower(nuid.Next()),
+		where: make(map[queue.Address]string), alive: make(map[string]time.Time), mine: make(map[queue.Address]int),
+	}, nil
+}
+
+// ID is this relay's id in the cluster.
+func (c *Cluster) ID() string { return c.id }
+
+func deviceKey(a queue.Address) string {
+	return "d." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+}
+
+func addrToken(a queue.Address) string {
+	return hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+}
+
+// parseAddr reads "<account hex>.<device>".
+func parseAddr(s string) (queue.Address, bool) {
+	var a queue.Address
+	acct, dev, ok := strings.Cut(s, ".")
+	if !ok || len(acct) != 2*len(a.Account) {
+		return a, false
+	}
+	if _, err := hex.Decode(a.Account[:], []byte(acct)); err != nil {
+		return a, false
+	}
+	d, err := strconv.ParseUint(dev, 10, 32)
+	if err != nil {
+		return a, false
+	}
+	a.Device = uint32(d)
+	return a, true
+}
+
+// Start watches the presence bucket, subscribes to control messages,
+// and sends heartbeats until ctx ends; then it deletes this relay's
+// heartbeat, so the others know at once.
+func (c *Cluster) Start(ctx context.Context, h relay.ClusterHandlers) error {
+	c.mu.Lock()
+	c.handler = h
+	c.mu.Unlock()
+	w, err := c.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("natscluster: watch presence: %w", err)
+	}
+	subs, err := c.subscribe()
+	if err != nil {
+		return err
+	}
+	if err := c.beat(ctx); err != nil {
+		return err
+	}
+	go c.watch(w)
+	go func() {
+		t := time.NewTicker(c.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				for _, s := range subs {
+					_ = s.Unsubscribe()
+				}
+				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = c.kv.Delete(dctx, "r."+c.id)
+				cancel()
+				return
+			case <-t.C:
+				if err := c.beat(ctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("cluster heartbeat failed", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *Cluster) beat(ctx context.Context) error {
+	bctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+	defer cancel()
+	if _, err := c.kv.Put(bctx, "r."+c.id, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		return fmt.Errorf("natscluster: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// watch keeps the in-memory picture from the bucket's updates.
+func (c *Cluster) watch(w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			continue // the end of the initial values
+		}
+		gone := e.Operation() != jetstream.KeyValuePut
+		c.mu.Lock()
+		switch k := e.Key(); {
+		case strings.HasPrefix(k, "r."):
+			if gone {
+				delete(c.alive, k[2:])
+			} else {
+				// The server's time of the write: a dead relay's last
+				// heartbeat, read at start, is already old.
+				c.alive[k[2:]] = e.Created()
+			}
+		case strings.HasPrefix(k, "d."):
+			if a, ok := parseAddr(k[2:]); ok {
+				if gone {
+					delete(c.where, a)
+				} else {
+					c.where[a] = string(e.Value())
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// subscribe listens for control messages to every relay and to this one.
+func (c *Cluster) subscribe() ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	add := func(subj string, fn func(a queue.Address, m *nats.Msg)) error {
+		prefix := strings.TrimSuffix(subj, ">")
+		s, err := c.nc.Subscribe(subj, func(m *nats.Msg) {
+			if m.Header.Get("Ph-Origin") == c.id {
+				return // our own broadcast
+			}
+			if a, ok := parseAddr(strings.TrimPrefix(m.Subject, prefix)); ok {
+				fn(a, m)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("natscluster: subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	h := func() relay.ClusterHandlers {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.handler
+	}
+	err := errors.Join(
+		add("ph.ctl.close.>", func(a queue.Address, _ *nats.Msg) { h().CloseDevice(a) }),
+		add("ph.ctl.notify.>", func(a queue.Address, m *nats.Msg) { h().Notify(a, m.Data) }),
+		add("ph.relay."+c.id+".offer.>", func(a queue.Address, m *nats.Msg) { h().Offer(a, m.Data) }),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return subs, c.nc.Flush()
+}
+
+func (c *Cluster) publish(subj string, data []byte) {
+	m := nats.NewMsg(subj)
+	m.Header.Set("Ph-Origin", c.id)
+	m.Data = data
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.log.Warn("cluster publish failed", "err", err)
+	}
+}
+
+// SessionStarted records that a has a receiving session here.
+func (c *Cluster) SessionStarted(a queue.Address) {
+	c.mu.Lock()
+	c.mine[a]++
+	first := c.mine[a] == 1
+	c.where[a] = c.id
+	c.mu.Unlock()
+	if first {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.kv.Put(ctx, deviceKey(a), []byte(c.id)); err != nil {
+			c.log.Warn("cluster: record presence failed", "err", err)
+		}
+	}
+}
+
+// SessionEnded records that one of a's receiving sessions here ended. The
+// presence record goes when the last one does, unless another relay has
+// taken it over meanwhile.
+func (c *Cluster) SessionEnded(a queue.Address) {
+	c.mu.Lock()
+	c.mine[a]--
+	last := c.mine[a] <= 0
+	if last {
+		delete(c.mine, a)
+	}
+	c.mu.Unlock()
+	if !last {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := c.kv.Get(ctx, deviceKey(a))
+	if err != nil || string(e.Value()) != c.id {
+		return
+	}
+	if err := c.kv.Delete(ctx, deviceKey(a), jetstream.LastRevision(e.Revision())); err != nil {
+		c.log.Debug("cluster: presence changed meanwhile", "err", err)
+	}
+}
+
+// Receiving reports whether a has a receiving session on another relay
+// that is alive.
+func (c *Cluster) Receiving(a queue.Address) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.where[a]
+	if !ok || r == c.id {
+		return false
+	}
+	seen, ok := c.alive[r]
+	return ok && time.Since(seen) < c.cfg.Expiry
+}
+
+// CloseDevice has every other relay close a's connections.
+func (c *Cluster) CloseDevice(a queue.Address) { c.publish("ph.ctl.close."+addrToken(a), nil) }
+
+// Notify sends an advisory event to a's sessions on other relays.
+func (c *Cluster) Notify(a queue.Address, event []byte) {
+	c.publish("ph.ctl.notify."+addrToken(a), event)
+}
+
+// Offer sends an online-only envelope frame to the relay holding a's
+// receiving session, if another live relay holds one.
+func (c *Cluster) Offer(a queue.Address, frame []byte) bool {
+	c.mu.Lock()
+	r := c.where[a]
+	c.mu.Unlock()
+	if !c.Receiving(a) {
+		return false
+	}
+	c.publish("ph.relay."+r+".offer."+addrToken(a), frame)
+	return true
+}
+
+var _ relay.Cluster = (*Cluster)(nil)
