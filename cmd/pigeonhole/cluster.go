@@ -24,12 +24,14 @@ type clusterFlags struct {
 	replicas int
 	name     string
 	expiry   time.Duration
+	batches  int
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.store, "store", "pebble", "where keys and queues live: `pebble` (the local database in -data) or a comma-separated list of NATS server URLs (nats://host:4222,...) of a JetStream cluster shared by every relay of a cluster")
 	fs.IntVar(&c.replicas, "nats-replicas", 3, "JetStream replicas of the key bucket and the queue stream with -store nats://... (3: an accepted message survives the loss of any one NATS node)")
 	fs.DurationVar(&c.expiry, "presence-expiry", 10*time.Second, "with -store nats://..., a relay that stops sending heartbeats (every fifth of this) counts as dead after this `duration`, and its devices as offline (they get pushes again)")
+	fs.IntVar(&c.batches, "nats-batches", 16, "with -store nats://..., the most appends this relay has open at once (JetStream atomic batches; the stream allows 50 for all relays together unless jetstream.limits.batch.max_inflight_per_stream is raised)")
 	fs.StringVar(&c.name, "nats-name", "", "`name` this relay gives its NATS connection (shown in NATS monitoring; default: pigeonhole-relay)")
 }
 
@@ -92,7 +94,7 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	if err == nil {
 		err = retry(openCtx, log, "open queues", func(ctx context.Context) (err error) {
 			cs.queues, err = jsqueue.Open(ctx, nc, jsqueue.Config{
-				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, Lifetime: f.qcfg.Lifetime,
+				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, Lifetime: f.qcfg.Lifetime, MaxBatchesInFlight: c.batches,
 				DedupWindow: f.qcfg.DedupWindow, MaxMessageBytes: int32(f.cfg.MaxEnvelopeBytes + 4<<10),
 			}, log.With("component", "queue"))
 			return err

@@ -20,6 +20,12 @@ type Config struct {
 	// DedupWindow is how long a client message id is remembered (default
 	// 24 hours).
 	DedupWindow time.Duration
+	// MaxBatchesInFlight bounds the atomic batches (appends) this Store
+	// has open at once (default 16). JetStream refuses batches past its
+	// own limit per stream (jetstream.limits.batch.max_inflight_per_stream,
+	// 50 by default) for all relays together: keep relays × this under
+	// it, or raise it.
+	MaxBatchesInFlight int
 	// Timeout bounds one JetStream request when the caller's context has
 	// no deadline (default 10 s).
 	Timeout time.Duration
@@ -43,6 +49,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 24 * time.Hour
+	}
+	if c.MaxBatchesInFlight <= 0 {
+		c.MaxBatchesInFlight = 16
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second

@@ -77,8 +77,12 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 // readOnce is one batched direct get.
 func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, maxCount, maxBytes int) ([]queue.Item, error) {
 	req, _ := json.Marshal(directGet{Seq: after + 1, NextFor: queueSubject(a), Batch: maxCount, MaxBytes: maxBytes})
+	// A small channel of our own: SubscribeSync would allocate one for
+	// 65,536 messages on every read. The answer is at most maxCount
+	// messages, one more past max_bytes, and the end marker.
 	inbox := nats.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	replies := make(chan *nats.Msg, maxCount+2)
+	sub, err := s.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, fmt.Errorf("jsqueue: read: %w", err)
 	}
@@ -92,9 +96,11 @@ func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, max
 		full  bool
 	)
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("jsqueue: read: %w", err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("jsqueue: read: %w", ctx.Err())
 		}
 		switch m.Header.Get("Status") {
 		case "":

@@ -32,6 +32,7 @@ type Store struct {
 	log    *slog.Logger
 
 	delivered deliveredSet
+	batches   chan struct{} // open atomic batches of this Store
 
 	wakes   *nats.Subscription // phw.>
 	mu      sync.Mutex
@@ -71,7 +72,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("jsqueue: stream %s: %w", cfg.Stream, err)
 	}
-	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, watches: make(map[queue.Address]map[chan struct{}]struct{}), known: make(map[queue.Address]uint64)}
+	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, batches: make(chan struct{}, cfg.MaxBatchesInFlight), watches: make(map[queue.Address]map[chan struct{}]struct{}), known: make(map[queue.Address]uint64)}
 	if err := s.subscribeWakes(); err != nil {
 		return nil, fmt.Errorf("jsqueue: subscribe to wake-ups: %w", err)
 	}
@@ -117,6 +118,7 @@ const (
 	errWrongLastSeq      = 10071 // the dedup record exists
 	errWrongLastSeqConst = 10164 // the dedup record is being written now
 	errTooManyInflight   = 10210
+	errIncompleteBatch   = 10176 // a message of the batch was refused (too many batches in flight): nothing was stored
 )
 
 // Append stores msgs atomically: when it returns nil every message is in
@@ -155,7 +157,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) 
 				return queue.AppendResult{Time: t, Duplicate: true}, nil
 			}
 			// The record expired between the two calls: append again.
-		case transient(err) || errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight):
+		case transient(err) || errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight || je.code == errIncompleteBatch):
 			// The stream has no leader at the moment, the same id is being
 			// appended through another relay right now, or the stream has
 			// too many batches in flight: wait a little and try again.
@@ -187,17 +189,21 @@ func (e *batchError) Error() string {
 // publishBatch sends msgs and the dedup record as one atomic batch, waits
 // for the commit's answer and returns the seq of the batch's last message.
 func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Message, now time.Time) (uint64, error) {
+	// JetStream allows a bounded number of open batches per stream (50
+	// by default, for all relays together); this relay keeps to its
+	// share rather than have batches refused.
+	select {
+	case s.batches <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("jsqueue: append: %w", ctx.Err())
+	}
+	defer func() { <-s.batches }()
 	id := nuid.Next()
 	n := len(msgs)
 	if len(dedup) > 0 {
 		n++
 	}
-	inbox := nats.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, fmt.Errorf("jsqueue: append: %w", err)
-	}
-	defer sub.Unsubscribe()
+	var resp *nats.Msg
 	for i := range n {
 		m := nats.NewMsg("")
 		m.Header.Set("Nats-Batch-Id", id)
@@ -210,20 +216,23 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 			m.Header.Set("Nats-TTL", strconv.FormatInt(int64(s.cfg.DedupWindow/time.Second), 10))
 		}
-		if i == n-1 {
-			m.Header.Set("Nats-Batch-Commit", "1")
-			m.Reply = inbox
+		if i < n-1 {
+			if err := s.nc.PublishMsg(m); err != nil {
+				return 0, fmt.Errorf("jsqueue: append: %w", err)
+			}
+			continue
 		}
-		if err := s.nc.PublishMsg(m); err != nil {
+		// The commit is a request on the connection's shared reply
+		// subscription (a subscription per append cost a 512 KiB channel).
+		m.Header.Set("Nats-Batch-Commit", "1")
+		var err error
+		resp, err = s.nc.RequestMsgWithContext(ctx, m)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return 0, errNoLeader // nothing was staged: no stream took the batch
+		}
+		if err != nil {
 			return 0, fmt.Errorf("jsqueue: append: %w", err)
 		}
-	}
-	resp, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("jsqueue: append: %w", err)
-	}
-	if resp.Header.Get("Status") == "503" {
-		return 0, errNoLeader // nothing was staged: no stream took the batch
 	}
 	var pr pubResponse
 	if err := json.Unmarshal(resp.Data, &pr); err != nil {
