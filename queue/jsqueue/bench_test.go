@@ -65,3 +65,48 @@ func BenchmarkReadAck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkReadAckLargeStream is BenchmarkReadAck with 300,000 other
+// messages (for 10,000 other devices) in the stream, as on a relay with a
+// real backlog: a device's reads and deletes must not slow down with the
+// size of the stream.
+func BenchmarkReadAckLargeStream(b *testing.B) {
+	s := open(b, connect(b, startNATS(b)), jsqueue.Config{MaxCount: 1 << 30})
+	ctx := context.Background()
+	body := make([]byte, 256)
+	filler := make([]queue.Message, 1000)
+	for i := range 300 {
+		for j := range filler {
+			filler[j] = queue.Message{To: queuetest.Addr(byte(i), uint32(100+j%33)), Body: body}
+		}
+		if _, err := s.Append(ctx, nil, filler); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a := queuetest.Addr(255, 1)
+	batch := make([]queue.Message, 256)
+	for i := range batch {
+		batch[i] = queue.Message{To: a, Body: body}
+	}
+	for range (b.N + 255) / 256 {
+		if _, err := s.Append(ctx, nil, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		items, err := s.Read(ctx, a, 0, 256, 1<<20)
+		if err != nil || len(items) == 0 {
+			b.Fatalf("read: %d %v", len(items), err)
+		}
+		seqs := make([]uint64, len(items))
+		for i, it := range items {
+			seqs[i] = it.Seq
+		}
+		if _, err := s.Ack(ctx, a, seqs); err != nil {
+			b.Fatal(err)
+		}
+		done += len(items)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

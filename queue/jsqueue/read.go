@@ -1,15 +1,11 @@
 package jsqueue
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,7 +66,7 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		out = append(out, queue.Item{Seq: m.Sequence, Time: m.Time, Body: m.Data})
 		last = m.Sequence
 	}
-	s.delivered.add(a, out)
+	s.out.read(a, after, out)
 	return out, nil
 }
 
@@ -132,102 +128,6 @@ func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, max
 			full = true
 		}
 	}
-}
-
-// Ack deletes the named messages of a device and returns how many it
-// deleted; unknown seqs, and seqs of other devices, are ignored. The
-// deletes run concurrently, one request each.
-func (s *Store) Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, ackConcurrency)
-		deleted atomic.Int64
-		mu      sync.Mutex
-		first   error
-	)
-	for _, seq := range slices.Compact(slices.Sorted(slices.Values(seqs))) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ok, err := s.ackOne(ctx, a, seq)
-			if ok {
-				deleted.Add(1)
-			}
-			if err != nil {
-				mu.Lock()
-				first = cmp.Or(first, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return int(deleted.Load()), first
-}
-
-// ackConcurrency bounds the delete requests one Ack has in flight.
-const ackConcurrency = 32
-
-func (s *Store) ackOne(ctx context.Context, a queue.Address, seq uint64) (bool, error) {
-	// The seq must be this device's: a client may name any number. A seq
-	// this Store delivered is known; another is looked up (a seq names
-	// one message forever, so the answer cannot change).
-	if !s.delivered.take(seq, a) {
-		m, err := s.leaderGet(ctx, seq, "")
-		if errors.Is(err, errNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("jsqueue: ack: %w", err)
-		}
-		if m.Subject != queueSubject(a) {
-			return false, nil
-		}
-	}
-	switch err := again(ctx, func() error { return s.stream.DeleteMsg(ctx, seq) }); {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("jsqueue: ack: %w", err)
-	}
-	return true, nil
-}
-
-// deliveredSet remembers which device each seq read through this Store
-// belongs to, so an ack of it needs no lookup. It is bounded: when full
-// it starts again (a forgotten seq is looked up).
-type deliveredSet struct {
-	mu sync.Mutex
-	m  map[uint64]queue.Address
-}
-
-const deliveredMax = 1 << 18
-
-func (d *deliveredSet) add(a queue.Address, items []queue.Item) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.m == nil || len(d.m)+len(items) > deliveredMax {
-		d.m = make(map[uint64]queue.Address)
-	}
-	for _, it := range items {
-		d.m[it.Seq] = a
-	}
-}
-
-func (d *deliveredSet) take(seq uint64, a queue.Address) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	got, ok := d.m[seq]
-	if ok && got == a {
-		delete(d.m, seq)
-		return true
-	}
-	return false
 }
 
 // Flush returns at once: a delete is applied by the stream before Ack

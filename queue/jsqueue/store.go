@@ -31,8 +31,8 @@ type Store struct {
 	cfg    Config
 	log    *slog.Logger
 
-	delivered deliveredSet
-	batches   chan struct{} // open atomic batches of this Store
+	out     outstandingSet // delivered here, not yet acked
+	batches chan struct{}  // open atomic batches of this Store
 
 	wakes   *nats.Subscription // phw.>
 	mu      sync.Mutex

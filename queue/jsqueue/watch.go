@@ -84,6 +84,7 @@ func (s *Store) Watch(a queue.Address) (<-chan struct{}, func()) {
 		if len(chs) == 0 && len(s.watches[a]) == 0 {
 			delete(s.watches, a)
 			delete(s.known, a)
+			s.out.forget(a)
 		}
 	}
 }

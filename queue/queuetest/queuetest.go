@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"DedupConcurrent", testDedupConcurrent},
 		{"ReadLimits", testReadLimits},
 		{"AckOnlyOwnMessages", testAckOwn},
+		{"AckOutOfOrder", testAckOutOfOrder},
 		{"WatchWakes", testWatch},
 		{"DeleteDevice", testDeleteDevice},
 	}
@@ -331,5 +332,29 @@ func testDeleteDevice(t *testing.T, open Open) {
 	mustAppend(t, q, nil, queue.Message{To: a, Body: []byte("new")})
 	if got := readAll(t, q, a); len(got) != 1 || got[0].Seq <= old[len(old)-1].Seq {
 		t.Fatalf("after delete: %v (old last seq %d)", seqs(got), old[len(old)-1].Seq)
+	}
+}
+
+// testAckOutOfOrder acks a middle message first, then the rest of what was
+// read, while more is queued behind: exactly the acked ones go.
+func testAckOutOfOrder(t *testing.T, open Open) {
+	q := open(t, 100)
+	a := Addr(11, 1)
+	for i := range 5 {
+		mustAppend(t, q, nil, queue.Message{To: a, Body: fmt.Appendf(nil, "%d", i)})
+	}
+	read, err := q.Read(ctxT(t), a, 0, 3, 1<<20)
+	if err != nil || len(read) != 3 {
+		t.Fatalf("read: %d, %v", len(read), err)
+	}
+	mustAppend(t, q, nil, queue.Message{To: a, Body: []byte("5")})
+	if n, err := q.Ack(ctxT(t), a, []uint64{read[1].Seq}); err != nil || n != 1 {
+		t.Fatalf("ack of the middle one: %d, %v", n, err)
+	}
+	if n, err := q.Ack(ctxT(t), a, []uint64{read[0].Seq, read[2].Seq}); err != nil || n != 2 {
+		t.Fatalf("ack of the others: %d, %v", n, err)
+	}
+	if got := bodies(readAll(t, q, a)); !slices.Equal(got, []string{"3", "4", "5"}) {
+		t.Fatalf("left: %q, want the three never read", got)
 	}
 }
