@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -112,9 +113,60 @@ func (s *sender) send(t *testing.T, i int) {
 			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("message %d never accepted: %v", i, err)
+			t.Errorf("message %d never accepted: %v", i, err)
+			return
 		}
 	}
+}
+
+// sendAll sends messages 0..n-1 from workers goroutines at once, and
+// calls kill (once) when message killAt is due, while the others go on
+// sending.
+func (s *sender) sendAll(t *testing.T, n, workers, killAt int, kill func()) {
+	var (
+		next atomic.Int64
+		once sync.Once
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || t.Failed() {
+					return
+				}
+				if i == killAt {
+					once.Do(kill)
+				}
+				s.send(t, i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// keep keeps Bob connected: it reads on one relay after another from
+// opts, moving on whenever a session fails (as an app reconnects), until
+// the test ends.
+func (r *receiver) keep(t *testing.T, bob *client.Credentials, opts ...client.Options) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for k := 0; ctx.Err() == nil; k++ {
+			o := opts[k%len(opts)]
+			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := client.Dial(dctx, &o)
+			if err == nil {
+				if _, err = c.Authenticate(dctx, bob, 64); err == nil {
+					_ = r.run(ctx, c)
+				}
+				c.Close()
+			}
+			dcancel()
+		}
+	}()
 }
 
 // TestClusterRelayKilled: three relays on a three-node JetStream cluster.
@@ -130,35 +182,23 @@ func TestClusterRelayKilled(t *testing.T) {
 	alice, bob := registerProc(t, rb.opts), registerProc(t, rc.opts)
 	s := &sender{bob: bob, accepted: map[string]bool{},
 		sessions: []*client.Conn{sessionProc(t, rb.opts, alice, 0), sessionProc(t, rc.opts, alice, 0)}}
-
-	r := newReceiver()
 	// A killed relay sends no close: Bob's client notices when the QUIC
 	// idle timeout (three keep-alive periods) passes. Shorten it so the
 	// test does not wait a minute.
 	quick := ra.opts
 	quick.KeepAlive = time.Second
-	onA := sessionProc(t, quick, bob, 64)
-	done := make(chan error, 1)
-	go func() { done <- r.run(context.Background(), onA) }()
+	r := newReceiver()
+	r.keep(t, bob, quick, rb.opts, rc.opts)
 
-	const n, killAt = 300, 100
-	for i := range n {
-		if i == killAt {
-			if err := ra.kill(t, syscall.SIGKILL); err == nil {
-				t.Fatal("relay A exited cleanly after SIGKILL")
-			}
-			if err := <-done; err == nil {
-				t.Fatal("Bob's session on the killed relay ended without an error")
-			}
-			// Bob's app reconnects, to another relay of the cluster.
-			onB := sessionProc(t, rb.opts, bob, 64)
-			go func() { done <- r.run(context.Background(), onB) }()
+	const n, killAt = 600, 200
+	s.sendAll(t, n, 8, killAt, func() {
+		if err := ra.kill(t, syscall.SIGKILL); err == nil {
+			t.Error("relay A exited cleanly after SIGKILL")
 		}
-		s.send(t, i)
-	}
+	})
 	distinct, repeats := r.waitAll(t, s.accepted)
-	t.Logf("sent %d (%d attempts, %d failed), accepted %d, delivered %d distinct (%d again after the kill: at-least-once)",
-		n, s.attempts, s.failures, len(s.accepted), distinct, repeats)
+	t.Logf("relay A (Bob's) killed after %d of %d sends from 8 senders; %d attempts, %d failed; accepted %d, delivered %d distinct (%d again: at-least-once)",
+		killAt, n, s.attempts, s.failures, len(s.accepted), distinct, repeats)
 	if distinct != n {
 		t.Fatalf("delivered %d distinct messages, want %d", distinct, n)
 	}
@@ -174,42 +214,18 @@ func TestClusterNATSNodeKilled(t *testing.T) {
 	store := []string{"-store", cl.urls(), "-nats-replicas", "3", "-media", "off"}
 	ra := startRelayProc(t, t.TempDir(), store...)
 	rb := startRelayProc(t, t.TempDir(), store...)
+	rc := startRelayProc(t, t.TempDir(), store...)
 	alice, bob := registerProc(t, ra.opts), registerProc(t, rb.opts)
 	s := &sender{bob: bob, accepted: map[string]bool{},
-		sessions: []*client.Conn{sessionProc(t, ra.opts, alice, 0), sessionProc(t, rb.opts, alice, 0)}}
+		sessions: []*client.Conn{sessionProc(t, ra.opts, alice, 0), sessionProc(t, rc.opts, alice, 0)}}
 	r := newReceiver()
-	var reads sync.WaitGroup
-	reads.Add(1)
-	go func() {
-		defer reads.Done()
-		// Bob reconnects (to either relay) whenever his session fails.
-		for k := 0; ; k++ {
-			opts := []client.Options{rb.opts, ra.opts}[k%2]
-			c, err := client.Dial(context.Background(), &opts)
-			if err == nil {
-				if _, err = c.Authenticate(context.Background(), bob, 64); err == nil {
-					err = r.run(context.Background(), c)
-				}
-				c.Close()
-			}
-			select {
-			case <-t.Context().Done():
-				return
-			default:
-			}
-		}
-	}()
+	r.keep(t, bob, rb.opts, ra.opts, rc.opts)
 
-	const n, killAt = 300, 100
+	const n, killAt = 600, 200
 	var killed string
-	for i := range n {
-		if i == killAt {
-			killed = cl.killStreamLeader(t, "PIGEONHOLE_QUEUES")
-		}
-		s.send(t, i)
-	}
+	s.sendAll(t, n, 8, killAt, func() { killed = cl.killStreamLeader(t, "PIGEONHOLE_QUEUES") })
 	distinct, repeats := r.waitAll(t, s.accepted)
-	t.Logf("killed NATS node %s after %d messages; sent %d (%d attempts, %d failed), accepted %d, delivered %d distinct (%d repeated)",
+	t.Logf("NATS node %s (the queue stream's leader) shut down after %d of %d sends from 8 senders; %d attempts, %d failed; accepted %d, delivered %d distinct (%d repeated)",
 		killed, killAt, n, s.attempts, s.failures, len(s.accepted), distinct, repeats)
 	if distinct != n {
 		t.Fatalf("delivered %d distinct messages, want %d", distinct, n)
@@ -217,25 +233,29 @@ func TestClusterNATSNodeKilled(t *testing.T) {
 }
 
 // killStreamLeader shuts down the node that leads the stream and returns
-// its name.
+// its name. It may run on a sender's goroutine, so it reports with Error.
 func (c *natsCluster) killStreamLeader(t *testing.T, stream string) string {
 	t.Helper()
 	nc, err := nats.Connect(c.urls())
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return ""
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return ""
 	}
 	st, err := js.Stream(testCtx(t), stream)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return ""
 	}
 	info, err := st.Info(testCtx(t))
 	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
-		t.Fatalf("stream %s has no leader: %+v %v", stream, info, err)
+		t.Errorf("stream %s has no leader: %+v %v", stream, info, err)
+		return ""
 	}
 	for _, ns := range c.servers {
 		if ns.Name() == info.Cluster.Leader {
@@ -244,6 +264,6 @@ func (c *natsCluster) killStreamLeader(t *testing.T, stream string) string {
 			return ns.Name()
 		}
 	}
-	t.Fatalf("leader %s is not one of the cluster's servers", info.Cluster.Leader)
+	t.Errorf("leader %s is not one of the cluster's servers", info.Cluster.Leader)
 	return ""
 }
