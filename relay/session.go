@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
@@ -119,6 +120,9 @@ type session struct {
 	clean       bool                   // the reader saw the client's FIN
 }
 
+// ackTimeout bounds applying one ack frame.
+const ackTimeout = 10 * time.Second
+
 // maxReadBytes bounds one queue read on the delivery path.
 const maxReadBytes = 1 << 20
 
@@ -209,7 +213,12 @@ func (s *session) readAcks() {
 			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "unexpected frame on the session stream")
 			return
 		}
-		n, err := s.c.s.queues.Ack(s.c.ctx, s.addr, ack.Seqs)
+		// An ack the client sent is applied even if the connection closes
+		// right after it (a cluster's delete is a request away), so the
+		// device is not given the message again.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(s.c.ctx), ackTimeout)
+		n, err := s.c.s.queues.Ack(actx, s.addr, ack.Seqs)
+		cancel()
 		if err != nil {
 			// Free the window anyway: the envelopes stay queued and come
 			// again on a later session.
