@@ -2,9 +2,11 @@ package relay
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pigeonhole/pigeonhole/keys"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
@@ -41,6 +43,11 @@ type ClusterHandlers struct {
 	CloseDevice func(a queue.Address)
 	Notify      func(a queue.Address, event []byte)
 	Offer       func(a queue.Address, frame []byte)
+	// Resync checks every authenticated connection against the key
+	// directory and closes those of removed devices: for after this
+	// relay lost its link to the others for a while, when a revoke may
+	// have gone by unheard.
+	Resync func()
 }
 
 // UseCluster makes the relay one of a cluster. Call it before Serve.
@@ -61,8 +68,34 @@ func (s *Server) startCluster(ctx context.Context) error {
 			}
 			s.sessions.notify(a, &ev)
 		},
-		Offer: func(a queue.Address, frame []byte) { s.sessions.offer(a, frame) },
+		Offer:  func(a queue.Address, frame []byte) { s.sessions.offer(a, frame) },
+		Resync: func() { s.closeRemoved(ctx) },
 	})
+}
+
+// closeRemoved closes the connections of devices that are no longer in
+// the key directory.
+func (s *Server) closeRemoved(ctx context.Context) {
+	s.mu.Lock()
+	var authed []*conn
+	for c := range s.conns {
+		c.mu.Lock()
+		if c.state == authOK {
+			authed = append(authed, c)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range authed {
+		c.mu.Lock()
+		acct, dev := c.acct, c.dev
+		c.mu.Unlock()
+		_, err := s.keys.Device(ctx, acct, dev)
+		if errors.Is(err, keys.ErrUnknownDevice) || errors.Is(err, keys.ErrUnknownAccount) {
+			s.log.Info("closing a device revoked while the cluster link was down", "account", acct.String(), "device", dev)
+			_ = c.qc.CloseWithError(spec.CloseDeviceRemoved, "device revoked")
+		}
+	}
 }
 
 // receivingAnywhere reports whether a has a receiving session on this

@@ -35,6 +35,11 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.name, "nats-name", "", "`name` this relay gives its NATS connection (shown in NATS monitoring; default: pigeonhole-relay)")
 }
 
+// maxBatchDevices is the most device messages in one cluster append: a
+// JetStream atomic batch holds 1,000 messages by default, and a send with
+// a client message id adds its dedup record.
+const maxBatchDevices = 999
+
 // clustered reports whether -store names NATS servers.
 func (c *clusterFlags) clustered() bool { return c.store != "pebble" && c.store != "" }
 
@@ -56,6 +61,12 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		}
 	}
 	cs := &clusterStores{}
+	// A multi_send is one atomic batch, with one more message for its
+	// dedup record; JetStream takes at most 1,000 messages per batch.
+	if f.cfg.MaxMultiDevices > maxBatchDevices {
+		log.Info("with -store nats://..., -max-multi-devices is capped", "from", f.cfg.MaxMultiDevices, "to", maxBatchDevices)
+		f.cfg.MaxMultiDevices = maxBatchDevices
+	}
 	name := c.name
 	if name == "" {
 		name = "pigeonhole-relay"
@@ -68,19 +79,16 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			nlog.Warn("disconnected from NATS", "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			nlog.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
-			// Wake-ups published while this relay was away are lost:
-			// every reader reads again.
-			if cs.queues != nil {
-				cs.queues.WakeAll()
-			}
-		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS %s: %w", c.store, err)
 	}
 	cs.nc = nc
+	// One stored message must fit in one NATS message.
+	if need := int64(f.cfg.MaxEnvelopeBytes) + 4<<10; nc.MaxPayload() < need {
+		nc.Close()
+		return nil, fmt.Errorf("-max-envelope-bytes %d needs NATS max_payload of at least %d; the servers allow %d", f.cfg.MaxEnvelopeBytes, need, nc.MaxPayload())
+	}
 	// A cluster that is starting has no JetStream leader yet: try for a
 	// while before giving up.
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -116,6 +124,16 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		nc.Close()
 		return nil, err
 	}
+	// Set once everything is open (the handler runs on another goroutine).
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		nlog.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		// Wake-ups and control messages published while this relay was
+		// away are lost: every reader reads again, and every connection
+		// is checked against the key directory (a revoke may have gone
+		// by).
+		cs.queues.WakeAll()
+		cs.cluster.Reconnected()
+	})
 	log.Info("keys and queues in NATS JetStream", "servers", nc.ConnectedUrlRedacted(), "replicas", c.replicas)
 	return cs, nil
 }

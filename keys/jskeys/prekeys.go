@@ -59,7 +59,7 @@ func (s *Store) updatePreKeys(ctx context.Context, a keys.AccountID, id uint32, 
 		if err != nil || ok {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := conflictPause(ctx); err != nil {
 			return err
 		}
 	}

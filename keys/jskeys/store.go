@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -77,14 +78,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jskeys: %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:   cfg.Bucket,
 		History:  1,
 		Storage:  jetstream.FileStorage,
 		Replicas: cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jskeys: bucket %s: %w", cfg.Bucket, err)
+		return nil, err
 	}
 	return &Store{kv: kv, cfg: cfg}, nil
 }
@@ -195,9 +196,20 @@ func (s *Store) updateAccount(ctx context.Context, a keys.AccountID, change func
 		if err != nil || ok {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := conflictPause(ctx); err != nil {
 			return err
 		}
+	}
+}
+
+// conflictPause waits a little after a lost compare-and-set, so writers
+// racing for one record spread out instead of spinning.
+func conflictPause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(1+mrand.IntN(4)) * time.Millisecond):
+		return nil
 	}
 }
 
@@ -412,11 +424,6 @@ func (s *Store) LinkDevice(ctx context.Context, a keys.AccountID, code []byte, d
 			return fmt.Errorf("%w: the account has %d, at most %d", keys.ErrTooManyDevices, len(ids), s.cfg.MaxDevices)
 		}
 		id = acc.Next
-		// The prekeys go in before the device exists; a lost race
-		// rewrites them for the next id.
-		if err := s.writePreKeys(ctx, a, id, prekeys); err != nil {
-			return err
-		}
 		d := dev
 		d.ID, d.Created, d.LastSeen = id, s.cfg.Now(), time.Time{}
 		acc.Devices[id] = &d
@@ -425,6 +432,12 @@ func (s *Store) LinkDevice(ctx context.Context, a keys.AccountID, code []byte, d
 		return nil
 	})
 	if err != nil {
+		return 0, err
+	}
+	// The prekeys go in once the id is the device's: written before the
+	// compare-and-set, a lost race would overwrite the winner's. Until
+	// they land, a fetch gets the device without a one-time prekey.
+	if err := s.writePreKeys(ctx, a, id, prekeys); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -447,14 +460,17 @@ func (s *Store) AddDevice(ctx context.Context, a keys.AccountID, dev keys.Device
 			return fmt.Errorf("%w: the account has %d, at most %d", keys.ErrTooManyDevices, len(acc.Devices), s.cfg.MaxDevices)
 		}
 		id = acc.Next
-		if err := s.writePreKeys(ctx, a, id, prekeys); err != nil {
-			return err
-		}
 		d := dev
 		d.ID, d.Created, d.LastSeen = id, s.cfg.Now(), time.Time{}
 		acc.Devices[id] = &d
 		acc.Next++
 		return nil
 	})
-	return id, err
+	if err != nil {
+		return 0, err
+	}
+	if err := s.writePreKeys(ctx, a, id, prekeys); err != nil {
+		return 0, err
+	}
+	return id, nil
 }

@@ -24,11 +24,11 @@ func Open(ctx context.Context, nc *nats.Conn, bucket string, replicas int) (*Rec
 	if err != nil {
 		return nil, fmt.Errorf("jstokens: %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket: bucket, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jstokens: bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	return &Records{kv: kv}, nil
 }
@@ -38,7 +38,11 @@ func name(key []byte) string { return "t." + hex.EncodeToString(key) }
 
 // Get returns a record and its revision (0: none).
 func (r *Records) Get(ctx context.Context, key []byte) ([]byte, uint64, error) {
-	e, err := r.kv.Get(ctx, name(key))
+	var e jetstream.KeyValueEntry
+	err := again(ctx, func() (err error) {
+		e, err = r.kv.Get(ctx, name(key))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -50,8 +54,10 @@ func (r *Records) Get(ctx context.Context, key []byte) ([]byte, uint64, error) {
 
 // Put stores a record.
 func (r *Records) Put(ctx context.Context, key, val []byte) error {
-	_, err := r.kv.Put(ctx, name(key), val)
-	return err
+	return again(ctx, func() error {
+		_, err := r.kv.Put(ctx, name(key), val)
+		return err
+	})
 }
 
 // Delete removes a record (rev 0), or only the revision given.
@@ -60,7 +66,7 @@ func (r *Records) Delete(ctx context.Context, key []byte, rev uint64) (bool, err
 	if rev != 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
-	err := r.kv.Purge(ctx, name(key), opts...)
+	err := again(ctx, func() error { return r.kv.Purge(ctx, name(key), opts...) })
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:

@@ -122,7 +122,8 @@ type outstandingSet struct {
 // deleted one by one.
 const outstandingMax = 1 << 14
 
-// read records what a Read after seq after returned.
+// read records what a Read after seq after returned, for a device with
+// a reader (a session) on this Store.
 func (o *outstandingSet) read(a queue.Address, after uint64, items []queue.Item) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -137,6 +138,12 @@ func (o *outstandingSet) read(a queue.Address, after uint64, items []queue.Item)
 	var last uint64
 	if n := len(l.seqs); n > 0 {
 		last = l.seqs[n-1]
+	}
+	if after > last {
+		// This read starts past what the list holds (another reader of
+		// the device, or one the list was reset under): there may be a
+		// gap, so no purges for this list any more.
+		l.fromStart = false
 	}
 	for _, it := range items {
 		if it.Seq > last {

@@ -22,7 +22,8 @@ type storedMsg struct {
 var errNotFound = errors.New("jsqueue: no message found")
 
 // leaderGet reads message seq, or with nextBySubj the first message on
-// that subject at or after seq, from the stream leader. Direct gets, which
+// that subject at or after seq, from the stream leader (lastBySubj:
+// leaderLast). Direct gets, which
 // Read uses, are answered by any replica and a replica may not have the
 // newest messages yet; the leader has every acknowledged one.
 func (s *Store) leaderGet(ctx context.Context, seq uint64, nextBySubj string) (*storedMsg, error) {
@@ -30,6 +31,18 @@ func (s *Store) leaderGet(ctx context.Context, seq uint64, nextBySubj string) (*
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj,omitempty"`
 	}{seq, nextBySubj})
+	return s.leaderRequest(ctx, req)
+}
+
+// leaderLast reads the last message on a subject from the stream leader.
+func (s *Store) leaderLast(ctx context.Context, subj string) (*storedMsg, error) {
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subj})
+	return s.leaderRequest(ctx, req)
+}
+
+func (s *Store) leaderRequest(ctx context.Context, req []byte) (*storedMsg, error) {
 	var out *storedMsg
 	err := again(ctx, func() error {
 		resp, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, req)

@@ -66,7 +66,9 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		out = append(out, queue.Item{Seq: m.Sequence, Time: m.Time, Body: m.Data})
 		last = m.Sequence
 	}
-	s.out.read(a, after, out)
+	if s.watched(a) {
+		s.out.read(a, after, out)
+	}
 	return out, nil
 }
 

@@ -54,7 +54,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, fmt.Errorf("jsqueue: %w", err)
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:                 cfg.Stream,
 		Subjects:             []string{"phq.>", "phd.>"},
 		Storage:              jetstream.FileStorage,
@@ -68,15 +68,49 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		AllowAtomicPublish:   true,
 		AllowMsgTTL:          true,
 		Duplicates:           time.Minute, // ids are ours (phd.), not Nats-Msg-Id
-	})
+	}
+	st, err := openStream(ctx, js, want, log)
 	if err != nil {
-		return nil, fmt.Errorf("jsqueue: stream %s: %w", cfg.Stream, err)
+		return nil, err
 	}
 	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, batches: make(chan struct{}, cfg.MaxBatchesInFlight), watches: make(map[queue.Address]map[chan struct{}]struct{}), known: make(map[queue.Address]uint64)}
 	if err := s.subscribeWakes(); err != nil {
 		return nil, fmt.Errorf("jsqueue: subscribe to wake-ups: %w", err)
 	}
 	return s, nil
+}
+
+// openStream creates the stream, or uses the one there. An existing
+// stream is never updated: lowering its per-device limit or its maximum
+// age would make JetStream drop queued messages at once, so a relay
+// started with other settings (a typo, a test relay pointed at the
+// cluster) must not change it. It says what differs; an operator changes
+// the stream with the nats CLI.
+func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, log *slog.Logger) (jetstream.Stream, error) {
+	st, err := js.CreateStream(ctx, want)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil, fmt.Errorf("jsqueue: create stream %s: %w", want.Name, err)
+	}
+	st, err = js.Stream(ctx, want.Name)
+	if err != nil {
+		return nil, fmt.Errorf("jsqueue: stream %s: %w", want.Name, err)
+	}
+	have := st.CachedInfo().Config
+	if !have.AllowAtomicPublish || !have.AllowDirect || !have.AllowMsgTTL || have.Discard != jetstream.DiscardNew || !have.DiscardNewPerSubject {
+		return nil, fmt.Errorf("jsqueue: stream %s exists but was not made by Pigeonhole (it needs atomic publish, direct get, message TTLs and discard-new per subject)", want.Name)
+	}
+	if have.Replicas != want.Replicas || have.MaxAge != want.MaxAge || have.MaxMsgsPerSubject != want.MaxMsgsPerSubject || have.MaxMsgSize != want.MaxMsgSize {
+		log.Warn("the queue stream exists with other settings than this relay's flags; keeping the stream's (change them with the nats CLI)",
+			"stream", want.Name,
+			"replicas", have.Replicas, "want_replicas", want.Replicas,
+			"max_age", have.MaxAge, "want_max_age", want.MaxAge,
+			"per_device", have.MaxMsgsPerSubject, "want_per_device", want.MaxMsgsPerSubject,
+			"max_msg_size", have.MaxMsgSize, "want_max_msg_size", want.MaxMsgSize)
+	}
+	return st, nil
 }
 
 func queueSubject(a queue.Address) string {
@@ -156,7 +190,14 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) 
 			if ok {
 				return queue.AppendResult{Time: t, Duplicate: true}, nil
 			}
-			// The record expired between the two calls: append again.
+			// The record expired between the two calls: append again,
+			// after a pause, so that a record that is there after all
+			// cannot make this spin.
+			select {
+			case <-ctx.Done():
+				return queue.AppendResult{}, fmt.Errorf("jsqueue: append: %w", ctx.Err())
+			case <-time.After(retryWait):
+			}
 		case transient(err) || errors.As(err, &je) && (je.code == errWrongLastSeqConst || je.code == errTooManyInflight || je.code == errIncompleteBatch):
 			// The stream has no leader at the moment, the same id is being
 			// appended through another relay right now, or the stream has
@@ -246,13 +287,10 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 
 // dedupTime reads when a client message id was first appended.
 func (s *Store) dedupTime(ctx context.Context, dedup []byte) (time.Time, bool, error) {
-	var m *jetstream.RawStreamMsg
-	err := again(ctx, func() (err error) {
-		m, err = s.stream.GetLastMsgForSubject(ctx, dedupSubject(dedup))
-		return err
-	})
+	// From the leader: a replica behind it may not have the record yet.
+	m, err := s.leaderLast(ctx, dedupSubject(dedup))
 	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case errors.Is(err, errNotFound):
 		return time.Time{}, false, nil
 	case err != nil:
 		return time.Time{}, false, fmt.Errorf("jsqueue: read dedup record: %w", err)

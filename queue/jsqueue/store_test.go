@@ -138,3 +138,67 @@ func TestWakeNamesSeq(t *testing.T) {
 		}
 	}
 }
+
+// TestAckPurgeNeedsNoGap: two sessions of one device on one relay, one
+// of whose reads was cut short by the byte limit, must not let an ack
+// purge messages that were never acked (a review found this).
+func TestAckPurgeNeedsNoGap(t *testing.T) {
+	s := open(t, connect(t, startNATS(t)), jsqueue.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := queuetest.Addr(3, 1)
+	_, stop := s.Watch(a)
+	defer stop()
+	big := make([]byte, 600<<10)
+	for _, b := range [][]byte{big, big, []byte("small")} {
+		if _, err := s.Append(ctx, nil, []queue.Message{{To: a, Body: b}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.Read(ctx, a, 0, 10, 1<<30) // session A: 1, 2, 3
+	if err != nil || len(first) != 3 {
+		t.Fatal(len(first), err)
+	}
+	second, err := s.Read(ctx, a, 0, 10, 1<<20) // session B, cut at 1 MiB: 1
+	if err != nil || len(second) != 1 {
+		t.Fatal(len(second), err)
+	}
+	if _, err := s.Append(ctx, nil, []queue.Message{{To: a, Body: []byte("4")}}); err != nil {
+		t.Fatal(err)
+	}
+	fourth, err := s.Read(ctx, a, first[2].Seq, 10, 1<<30) // session A goes on: 4
+	if err != nil || len(fourth) != 1 {
+		t.Fatal(len(fourth), err)
+	}
+	if n, err := s.Ack(ctx, a, []uint64{first[0].Seq}); err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	if n, err := s.Ack(ctx, a, []uint64{fourth[0].Seq}); err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	left, err := s.Read(ctx, a, 0, 10, 1<<30)
+	if err != nil || len(left) != 2 || left[0].Seq != first[1].Seq || left[1].Seq != first[2].Seq {
+		t.Fatalf("left %d messages (%v), want the two never acked", len(left), err)
+	}
+}
+
+// TestOpenNeverShrinksTheStream: a relay started with a smaller
+// per-device limit must not make JetStream drop queued messages (a
+// review found that updating the stream did).
+func TestOpenNeverShrinksTheStream(t *testing.T) {
+	ns := startNATS(t)
+	s := open(t, connect(t, ns), jsqueue.Config{MaxCount: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := queuetest.Addr(4, 1)
+	for range 10 {
+		if _, err := s.Append(ctx, nil, []queue.Message{{To: a, Body: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small := open(t, connect(t, ns), jsqueue.Config{MaxCount: 3})
+	items, err := small.Read(ctx, a, 0, 100, 1<<20)
+	if err != nil || len(items) != 10 {
+		t.Fatalf("after a relay with -queue-max-count 3 started: %d messages, %v; want 10", len(items), err)
+	}
+}

@@ -33,10 +33,15 @@ func (s *Store) subscribeWakes() error {
 	}
 	// Unlimited pending: a slow relay must not drop wake-ups.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return err
+	}
+	if err := s.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
 		return err
 	}
 	s.wakes = sub
-	return s.nc.Flush()
+	return nil
 }
 
 // parseWake reads the address out of a phw.<account hex>.<device> subject.
@@ -104,6 +109,13 @@ func (s *Store) wake(a queue.Address, seq uint64) {
 		default:
 		}
 	}
+}
+
+// watched reports whether a has a reader on this Store.
+func (s *Store) watched(a queue.Address) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.watches[a]) > 0
 }
 
 // announced is the highest seq a wake-up named for a watched device.

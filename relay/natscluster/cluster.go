@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,11 @@ type Cluster struct {
 	cfg Config
 	log *slog.Logger
 	id  string // this relay's id
+
+	// locks order one device's presence writes on this relay (striped by
+	// the account's first byte, which is random): a session that ends and
+	// one that starts must not interleave their record's reads and writes.
+	locks [64]sync.Mutex
 
 	mu      sync.Mutex
 	where   map[queue.Address]string // device → relay with its receiving session
@@ -149,6 +155,7 @@ func (c *Cluster) Start(ctx context.Context, h relay.ClusterHandlers) error {
 				if err := c.beat(ctx); err != nil && ctx.Err() == nil {
 					c.log.Warn("cluster heartbeat failed", "err", err)
 				}
+				c.sweep(ctx)
 			}
 		}
 	}()
@@ -167,9 +174,11 @@ func (c *Cluster) beat(ctx context.Context) error {
 // watch keeps the in-memory picture from the bucket's updates.
 func (c *Cluster) watch(w jetstream.KeyWatcher) {
 	defer w.Stop()
+	replayed := true // the bucket's current values come first, then nil
 	for e := range w.Updates() {
 		if e == nil {
-			continue // the end of the initial values
+			replayed = false
+			continue
 		}
 		gone := e.Operation() != jetstream.KeyValuePut
 		c.mu.Lock()
@@ -178,9 +187,15 @@ func (c *Cluster) watch(w jetstream.KeyWatcher) {
 			if gone {
 				delete(c.alive, k[2:])
 			} else {
-				// The server's time of the write: a dead relay's last
-				// heartbeat, read at start, is already old.
-				c.alive[k[2:]] = e.Created()
+				// A heartbeat counts from when this relay heard it, so
+				// clocks need not agree. One read at start counts from
+				// when it was written (the NATS server's clock), so a
+				// dead relay's last heartbeat is already old.
+				seen := time.Now()
+				if replayed && e.Created().Before(seen) {
+					seen = e.Created()
+				}
+				c.alive[k[2:]] = seen
 			}
 		case strings.HasPrefix(k, "d."):
 			if a, ok := parseAddr(k[2:]); ok {
@@ -239,8 +254,62 @@ func (c *Cluster) publish(subj string, data []byte) {
 	}
 }
 
+func (c *Cluster) lock(a queue.Address) func() {
+	m := &c.locks[int(a.Account[0])%len(c.locks)]
+	m.Lock()
+	return m.Unlock
+}
+
+// Reconnected tells the cluster that this relay's NATS connection came
+// back: control messages sent meanwhile are lost, so the relay checks its
+// connections again. Call it from nats.ReconnectHandler.
+func (c *Cluster) Reconnected() {
+	c.mu.Lock()
+	h := c.handler.Resync
+	c.mu.Unlock()
+	if h != nil {
+		go h()
+	}
+}
+
+// sweep removes the heartbeat and presence records of relays dead for
+// long (any relay may; it is idempotent), so they do not pile up with
+// every crash.
+func (c *Cluster) sweep(ctx context.Context) {
+	const long = 6 // expiries
+	c.mu.Lock()
+	var dead []string
+	for r, seen := range c.alive {
+		if r != c.id && time.Since(seen) > long*c.cfg.Expiry {
+			dead = append(dead, r)
+		}
+	}
+	var orphans []queue.Address
+	for a, r := range c.where {
+		if slices.Contains(dead, r) {
+			orphans = append(orphans, a)
+		}
+	}
+	c.mu.Unlock()
+	for _, a := range orphans {
+		// Only if it still names the dead relay (compare-and-delete).
+		e, err := c.kv.Get(ctx, deviceKey(a))
+		if err == nil && slices.Contains(dead, string(e.Value())) {
+			_ = c.kv.Delete(ctx, deviceKey(a), jetstream.LastRevision(e.Revision()))
+		}
+	}
+	for _, r := range dead {
+		if err := c.kv.Purge(ctx, "r."+r); err == nil {
+			c.mu.Lock()
+			delete(c.alive, r)
+			c.mu.Unlock()
+		}
+	}
+}
+
 // SessionStarted records that a has a receiving session here.
 func (c *Cluster) SessionStarted(a queue.Address) {
+	defer c.lock(a)()
 	c.mu.Lock()
 	c.mine[a]++
 	first := c.mine[a] == 1
@@ -259,6 +328,7 @@ func (c *Cluster) SessionStarted(a queue.Address) {
 // presence record goes when the last one does, unless another relay has
 // taken it over meanwhile.
 func (c *Cluster) SessionEnded(a queue.Address) {
+	defer c.lock(a)()
 	c.mu.Lock()
 	c.mine[a]--
 	last := c.mine[a] <= 0
