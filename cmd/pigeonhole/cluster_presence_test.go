@@ -10,32 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/libsignal/keys/identity"
-
 	"github.com/pigeonhole/pigeonhole/push/pushtest"
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/relaytest"
 )
-
-// registerIK registers a first device and returns its identity too, for
-// linking a second one.
-func registerIK(t *testing.T, opts client.Options) (*client.Credentials, *identity.KeyPair) {
-	t.Helper()
-	reg, ik, err := relaytest.NewRegistration(5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Dial(testCtx(t), &opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	acct, err := c.Register(testCtx(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}, ik
-}
 
 // setToken gives a device an APNs token and returns it in hex.
 func setToken(t *testing.T, opts client.Options, cr *client.Credentials) string {
@@ -91,7 +69,7 @@ func TestClusterPresence(t *testing.T) {
 	rb := startRelayProc(t, t.TempDir(), flags...)
 
 	alice := registerProc(t, ra.opts)
-	bob, bobIK := registerIK(t, ra.opts)
+	bob, bobIK := registerIK(t, ra.opts, 5)
 	carol := registerProc(t, ra.opts)
 	bobTok, carolTok := setToken(t, ra.opts, bob), setToken(t, ra.opts, carol)
 	ac := sessionProc(t, ra.opts, alice, 0)

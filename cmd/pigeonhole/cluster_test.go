@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
-	"github.com/pigeonhole/pigeonhole/relay/relaytest"
 )
 
 // natsCluster is n JetStream servers on 127.0.0.1, routed to each other,
@@ -94,24 +93,6 @@ func (c *natsCluster) urls() string {
 	return strings.Join(us, ",")
 }
 
-func registerWithPreKeys(t *testing.T, opts client.Options, n int) *client.Credentials {
-	t.Helper()
-	reg, _, err := relaytest.NewRegistration(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Dial(testCtx(t), &opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	acct, err := c.Register(testCtx(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}
-}
-
 func msgID() []byte {
 	id := make([]byte, 16)
 	rand.Read(id)
@@ -176,7 +157,7 @@ func TestClusterAcrossRelays(t *testing.T) {
 
 	// Carol has 40 one-time prekeys; 25 fetches through each relay, all
 	// at once, may hand out each at most once (and 40 in all).
-	carol := registerWithPreKeys(t, a.opts, 40)
+	carol, _ := registerIK(t, a.opts, 40)
 	var (
 		mu      sync.Mutex
 		claimed []uint32

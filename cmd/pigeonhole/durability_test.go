@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/libsignal/keys/identity"
+
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/relaytest"
 )
@@ -104,7 +106,15 @@ func testCtx(t testing.TB) context.Context {
 
 func registerProc(t testing.TB, opts client.Options) *client.Credentials {
 	t.Helper()
-	reg, _, err := relaytest.NewRegistration(1)
+	cr, _ := registerIK(t, opts, 1)
+	return cr
+}
+
+// registerIK registers a first device with n one-time prekeys and
+// returns its identity too, for linking a second one.
+func registerIK(t testing.TB, opts client.Options, n int) (*client.Credentials, *identity.KeyPair) {
+	t.Helper()
+	reg, ik, err := relaytest.NewRegistration(n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +127,7 @@ func registerProc(t testing.TB, opts client.Options) *client.Credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}
+	return &client.Credentials{AccountID: acct.AccountID, DeviceID: acct.DeviceID, AuthKey: reg.AuthKey}, ik
 }
 
 func sessionProc(t testing.TB, opts client.Options, cr *client.Credentials, window int) *client.Conn {
