@@ -43,7 +43,7 @@ const maxBatchDevices = 999
 // clustered reports whether -store names NATS servers.
 func (c *clusterFlags) clustered() bool { return c.store != "pebble" && c.store != "" }
 
-// clusterStores is the key directory and the queues on NATS JetStream.
+// clusterStores is what a relay of a cluster keeps in NATS JetStream.
 type clusterStores struct {
 	nc      *nats.Conn
 	keys    *jskeys.Store
@@ -53,7 +53,7 @@ type clusterStores struct {
 }
 
 // open connects to the NATS servers and opens (creating if needed) the key
-// bucket and the queue stream.
+// bucket, the queue stream, the push token bucket and the presence bucket.
 func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger) (*clusterStores, error) {
 	for _, u := range strings.Split(c.store, ",") {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
