@@ -114,11 +114,11 @@ func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 }
 
 func queueSubject(a queue.Address) string {
-	return "phq." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+	return "phq." + a.Token()
 }
 
 func wakeSubject(a queue.Address) string {
-	return "phw." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
+	return "phw." + a.Token()
 }
 
 // dedupSubject names a client message id's record; the id is hashed so

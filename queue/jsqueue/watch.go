@@ -2,8 +2,6 @@ package jsqueue
 
 import (
 	"encoding/binary"
-	"encoding/hex"
-	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -46,24 +44,11 @@ func (s *Store) subscribeWakes() error {
 
 // parseWake reads the address out of a phw.<account hex>.<device> subject.
 func parseWake(subj string) (queue.Address, bool) {
-	var a queue.Address
 	rest, ok := strings.CutPrefix(subj, "phw.")
 	if !ok {
-		return a, false
+		return queue.Address{}, false
 	}
-	acct, dev, ok := strings.Cut(rest, ".")
-	if !ok || len(acct) != 2*len(a.Account) {
-		return a, false
-	}
-	if _, err := hex.Decode(a.Account[:], []byte(acct)); err != nil {
-		return a, false
-	}
-	d, err := strconv.ParseUint(dev, 10, 32)
-	if err != nil {
-		return a, false
-	}
-	a.Device = uint32(d)
-	return a, true
+	return queue.ParseToken(rest)
 }
 
 // Watch returns a channel that receives a value whenever messages for a

@@ -2,12 +2,10 @@ package natscluster
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,31 +91,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Clu
 // ID is this relay's id in the cluster.
 func (c *Cluster) ID() string { return c.id }
 
-func deviceKey(a queue.Address) string {
-	return "d." + hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
-}
-
-func addrToken(a queue.Address) string {
-	return hex.EncodeToString(a.Account[:]) + "." + strconv.FormatUint(uint64(a.Device), 10)
-}
-
-// parseAddr reads "<account hex>.<device>".
-func parseAddr(s string) (queue.Address, bool) {
-	var a queue.Address
-	acct, dev, ok := strings.Cut(s, ".")
-	if !ok || len(acct) != 2*len(a.Account) {
-		return a, false
-	}
-	if _, err := hex.Decode(a.Account[:], []byte(acct)); err != nil {
-		return a, false
-	}
-	d, err := strconv.ParseUint(dev, 10, 32)
-	if err != nil {
-		return a, false
-	}
-	a.Device = uint32(d)
-	return a, true
-}
+func deviceKey(a queue.Address) string { return "d." + a.Token() }
 
 // Start watches the presence bucket, subscribes to control messages,
 // and sends heartbeats until ctx ends; then it deletes this relay's
@@ -198,7 +172,7 @@ func (c *Cluster) watch(w jetstream.KeyWatcher) {
 				c.alive[k[2:]] = seen
 			}
 		case strings.HasPrefix(k, "d."):
-			if a, ok := parseAddr(k[2:]); ok {
+			if a, ok := queue.ParseToken(k[2:]); ok {
 				if gone {
 					delete(c.where, a)
 				} else {
@@ -219,7 +193,7 @@ func (c *Cluster) subscribe() ([]*nats.Subscription, error) {
 			if m.Header.Get("Ph-Origin") == c.id {
 				return // our own broadcast
 			}
-			if a, ok := parseAddr(strings.TrimPrefix(m.Subject, prefix)); ok {
+			if a, ok := queue.ParseToken(strings.TrimPrefix(m.Subject, prefix)); ok {
 				fn(a, m)
 			}
 		})
@@ -364,11 +338,11 @@ func (c *Cluster) Receiving(a queue.Address) bool {
 }
 
 // CloseDevice has every other relay close a's connections.
-func (c *Cluster) CloseDevice(a queue.Address) { c.publish("ph.ctl.close."+addrToken(a), nil) }
+func (c *Cluster) CloseDevice(a queue.Address) { c.publish("ph.ctl.close."+a.Token(), nil) }
 
 // Notify sends an advisory event to a's sessions on other relays.
 func (c *Cluster) Notify(a queue.Address, event []byte) {
-	c.publish("ph.ctl.notify."+addrToken(a), event)
+	c.publish("ph.ctl.notify."+a.Token(), event)
 }
 
 // Offer sends an online-only envelope frame to the relay holding a's
@@ -380,7 +354,7 @@ func (c *Cluster) Offer(a queue.Address, frame []byte) bool {
 	if !c.Receiving(a) {
 		return false
 	}
-	c.publish("ph.relay."+r+".offer."+addrToken(a), frame)
+	c.publish("ph.relay."+r+".offer."+a.Token(), frame)
 	return true
 }
 
