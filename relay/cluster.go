@@ -51,13 +51,27 @@ type ClusterHandlers struct {
 }
 
 // UseCluster makes the relay one of a cluster. Call it before Serve.
-func (s *Server) UseCluster(c Cluster) { s.cluster = c }
-
-// startCluster starts the exchange with the other relays, if any.
-func (s *Server) startCluster(ctx context.Context) error {
-	if s.cluster == nil {
-		return nil
+func (s *Server) UseCluster(c Cluster) {
+	if c == nil {
+		c = alone{}
 	}
+	s.cluster = c
+}
+
+// alone is the Cluster of a single relay: there is no other relay to
+// hold a session or to tell anything.
+type alone struct{}
+
+func (alone) Start(context.Context, ClusterHandlers) error { return nil }
+func (alone) SessionStarted(queue.Address)                 {}
+func (alone) SessionEnded(queue.Address)                   {}
+func (alone) Receiving(queue.Address) bool                 { return false }
+func (alone) CloseDevice(queue.Address)                    {}
+func (alone) Notify(queue.Address, []byte)                 {}
+func (alone) Offer(queue.Address, []byte) bool             { return false }
+
+// startCluster starts the exchange with the other relays.
+func (s *Server) startCluster(ctx context.Context) error {
 	return s.cluster.Start(ctx, ClusterHandlers{
 		CloseDevice: func(a queue.Address) { s.closeDevice(a.Account, a.Device) },
 		Notify: func(a queue.Address, event []byte) {
@@ -101,16 +115,14 @@ func (s *Server) closeRemoved(ctx context.Context) {
 // receivingAnywhere reports whether a has a receiving session on this
 // relay or on another relay of the cluster.
 func (s *Server) receivingAnywhere(a queue.Address) bool {
-	return s.sessions.receiving(a) || (s.cluster != nil && s.cluster.Receiving(a))
+	return s.sessions.receiving(a) || s.cluster.Receiving(a)
 }
 
 // notifyDevice gives an advisory event to a's sessions, here and on the
 // other relays.
 func (s *Server) notifyDevice(a queue.Address, ev *spec.ServerEvent) {
 	s.sessions.notify(a, ev)
-	if s.cluster != nil {
-		if b, err := proto.Marshal(ev); err == nil {
-			s.cluster.Notify(a, b)
-		}
+	if b, err := proto.Marshal(ev); err == nil {
+		s.cluster.Notify(a, b)
 	}
 }

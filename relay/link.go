@@ -109,9 +109,7 @@ func (c *conn) revokeDevice(id quic.StreamID, r *spec.RevokeDeviceRequest) *spec
 	// is reported (the device is gone either way; its queue would expire
 	// with the message lifetime).
 	c.s.closeDevice(acct, r.DeviceId)
-	if c.s.cluster != nil {
-		c.s.cluster.CloseDevice(addrOf(acct, r.DeviceId))
-	}
+	c.s.cluster.CloseDevice(addrOf(acct, r.DeviceId))
 	c.s.log.Info("device revoked", "account", acct.String(), "device", r.DeviceId)
 	c.s.devicesChanged(acct)
 	ctx := context.WithoutCancel(c.ctx)

@@ -155,7 +155,7 @@ func (s *Server) deliverOnline(msgs []queue.Message) int {
 	reached := 0
 	for _, m := range msgs {
 		frame := appendEnvelopeFrame(nil, 0, now, m.Body)
-		if s.sessions.offer(m.To, frame) || (s.cluster != nil && s.cluster.Offer(m.To, frame)) {
+		if s.sessions.offer(m.To, frame) || s.cluster.Offer(m.To, frame) {
 			reached++
 		}
 	}

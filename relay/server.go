@@ -22,7 +22,7 @@ type Server struct {
 	keys    KeyDirectory
 	queues  Queues
 	push    Pusher  // nil: no pushes
-	cluster Cluster // nil: a single relay
+	cluster Cluster // alone{} for a single relay
 
 	blobs     BlobStore   // nil: no media
 	blobQuota UploadQuota // nil: no quota
@@ -69,6 +69,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		provLimit:     newLimiter(cfg.ProvisioningLimit),
 		sessions:      newSessionTable(),
 		workers:       newWorkers(),
+		cluster:       alone{},
 		now:           time.Now,
 		conns:         make(map[*conn]struct{}),
 	}, nil

@@ -161,7 +161,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	// The session is in the table (and the push window reset) before the
 	// client hears it is ready, so a send after that finds it receiving.
 	c.s.sessions.add(s)
-	if window > 0 && c.s.cluster != nil {
+	if window > 0 {
 		c.s.cluster.SessionStarted(s.addr)
 		defer c.s.cluster.SessionEnded(s.addr)
 	}
