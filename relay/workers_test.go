@@ -57,7 +57,6 @@ func TestWorkersNeverWait(t *testing.T) {
 		t.Fatalf("%d of %d blocked tasks running: run waited for a worker", started.Load(), n)
 	}
 	close(release)
-	waitLive(t, w, n) // all idle now, none gone
 }
 
 func TestWorkersExitWhenIdle(t *testing.T) {

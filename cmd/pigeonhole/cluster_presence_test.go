@@ -33,7 +33,7 @@ func setToken(t *testing.T, opts client.Options, cr *client.Credentials) string 
 func storedEnv(t *testing.T, c *client.Conn) *client.Envelope {
 	t.Helper()
 	for {
-		env := waitEnv(t, c)
+		env := nextEnv(t, c, false)
 		if env.Seq != 0 {
 			return env
 		}
@@ -93,7 +93,7 @@ func TestClusterPresence(t *testing.T) {
 			t.Fatal("relay A never saw Bob's session on relay B")
 		}
 	}
-	if env := waitEnv(t, bc); env.Seq != 0 || string(env.Content) != "typing" {
+	if env := nextEnv(t, bc, false); env.Seq != 0 || string(env.Content) != "typing" {
 		t.Fatalf("Bob got %q (seq %d), want the online-only message", env.Content, env.Seq)
 	}
 	if _, err := ac.Send(testCtx(t), textTo(bob, msgID(), "live")); err != nil {
