@@ -14,24 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.mau.fi/libsignal/logger"
-	"go.mau.fi/libsignal/serialize"
-	"go.mau.fi/libsignal/util/keyhelper"
-
 	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/relaytest"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
-
-// quiet silences libsignal, which prints to stdout.
-type quiet struct{}
-
-func (quiet) Debug(string, string)   {}
-func (quiet) Info(string, string)    {}
-func (quiet) Warning(string, string) {}
-func (quiet) Error(string, string)   {}
-func (quiet) Configure(string)       {}
-
-func init() { logger.Logger = quiet{} }
 
 // device is a registered simulated device.
 type device struct {
@@ -54,20 +40,12 @@ type registrar struct {
 }
 
 func newRegistrar(opts *client.Options, log func(string, ...any)) (*registrar, error) {
-	ik, err := keyhelper.GenerateIdentityKeyPair()
+	// relaytest also silences libsignal, which prints to stdout.
+	base, _, err := relaytest.NewRegistration(0)
 	if err != nil {
 		return nil, err
 	}
-	spk, err := keyhelper.GenerateSignedPreKey(ik, 1, serialize.NewProtoBufSerializer().SignedPreKeyRecord)
-	if err != nil {
-		return nil, err
-	}
-	sig := spk.Signature()
-	return &registrar{opts: opts, log: log, base: client.Registration{
-		IdentityKey:    ik.PublicKey().Serialize(),
-		RegistrationID: keyhelper.GenerateRegistrationID(),
-		SignedPreKey:   client.SignedPreKey{ID: 1, PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]},
-	}}, nil
+	return &registrar{opts: opts, log: log, base: *base}, nil
 }
 
 // devices returns n registered devices: from the state file when it holds

@@ -1,6 +1,7 @@
 // Package relaytest has helpers for tests that drive a real relay: device
 // registrations with real Signal keys and quiet loggers for libsignal and
-// Pebble. Like net/http/httptest, it is for tests only.
+// Pebble. Like net/http/httptest, it is for tests, and for the load
+// generator (cmd/pigeonbench), which simulates devices the same way.
 package relaytest
 
 import (
