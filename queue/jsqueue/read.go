@@ -46,7 +46,7 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 	// The replica that answered may not have the newest messages yet: if
 	// a wake-up named a later seq than it returned, read the rest from
 	// the leader.
-	want := s.announced(a)
+	watched, want := s.announced(a)
 	last, total := after, 0
 	for _, it := range out {
 		last, total = it.Seq, total+len(it.Body)
@@ -66,7 +66,7 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		out = append(out, queue.Item{Seq: m.Sequence, Time: m.Time, Body: m.Data})
 		last = m.Sequence
 	}
-	if s.watched(a) {
+	if watched {
 		s.out.read(a, after, out)
 	}
 	return out, nil

@@ -96,18 +96,12 @@ func (s *Store) wake(a queue.Address, seq uint64) {
 	}
 }
 
-// watched reports whether a has a reader on this Store.
-func (s *Store) watched(a queue.Address) bool {
+// announced reports whether a has a reader on this Store, and the
+// highest seq a wake-up named for it.
+func (s *Store) announced(a queue.Address) (watched bool, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.watches[a]) > 0
-}
-
-// announced is the highest seq a wake-up named for a watched device.
-func (s *Store) announced(a queue.Address) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.known[a]
+	return len(s.watches[a]) > 0, s.known[a]
 }
 
 // WakeAll wakes every watcher, for after a reconnection to NATS, when
