@@ -40,8 +40,15 @@ func (s *Store) loadPreKeys(ctx context.Context, a keys.AccountID, id uint32) ([
 }
 
 // updatePreKeys applies change to a device's prekeys until it lands
-// without a concurrent writer in between.
+// without a concurrent writer in between. Writers in this process take
+// turns (so they never conflict with each other); a conflict means a
+// writer through another relay came first.
 func (s *Store) updatePreKeys(ctx context.Context, a keys.AccountID, id uint32, change func([]keys.PreKey) ([]keys.PreKey, error)) error {
+	release, err := s.turns.take(ctx, preKeysKey(a, id))
+	if err != nil {
+		return fmt.Errorf("jskeys: waiting for a prekey claim's turn: %w", err)
+	}
+	defer release()
 	for {
 		pks, rev, err := s.loadPreKeys(ctx, a, id)
 		if err != nil {

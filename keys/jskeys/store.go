@@ -63,8 +63,9 @@ func (c *Config) setDefaults() {
 // Store is the key directory on a JetStream key-value bucket. It is safe
 // for concurrent use, and any number of Stores may share the bucket.
 type Store struct {
-	kv  jetstream.KeyValue
-	cfg Config
+	kv    jetstream.KeyValue
+	cfg   Config
+	turns *turns // per-record turns of this process's prekey writers
 }
 
 // Open creates or updates the bucket and returns the directory on it. The
@@ -87,7 +88,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, cfg: cfg}, nil
+	return &Store{kv: kv, cfg: cfg, turns: newTurns()}, nil
 }
 
 // account is an account's record.
