@@ -54,7 +54,7 @@ func (r *receiver) run(ctx context.Context, c *client.Conn) error {
 // many distinct and how many repeated deliveries there were.
 func (r *receiver) waitAll(t *testing.T, want map[string]bool) (distinct, repeats int) {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(patience)
 	for {
 		r.mu.Lock()
 		missing := 0
@@ -94,7 +94,7 @@ type sender struct {
 func (s *sender) send(t *testing.T, i int) {
 	t.Helper()
 	id, body := msgID(), fmt.Sprintf("m%04d", i)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	for k := i; ; k++ {
 		c := s.sessions[k%len(s.sessions)]

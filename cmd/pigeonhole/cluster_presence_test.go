@@ -79,7 +79,7 @@ func TestClusterPresence(t *testing.T) {
 
 	// Relay A learns that Bob is on B: an online-only send through A
 	// reaches him once it has.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		res, err := ac.Send(testCtx(t), &client.Message{Recipient: bob.AccountID, ClientMessageID: msgID(), OnlineOnly: true,
 			Devices: []client.DeviceMessage{{DeviceID: 1, Type: 2, Content: []byte("typing")}}})
@@ -109,7 +109,7 @@ func TestClusterPresence(t *testing.T) {
 	if _, err := ac.Send(testCtx(t), textTo(carol, msgID(), "hi")); err != nil {
 		t.Fatal(err)
 	}
-	if req := a.Next(t, 10*time.Second); req.Token != carolTok {
+	if req := a.Next(t, patience); req.Token != carolTok {
 		t.Fatalf("the first push went to %s…, not to offline Carol: connected Bob was pushed", req.Token[:8])
 	}
 
@@ -141,7 +141,7 @@ func TestClusterPresence(t *testing.T) {
 		if !laptop.Revoked() {
 			t.Fatalf("the laptop's connection closed, but not as revoked: %v", laptop.Err())
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the laptop stayed connected to relay B after its revoke through relay A")
 	}
 
@@ -151,7 +151,7 @@ func TestClusterPresence(t *testing.T) {
 		t.Fatal("relay B exited cleanly after SIGKILL")
 	}
 	sends := 0
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	for {
 		if _, err := ac.Send(testCtx(t), textTo(bob, msgID(), "are you there")); err != nil {
@@ -163,7 +163,7 @@ func TestClusterPresence(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("no push for Bob in 15 s after his relay died (%d sends)", sends)
+			t.Fatalf("no push for Bob within %v after his relay died (%d sends)", patience, sends)
 		}
 	}
 	t.Logf("Bob was pushed again after %d sends once relay B died (presence expiry 1 s)", sends)

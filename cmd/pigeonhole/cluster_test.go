@@ -60,12 +60,12 @@ func startNATSCluster(t testing.TB, n int) *natsCluster {
 		t.Cleanup(ns.Shutdown)
 	}
 	for _, ns := range c.servers {
-		if !ns.ReadyForConnections(20 * time.Second) {
+		if !ns.ReadyForConnections(patience) {
 			t.Fatal("nats server not ready")
 		}
 	}
 	// Wait for a JetStream meta leader that every server follows.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {

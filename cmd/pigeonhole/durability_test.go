@@ -60,7 +60,7 @@ func startRelayProc(t testing.TB, dataDir string, flags ...string) *relayProc {
 		p.exit <- cmd.Wait()
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(patience)
 	for p.opts.Addr == "" || p.opts.Fingerprint == "" {
 		select {
 		case l, ok := <-lines:
@@ -92,14 +92,21 @@ func (p *relayProc) kill(t *testing.T, sig syscall.Signal) error {
 	select {
 	case err := <-p.exit:
 		return err
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("relay did not exit")
 		return nil
 	}
 }
 
+// patience bounds every wait of these tests for something that must
+// happen. It is far above what the wait takes on an idle machine, because
+// CI runs the whole suite with -race on two cores, where relay processes,
+// NATS clusters and other packages' tests all share them; a wait that runs
+// out is a failure, so it must mean "never", not "slowly".
+const patience = 2 * time.Minute
+
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -62,11 +62,11 @@ func TestStoreMetrics(t *testing.T) {
 	}
 }
 
-// gatherUntil gathers reg until ok holds for every series (5 s at most),
+// gatherUntil gathers reg until ok holds for every series (patience at most),
 // and returns the last gathering.
 func gatherUntil(t *testing.T, reg *prometheus.Registry, ok func(string, *dto.Metric) bool) []*dto.MetricFamily {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
