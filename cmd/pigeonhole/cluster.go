@@ -138,6 +138,14 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	return cs, nil
 }
 
+// connected reports whether the NATS connection is up (for /readyz).
+func (cs *clusterStores) connected() error {
+	if st := cs.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("connection %s", strings.ToLower(st.String()))
+	}
+	return nil
+}
+
 // close drains the connection, so that writes in flight finish.
 func (cs *clusterStores) close() {
 	if err := cs.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

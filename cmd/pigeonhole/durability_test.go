@@ -74,7 +74,7 @@ func startRelayProc(t testing.TB, dataDir string, flags ...string) *relayProc {
 				p.opts.Fingerprint = f
 			}
 		case <-deadline:
-			t.Fatal("relay not ready in 30 s")
+			t.Fatalf("relay not ready within %v", patience)
 		}
 	}
 	go func() {

@@ -221,11 +221,16 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	defer stopMedia()
 	fp := relay.Fingerprint(cert)
-	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
-	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
+	hl := &health{}
+	if cs != nil {
+		hl.add("nats", cs.connected)
+	}
+	hl.up.Store(true)
+	stopReady := context.AfterFunc(ctx, func() { hl.up.Store(false) }) // draining
+	defer stopReady()
 	metricsAddr := ""
 	if f.metrics != "" {
-		ms, addr, err := startMetrics(f.metrics, reg, f.pprof, log)
+		ms, addr, err := startMetrics(f.metrics, reg, hl, f.pprof, log)
 		if err != nil {
 			return err
 		}
@@ -237,6 +242,10 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 			return err
 		}
 	}
+	// Said once everything is up (metrics and the ready file included),
+	// so whoever waits for this line can use all of it.
+	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
+	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	bgCtx, cancel := context.WithCancel(ctx)
@@ -289,14 +298,16 @@ func writeReady(path, addr, fp, metrics string) error {
 	return nil
 }
 
-// startMetrics serves /metrics on addr and returns the address it bound.
-func startMetrics(addr string, reg *prometheus.Registry, profile bool, log *slog.Logger) (*http.Server, string, error) {
+// startMetrics serves /metrics, /healthz and /readyz on addr and returns
+// the address it bound.
+func startMetrics(addr string, reg *prometheus.Registry, hl *health, profile bool, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hl.register(mux)
 	if profile {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
