@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,4 +67,35 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// sourcePrefix is the network prefix that per-source limits are keyed by:
+// the first v4bits of an IPv4 address (IPv4-mapped IPv6 counts as IPv4)
+// and the first v6bits of an IPv6 address, so that one host, which owns a
+// whole IPv6 /64 or many IPv4 addresses of a block, cannot multiply a
+// per-address limit by hopping addresses. Bits outside the valid range
+// are clamped (0 means the whole family shares one bucket). An address
+// that is not IP (never on QUIC) is its own key.
+func sourcePrefix(addr net.Addr, v4bits, v6bits int) string {
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.IPAddr:
+		ip = a.IP
+	}
+	if ip == nil {
+		if addr == nil {
+			return ""
+		}
+		return addr.Network() + ":" + addr.String()
+	}
+	if v4 := ip.To4(); v4 != nil {
+		bits := min(max(v4bits, 0), 32)
+		return v4.Mask(net.CIDRMask(bits, 32)).String() + "/" + strconv.Itoa(bits)
+	}
+	bits := min(max(v6bits, 0), 128)
+	return ip.To16().Mask(net.CIDRMask(bits, 128)).String() + "/" + strconv.Itoa(bits)
 }
