@@ -40,7 +40,7 @@ func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, 
 	if len(r.EncryptedName) > keys.MaxNameBytes {
 		return nil, spec.Err(spec.CodeBadRequest, "encrypted_name is at most %d bytes", keys.MaxNameBytes)
 	}
-	if e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
+	if _, e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
 		return nil, e
 	}
 	acct := keys.AccountID(r.AccountId)
