@@ -174,10 +174,12 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 	if e != nil {
 		return nil, e
 	}
-	// The relay-wide ceiling counts only registrations that passed their
-	// source's limit and proved their key, so one source cannot spend it
-	// with refused requests; a refusal here costs the source nothing.
-	if ok, wait := c.s.accountLimit.allow("", c.s.now()); !ok {
+	// The relay-wide ceiling counts only accounts made: a request that
+	// failed its source's limit or its checks takes nothing from it, so
+	// one source cannot spend it with refused requests; and a refusal
+	// here costs the source nothing.
+	undoAccount, ok, wait := c.s.accountLimit.take("", c.s.now())
+	if !ok {
 		undo()
 		c.s.m.limited.WithLabelValues("new_accounts").Inc()
 		return nil, rateLimited(wait, "the relay is taking no more new accounts right now")
@@ -189,6 +191,7 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
 	}, preKeysFrom(r.Prekeys))
 	if err != nil {
+		undoAccount()
 		return nil, c.s.keyError("create account", err)
 	}
 	c.s.log.Info("account registered", "account", acct.String())

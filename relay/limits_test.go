@@ -138,13 +138,20 @@ func TestRegisterLimitDefaultIPv4Prefix(t *testing.T) {
 
 // TestNewAccountCeiling is the relay-wide half of finding 3: sources that
 // are each within their own limit together get at most NewAccountLimit.
-// A registration the ceiling refuses costs its source nothing (it can
-// still link a device), and linking is not under the ceiling.
+// Only accounts made count; a registration the ceiling refuses costs its
+// source nothing (it can still link a device), and linking is not under
+// the ceiling.
 func TestNewAccountCeiling(t *testing.T) {
 	cfg := testConfig()
 	cfg.RegisterLimit = relay.Limit{Burst: 1, Every: never}
 	cfg.NewAccountLimit = relay.Limit{Burst: 5, Every: never}
 	r := startRelay(t, cfg)
+	// A registration the key directory refuses makes no account and
+	// takes nothing from the ceiling.
+	bad, _ := newRegistration(t, 0)
+	bad.IdentityKey = bad.IdentityKey[:10]
+	_, err := r.dialFrom(t, "127.0.0.8").Register(ctxT(t), bad)
+	wantCode(t, err, spec.CodeInvalidKey)
 	var first *device
 	for i := range 5 {
 		d, err := r.registerFrom(t, fmt.Sprintf("127.0.0.%d", 2+i))
@@ -155,7 +162,7 @@ func TestNewAccountCeiling(t *testing.T) {
 			first = d
 		}
 	}
-	_, err := r.registerFrom(t, "127.0.0.7")
+	_, err = r.registerFrom(t, "127.0.0.7")
 	wantRateLimited(t, err)
 	if n := r.limitedMetric(t, "new_accounts"); n != 1 {
 		t.Fatalf("pigeonhole_limited_total{limit=new_accounts} = %v, want 1", n)
