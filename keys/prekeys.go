@@ -107,10 +107,13 @@ func (s *Store) RotateSignedPreKey(ctx context.Context, a AccountID, id uint32, 
 }
 
 // FetchBundles returns one bundle per device of the account, claiming one
-// one-time prekey from each device that has any. A claimed prekey is
-// deleted durably before FetchBundles returns, so it is never handed out
-// twice, also under concurrent fetches.
-func (s *Store) FetchBundles(ctx context.Context, a AccountID) ([]Bundle, error) {
+// one-time prekey from each device that has any and that mayClaim allows
+// (nil: every device). mayClaim is asked at most once per device, and only
+// about a device that holds a one-time prekey; a device it refuses gets a
+// bundle without one (X3DH then uses the signed prekey alone) and keeps
+// its prekeys. A claimed prekey is deleted durably before FetchBundles
+// returns, so it is never handed out twice, also under concurrent fetches.
+func (s *Store) FetchBundles(ctx context.Context, a AccountID, mayClaim func(device uint32) bool) ([]Bundle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -128,7 +131,7 @@ func (s *Store) FetchBundles(ctx context.Context, a AccountID) ([]Bundle, error)
 			return nil, err
 		}
 		bu := Bundle{DeviceID: id, RegistrationID: d.RegistrationID, IdentityKey: d.IdentityKey, SignedPreKey: d.SignedPreKey}
-		if err := s.claim(b, a, id, &bu); err != nil {
+		if err := s.claim(b, a, id, &bu, mayClaim); err != nil {
 			return nil, err
 		}
 		out = append(out, bu)
@@ -142,22 +145,24 @@ func (s *Store) FetchBundles(ctx context.Context, a AccountID) ([]Bundle, error)
 }
 
 // claim takes the lowest-numbered prekey of a device into bu, adding its
-// deletion to b, and counts the rest.
-func (s *Store) claim(b *pebble.Batch, a AccountID, id uint32, bu *Bundle) error {
+// deletion to b, and counts the rest; when mayClaim refuses the device it
+// only counts.
+func (s *Store) claim(b *pebble.Batch, a AccountID, id uint32, bu *Bundle, mayClaim func(uint32) bool) error {
 	p := preKeyPrefix(a, id)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if bu.PreKey == nil {
-			bu.PreKey = &PreKey{
-				ID:        binary.BigEndian.Uint32(it.Key()[len(p):]),
-				PublicKey: append([]byte(nil), it.Value()...),
-			}
-			_ = b.Delete(append([]byte(nil), it.Key()...), nil)
-			continue
+	ok := it.First()
+	if ok && (mayClaim == nil || mayClaim(id)) {
+		bu.PreKey = &PreKey{
+			ID:        binary.BigEndian.Uint32(it.Key()[len(p):]),
+			PublicKey: append([]byte(nil), it.Value()...),
 		}
+		_ = b.Delete(append([]byte(nil), it.Key()...), nil)
+		ok = it.Next()
+	}
+	for ; ok; ok = it.Next() {
 		bu.Remaining++
 	}
 	if err := it.Close(); err != nil {

@@ -22,14 +22,14 @@ func TestClaimsSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FetchBundles(ctx(), acct); err != nil {
+	if _, err := s.FetchBundles(ctx(), acct, nil); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	db = openDB(t, dir)
 	defer db.Close()
 	s, _ = keys.Open(db, keys.Config{})
-	bs, err := s.FetchBundles(ctx(), acct)
+	bs, err := s.FetchBundles(ctx(), acct, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

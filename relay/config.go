@@ -16,8 +16,9 @@ type Config struct {
 	// PreKeyLowThreshold: a device is told on its session stream when its
 	// one-time prekeys fall below this. Default 10.
 	PreKeyLowThreshold int
-	// RegisterLimit bounds registrations per source IP address. Default
-	// a burst of 10, then one per 6 minutes (10 an hour).
+	// RegisterLimit bounds registrations and device links per source
+	// network prefix (IPv4PrefixBits, IPv6PrefixBits). Default a burst of
+	// 10, then one per 6 minutes (10 an hour).
 	RegisterLimit Limit
 	// FetchLimit bounds key fetches per requesting account. Default a
 	// burst of 100, then one per second.
@@ -41,9 +42,9 @@ type Config struct {
 	// MaxProvisioning bounds the provisioning streams open at once on
 	// this relay. Default 10,000.
 	MaxProvisioning int
-	// ProvisioningLimit bounds provisioning streams opened per source IP
-	// address. Default a burst of 10, then one per 30 s. A connection may
-	// have one open at a time.
+	// ProvisioningLimit bounds provisioning streams opened per source
+	// network prefix. Default a burst of 10, then one per 30 s. A
+	// connection may have one open at a time.
 	ProvisioningLimit Limit
 	// MaxMultiDevices caps the device messages in one multi_send (a group
 	// send). Default 1,000.
@@ -53,6 +54,28 @@ type Config struct {
 	// GrantLifetime is how long an upload or download grant is valid.
 	// Default 10 minutes.
 	GrantLifetime time.Duration
+	// IPv4PrefixBits is the IPv4 prefix length that per-source limits
+	// are keyed by: addresses in one such block share their buckets.
+	// Default 32 (1 to 32).
+	IPv4PrefixBits int
+	// IPv6PrefixBits is the IPv6 prefix length that per-source limits
+	// are keyed by. Default 64, the block one host or site gets (1 to
+	// 128).
+	IPv6PrefixBits int
+	// NewAccountLimit is the relay-wide ceiling on new accounts, from all
+	// sources together: it bounds what many prefixes achieve that
+	// RegisterLimit grants each. Default a burst of 100, then one per
+	// 600 ms (100 a minute).
+	NewAccountLimit Limit
+	// MaxProvisioningPerSource bounds the provisioning streams open at
+	// once from one source network prefix, its share of MaxProvisioning.
+	// Default 10.
+	MaxProvisioningPerSource int
+	// PreKeyClaimLimit bounds the one-time prekeys claimed from one
+	// target device by other accounts' key fetches. Past it, bundles
+	// still come, without a one-time prekey (X3DH then uses the signed
+	// prekey alone). Default a burst of 50, then one per minute.
+	PreKeyClaimLimit Limit
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -118,6 +141,27 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProvisioningLimit.Every <= 0 {
 		c.ProvisioningLimit.Every = 30 * time.Second
+	}
+	if c.IPv4PrefixBits <= 0 || c.IPv4PrefixBits > 32 {
+		c.IPv4PrefixBits = 32
+	}
+	if c.IPv6PrefixBits <= 0 || c.IPv6PrefixBits > 128 {
+		c.IPv6PrefixBits = 64
+	}
+	if c.NewAccountLimit.Burst <= 0 {
+		c.NewAccountLimit.Burst = 100
+	}
+	if c.NewAccountLimit.Every <= 0 {
+		c.NewAccountLimit.Every = 600 * time.Millisecond
+	}
+	if c.MaxProvisioningPerSource <= 0 {
+		c.MaxProvisioningPerSource = 10
+	}
+	if c.PreKeyClaimLimit.Burst <= 0 {
+		c.PreKeyClaimLimit.Burst = 50
+	}
+	if c.PreKeyClaimLimit.Every <= 0 {
+		c.PreKeyClaimLimit.Every = time.Minute
 	}
 	return c
 }

@@ -144,34 +144,45 @@ func preKeysFrom(ps []*spec.PreKey) []keys.PreKey {
 const maxPreKeysPerRequest = 100
 
 // checkNewDevice applies what register and link_device share: the
-// per-address rate limit, the auth key's size, a signed prekey, at most
-// 100 one-time prekeys, and proof of the auth key bound to this
-// connection.
-func (c *conn) checkNewDevice(authKey, authProof []byte, spk *spec.SignedPreKey, preKeys int) *spec.Error {
-	if ok, wait := c.s.registerLimit.allow(c.remoteIP, c.s.now()); !ok {
-		e := spec.Err(spec.CodeRateLimited, "too many registrations from this address")
-		e.RetryAfterMs = uint32(wait / time.Millisecond)
-		return e
+// per-source-prefix rate limit, the auth key's size, a signed prekey, at
+// most 100 one-time prekeys, and proof of the auth key bound to this
+// connection. On success it returns a function that gives the rate
+// limit's token back, for a request a later limit refuses.
+func (c *conn) checkNewDevice(authKey, authProof []byte, spk *spec.SignedPreKey, preKeys int) (func(), *spec.Error) {
+	undo, ok, wait := c.s.registerLimit.take(c.source(), c.s.now())
+	if !ok {
+		return nil, rateLimited(wait, "too many registrations from this network")
 	}
 	if len(authKey) != spec.AuthKeySize {
-		return spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
+		return nil, spec.Err(spec.CodeInvalidKey, "auth_key must be a %d-byte Ed25519 public key", spec.AuthKeySize)
 	}
 	if spk == nil {
-		return spec.Err(spec.CodeBadRequest, "signed_prekey is required")
+		return nil, spec.Err(spec.CodeBadRequest, "signed_prekey is required")
 	}
 	if preKeys > maxPreKeysPerRequest {
-		return spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
+		return nil, spec.Err(spec.CodeTooManyPreKeys, "at most %d one-time prekeys per request", maxPreKeysPerRequest)
 	}
 	proof, err := spec.RegisterProof(c.exporter, authKey)
 	if err != nil || len(authProof) != spec.AuthSignatureSize || !ed25519.Verify(authKey, proof, authProof) {
-		return spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
+		return nil, spec.Err(spec.CodeBadSignature, "auth_proof does not verify for this connection")
 	}
-	return nil
+	return undo, nil
 }
 
 func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
-	if e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
+	undo, e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys))
+	if e != nil {
 		return nil, e
+	}
+	// The relay-wide ceiling counts only accounts made: a request that
+	// failed its source's limit or its checks takes nothing from it, so
+	// one source cannot spend it with refused requests; and a refusal
+	// here costs the source nothing.
+	undoAccount, ok, wait := c.s.accountLimit.take("", c.s.now())
+	if !ok {
+		undo()
+		c.s.m.limited.WithLabelValues("new_accounts").Inc()
+		return nil, rateLimited(wait, "the relay is taking no more new accounts right now")
 	}
 	acct, err := c.s.keys.CreateAccount(c.ctx, keys.Device{
 		AuthKey:        bytes.Clone(r.AuthKey),
@@ -180,6 +191,7 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
 	}, preKeysFrom(r.Prekeys))
 	if err != nil {
+		undoAccount()
 		return nil, c.s.keyError("create account", err)
 	}
 	c.s.log.Info("account registered", "account", acct.String())
@@ -233,16 +245,28 @@ func (c *conn) fetchKeys(id quic.StreamID, r *spec.FetchKeysRequest) (*spec.Fetc
 		return nil, e
 	}
 	if ok, wait := c.s.fetchLimit.allow(string(requester[:]), c.s.now()); !ok {
-		e := spec.Err(spec.CodeRateLimited, "too many key fetches")
-		e.RetryAfterMs = uint32(wait / time.Millisecond)
-		return nil, e
+		return nil, rateLimited(wait, "too many key fetches")
 	}
 	if len(r.AccountId) != spec.AccountIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "account_id must be %d bytes", spec.AccountIDSize)
 	}
 	var target keys.AccountID
 	copy(target[:], r.AccountId)
-	bundles, err := c.s.keys.FetchBundles(c.ctx, target)
+	// Each target device gives one-time prekeys to other accounts at
+	// most at PreKeyClaimLimit, however many accounts ask; past it the
+	// bundle comes without one. An account's own devices are not limited.
+	var mayClaim func(uint32) bool
+	if target != requester {
+		now := c.s.now()
+		mayClaim = func(dev uint32) bool {
+			ok, _ := c.s.claimLimit.allow(claimKey(target, dev), now)
+			if !ok {
+				c.s.m.limited.WithLabelValues("prekey_claims").Inc()
+			}
+			return ok
+		}
+	}
+	bundles, err := c.s.keys.FetchBundles(c.ctx, target, mayClaim)
 	if err != nil {
 		return nil, c.s.keyError("fetch keys", err)
 	}

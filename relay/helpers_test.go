@@ -45,6 +45,10 @@ func testConfig() relay.Config {
 		RegisterLimit:     relay.Limit{Burst: 10000, Every: time.Millisecond},
 		FetchLimit:        relay.Limit{Burst: 10000, Every: time.Millisecond},
 		ProvisioningLimit: relay.Limit{Burst: 10000, Every: time.Millisecond},
+		NewAccountLimit:   relay.Limit{Burst: 10000, Every: time.Millisecond},
+		PreKeyClaimLimit:  relay.Limit{Burst: 10000, Every: time.Millisecond},
+
+		MaxProvisioningPerSource: 10000,
 	}
 }
 

@@ -32,7 +32,8 @@ func (c *conn) createLinkCode(id quic.StreamID) (*spec.CreateLinkCodeResponse, *
 
 // linkDevice adds a device to an account with a link code. Like register
 // it needs no session, proves possession of the auth key for this
-// connection, and is rate-limited per address.
+// connection, and is rate-limited per source prefix (but not under the
+// relay-wide new-account ceiling: it makes no account).
 func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, *spec.Error) {
 	if len(r.AccountId) != spec.AccountIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "account_id must be %d bytes", spec.AccountIDSize)
@@ -40,7 +41,7 @@ func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, 
 	if len(r.EncryptedName) > keys.MaxNameBytes {
 		return nil, spec.Err(spec.CodeBadRequest, "encrypted_name is at most %d bytes", keys.MaxNameBytes)
 	}
-	if e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
+	if _, e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys)); e != nil {
 		return nil, e
 	}
 	acct := keys.AccountID(r.AccountId)

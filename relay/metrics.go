@@ -16,6 +16,7 @@ type metrics struct {
 	acked        prometheus.Counter
 	online       prometheus.Counter
 	ackFlushSecs prometheus.Histogram
+	limited      *prometheus.CounterVec // limit: new_accounts, prekey_claims, provisioning_source
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,11 +52,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to make acks durable when a session closes.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pigeonhole_limited_total",
+			Help: "Requests held back by a relay-wide or per-target limit: new_accounts (the relay-wide ceiling), prekey_claims (bundles served without a one-time prekey), provisioning_source (a source prefix's share of provisioning slots).",
+		}, []string{"limit"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.online, m.ackFlushSecs} {
+	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.online, m.ackFlushSecs, m.limited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

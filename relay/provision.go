@@ -13,16 +13,19 @@ import (
 // MaxProvisioningBytes bounds a provisioning message's body.
 const MaxProvisioningBytes = 64 << 10
 
-// provTable holds the open provisioning streams by address.
+// provTable holds the open provisioning streams by address, and how many
+// each source prefix has open.
 type provTable struct {
-	mu sync.Mutex
-	m  map[[16]byte]*provSlot
+	mu     sync.Mutex
+	m      map[[16]byte]*provSlot
+	source map[string]int // open streams per source prefix, until close
 }
 
 // provSlot is one open provisioning stream's mailbox.
 type provSlot struct {
-	msg  chan provMsg  // capacity 1: one message per address
-	left chan struct{} // closed when the stream's handler stops waiting
+	msg    chan provMsg  // capacity 1: one message per address
+	left   chan struct{} // closed when the stream's handler stops waiting
+	source string        // the opener's source prefix
 }
 
 // provMsg is a message for a slot and where to say whether the new device
@@ -32,15 +35,27 @@ type provMsg struct {
 	done chan error
 }
 
-// open registers a new address, unless max are open.
-func (t *provTable) open(max int) ([16]byte, *provSlot, bool) {
+// Why provTable.open refused.
+const (
+	provOpened     = iota
+	provFull       // max are open on the relay
+	provSourceFull // perSource are open from the source prefix
+)
+
+// open registers a new address for a stream from source, unless max are
+// open on the relay or perSource from that source.
+func (t *provTable) open(source string, max, perSource int) ([16]byte, *provSlot, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = make(map[[16]byte]*provSlot)
+		t.source = make(map[string]int)
+	}
+	if t.source[source] >= perSource {
+		return [16]byte{}, nil, provSourceFull
 	}
 	if len(t.m) >= max {
-		return [16]byte{}, nil, false
+		return [16]byte{}, nil, provFull
 	}
 	var addr [16]byte
 	for {
@@ -49,17 +64,21 @@ func (t *provTable) open(max int) ([16]byte, *provSlot, bool) {
 			break
 		}
 	}
-	slot := &provSlot{msg: make(chan provMsg, 1), left: make(chan struct{})}
+	slot := &provSlot{msg: make(chan provMsg, 1), left: make(chan struct{}), source: source}
 	t.m[addr] = slot
-	return addr, slot, true
+	t.source[source]++
+	return addr, slot, provOpened
 }
 
-// close removes the address; a sender still waiting learns the device is
-// gone.
+// close removes the address and gives its source's share back; a sender
+// still waiting learns the device is gone.
 func (t *provTable) close(addr [16]byte, slot *provSlot) {
 	t.mu.Lock()
 	if t.m[addr] == slot {
 		delete(t.m, addr)
+	}
+	if t.source[slot.source]--; t.source[slot.source] <= 0 {
+		delete(t.source, slot.source)
 	}
 	t.mu.Unlock()
 	close(slot.left)
@@ -101,17 +120,24 @@ func (c *conn) runProvisioning(st *quic.Stream) {
 		c.provOpen = false
 		c.mu.Unlock()
 	}()
-	if ok, wait := c.s.provLimit.allow(c.remoteIP, c.s.now()); !ok {
-		e := spec.Err(spec.CodeRateLimited, "too many provisioning streams from this address")
-		e.RetryAfterMs = uint32(wait / time.Millisecond)
-		refuse(e)
+	source := c.source()
+	undo, ok, wait := c.s.provLimit.take(source, c.s.now())
+	if !ok {
+		refuse(rateLimited(wait, "too many provisioning streams from this network"))
 		return
 	}
-	addr, slot, ok := c.s.prov.open(c.s.cfg.MaxProvisioning)
-	if !ok {
-		e := spec.Err(spec.CodeRateLimited, "too many devices are linking right now; try again in a minute")
-		e.RetryAfterMs = 60_000
-		refuse(e)
+	addr, slot, why := c.s.prov.open(source, c.s.cfg.MaxProvisioning, c.s.cfg.MaxProvisioningPerSource)
+	switch why {
+	case provSourceFull:
+		// A stream that opens nothing costs no token: the source may
+		// open one as soon as one of its own closes.
+		undo()
+		c.s.m.limited.WithLabelValues("provisioning_source").Inc()
+		refuse(rateLimited(60*time.Second, "this network has %d devices linking at once, the most allowed; finish or cancel one first", c.s.cfg.MaxProvisioningPerSource))
+		return
+	case provFull:
+		undo()
+		refuse(rateLimited(60*time.Second, "too many devices are linking right now; try again in a minute"))
 		return
 	}
 	defer c.s.prov.close(addr, slot)

@@ -32,6 +32,8 @@ type Server struct {
 	registerLimit *limiter
 	fetchLimit    *limiter
 	provLimit     *limiter
+	accountLimit  *limiter // relay-wide: one bucket, key ""
+	claimLimit    *limiter // per target device
 	sessions      *sessionTable
 	workers       *workers
 	prov          provTable
@@ -67,6 +69,8 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		registerLimit: newLimiter(cfg.RegisterLimit),
 		fetchLimit:    newLimiter(cfg.FetchLimit),
 		provLimit:     newLimiter(cfg.ProvisioningLimit),
+		accountLimit:  newLimiter(cfg.NewAccountLimit),
+		claimLimit:    newLimiter(cfg.PreKeyClaimLimit),
 		sessions:      newSessionTable(),
 		workers:       newWorkers(),
 		cluster:       alone{},

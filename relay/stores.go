@@ -17,7 +17,7 @@ type KeyDirectory interface {
 	AddPreKeys(ctx context.Context, acct keys.AccountID, id uint32, pks []keys.PreKey) (int, error)
 	PreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, error)
 	RotateSignedPreKey(ctx context.Context, acct keys.AccountID, id uint32, spk keys.SignedPreKey) error
-	FetchBundles(ctx context.Context, acct keys.AccountID) ([]keys.Bundle, error)
+	FetchBundles(ctx context.Context, acct keys.AccountID, mayClaim func(device uint32) bool) ([]keys.Bundle, error)
 	Devices(ctx context.Context, acct keys.AccountID) ([]keys.Device, error)
 	RemoveDevice(ctx context.Context, acct keys.AccountID, id uint32) error
 	CreateLinkCode(ctx context.Context, acct keys.AccountID, ttl time.Duration) ([]byte, time.Time, error)

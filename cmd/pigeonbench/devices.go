@@ -125,7 +125,7 @@ func (r *registrar) one(ctx context.Context, conn *client.Conn) (*device, error)
 	reg.AuthKey = auth
 	acct, err := conn.Register(ctx, &reg)
 	if spec.Code(client.ErrorCode(err)) == spec.CodeRateLimited {
-		return nil, errors.New("the relay rate-limits registrations: start it with -register-burst 1000000 for a benchmark")
+		return nil, errors.New("the relay rate-limits registrations: start it with -register-burst 1000000 -new-account-burst 1000000 for a benchmark")
 	}
 	if err != nil {
 		return nil, err

@@ -56,6 +56,7 @@ type serveFlags struct {
 	regEvery time.Duration
 	fetBurst int
 	fetEvery time.Duration
+	limits   limitFlags
 	push     pushFlags
 	media    mediaFlags
 	cluster  clusterFlags
@@ -81,8 +82,8 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.cfg.MaxSendDevices, "max-send-devices", 64, "most device messages in one send")
 	fs.IntVar(&f.cfg.MaxMultiDevices, "max-multi-devices", 1000, "most device messages in one multi_send (a group message)")
 	fs.IntVar(&f.cfg.PreKeyLowThreshold, "prekey-low-threshold", 10, "tell a device when its one-time prekeys fall below this")
-	fs.IntVar(&f.regBurst, "register-burst", 10, "registrations allowed at once per source IP")
-	fs.DurationVar(&f.regEvery, "register-every", 6*time.Minute, "then one registration per source IP per this `duration`")
+	fs.IntVar(&f.regBurst, "register-burst", 10, "registrations and device links allowed at once per source prefix (see -ipv4-prefix, -ipv6-prefix)")
+	fs.DurationVar(&f.regEvery, "register-every", 6*time.Minute, "then one registration per source prefix per this `duration`")
 	fs.IntVar(&f.fetBurst, "fetch-burst", 100, "key fetches allowed at once per account")
 	fs.DurationVar(&f.fetEvery, "fetch-every", time.Second, "then one key fetch per account per this `duration`")
 	fs.IntVar(&f.qcfg.MaxCount, "queue-max-count", 10000, "most messages queued per device")
@@ -91,6 +92,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
 	fs.IntVar(&f.keyCfg.MaxDevices, "max-devices", 6, "devices per account (the primary and linked ones)")
+	f.limits.register(fs, &f.cfg)
 	f.push.register(fs)
 	f.media.register(fs, &f.cfg)
 	f.cluster.register(fs)
@@ -115,6 +117,7 @@ func serve(args []string) int {
 	}
 	f.cfg.RegisterLimit = relay.Limit{Burst: f.regBurst, Every: f.regEvery}
 	f.cfg.FetchLimit = relay.Limit{Burst: f.fetBurst, Every: f.fetEvery}
+	f.limits.apply(&f.cfg)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fail("bad -log-level %q", f.logLevel)

@@ -109,10 +109,11 @@ func (s *Store) PreKeyCount(ctx context.Context, a keys.AccountID, id uint32) (i
 }
 
 // FetchBundles returns one bundle per device of the account, claiming one
-// one-time prekey from each device that has any. A claim is a
+// one-time prekey from each device that has any and that mayClaim allows
+// (nil: every device), as keys.Store.FetchBundles does. A claim is a
 // compare-and-set of the device's prekey record, so a prekey is handed out
 // once, also to concurrent fetches through different relays.
-func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID) ([]keys.Bundle, error) {
+func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID, mayClaim func(device uint32) bool) ([]keys.Bundle, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	acc, _, err := s.loadAccount(ctx, a)
@@ -123,9 +124,19 @@ func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID) ([]keys.Bund
 	for _, id := range acc.ids() {
 		d := acc.Devices[id]
 		bu := keys.Bundle{DeviceID: id, RegistrationID: d.RegistrationID, IdentityKey: d.IdentityKey, SignedPreKey: d.SignedPreKey}
+		// The update may run again after a lost compare-and-set; mayClaim
+		// is asked once.
+		asked, allowed := false, true
 		err := s.updatePreKeys(ctx, a, id, func(pks []keys.PreKey) ([]keys.PreKey, error) {
 			bu.PreKey, bu.Remaining = nil, 0
 			if len(pks) == 0 {
+				return nil, errNothingToClaim
+			}
+			if !asked && mayClaim != nil {
+				asked, allowed = true, mayClaim(id)
+			}
+			if !allowed {
+				bu.Remaining = len(pks)
 				return nil, errNothingToClaim
 			}
 			first := pks[0]

@@ -29,7 +29,7 @@ type Directory interface {
 	AddPreKeys(ctx context.Context, acct keys.AccountID, id uint32, pks []keys.PreKey) (int, error)
 	PreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, error)
 	RotateSignedPreKey(ctx context.Context, acct keys.AccountID, id uint32, spk keys.SignedPreKey) error
-	FetchBundles(ctx context.Context, acct keys.AccountID) ([]keys.Bundle, error)
+	FetchBundles(ctx context.Context, acct keys.AccountID, mayClaim func(device uint32) bool) ([]keys.Bundle, error)
 	Devices(ctx context.Context, acct keys.AccountID) ([]keys.Device, error)
 	RemoveDevice(ctx context.Context, acct keys.AccountID, id uint32) error
 	CreateLinkCode(ctx context.Context, acct keys.AccountID, ttl time.Duration) ([]byte, time.Time, error)
@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"MalformedKeysAreRefused", testMalformedKeysAreRefused},
 		{"PreKeyLimits", testPreKeyLimits},
 		{"ConcurrentClaimsNeverRepeat", testConcurrentClaimsNeverRepeat},
+		{"RefusedClaimKeepsPreKeys", testRefusedClaimKeepsPreKeys},
 		{"RotateSignedPreKey", testRotateSignedPreKey},
 		{"DevicesAddRemove", testDevicesAddRemove},
 		{"LinkCodes", testLinkCodes},

@@ -22,7 +22,7 @@ func testFetchClaimsEachPreKeyThenNone(t *testing.T, open Open) {
 		id        uint32
 		remaining int
 	}{{1, 1}, {2, 0}} {
-		bs, err := s.FetchBundles(ctx(), acct)
+		bs, err := s.FetchBundles(ctx(), acct, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +33,7 @@ func testFetchClaimsEachPreKeyThenNone(t *testing.T, open Open) {
 			t.Fatalf("fetch %d: bundle does not carry the device's keys", i)
 		}
 	}
-	bs, err := s.FetchBundles(ctx(), acct)
+	bs, err := s.FetchBundles(ctx(), acct, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func testConcurrentClaimsNeverRepeat(t *testing.T, open Open) {
 	for range fetchers {
 		wg.Go(func() {
 			for range each {
-				bs, err := s.FetchBundles(fctx, acct)
+				bs, err := s.FetchBundles(fctx, acct, nil)
 				mu.Lock()
 				switch {
 				case errors.Is(err, context.DeadlineExceeded):
@@ -251,8 +251,69 @@ func testDevicesAddRemove(t *testing.T, open Open) {
 	if err != nil || len(ids) != 3 || ids[0] != 1 || ids[1] != 3 || ids[2] != 4 {
 		t.Fatalf("device ids %v %v", ids, err)
 	}
-	bs, err := s.FetchBundles(ctx(), acct)
+	bs, err := s.FetchBundles(ctx(), acct, nil)
 	if err != nil || len(bs) != 3 {
 		t.Fatalf("bundles %d %v", len(bs), err)
+	}
+}
+
+// testRefusedClaimKeepsPreKeys: a device that mayClaim refuses gets a
+// bundle without a one-time prekey and keeps all of its prekeys; the
+// other devices of the account are claimed from as usual, and mayClaim is
+// asked once per device that has a prekey.
+func testRefusedClaimKeepsPreKeys(t *testing.T, open Open) {
+	s := open(t, keys.Config{})
+	d1, _ := newDevice(t)
+	acct, err := s.CreateAccount(ctx(), d1, preKeys(t, 1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := newDevice(t)
+	id2, err := s.AddDevice(ctx(), acct, d2, preKeys(t, 1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3, _ := newDevice(t)
+	id3, err := s.AddDevice(ctx(), acct, d3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := map[uint32]int{}
+	bs, err := s.FetchBundles(ctx(), acct, func(dev uint32) bool {
+		asked[dev]++
+		return dev != 1
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 3 || asked[1] != 1 || asked[id2] != 1 || asked[id3] != 0 {
+		t.Fatalf("bundles %+v, asked %v", bs, asked)
+	}
+	for _, b := range bs {
+		switch b.DeviceID {
+		case 1:
+			if b.PreKey != nil || b.Remaining != 3 || b.SignedPreKey.ID != d1.SignedPreKey.ID {
+				t.Fatalf("refused device: %+v", b)
+			}
+		case id2:
+			if b.PreKey == nil || b.PreKey.ID != 1 || b.Remaining != 2 {
+				t.Fatalf("allowed device: %+v", b)
+			}
+		case id3:
+			if b.PreKey != nil || b.Remaining != 0 {
+				t.Fatalf("device without prekeys: %+v", b)
+			}
+		}
+	}
+	if n, err := s.PreKeyCount(ctx(), acct, 1); err != nil || n != 3 {
+		t.Fatalf("refused device holds %d prekeys (%v), want 3", n, err)
+	}
+	// Allowed again, the device's lowest prekey is claimed.
+	bs, err = s.FetchBundles(ctx(), acct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs[0].DeviceID != 1 || bs[0].PreKey == nil || bs[0].PreKey.ID != 1 || bs[0].Remaining != 2 {
+		t.Fatalf("after the refusal: %+v", bs[0])
 	}
 }
