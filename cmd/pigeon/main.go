@@ -63,6 +63,7 @@ commands:
   delete [-limit 48h] ACCOUNT|GROUP ID     delete a message you sent, for everyone
   history ACCOUNT|GROUP                    the conversation, with message ids and sent,
                                            delivered and read marks
+  version                                  print the version
 
 GROUP is a group's id or its name, when no other group has that name.
 
@@ -141,6 +142,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.deleteForEveryone(ctx, rest)
 	case "history":
 		err = c.history(rest)
+	case "version":
+		printVersion(stdout)
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -2,6 +2,7 @@
 //
 //	pigeonhole serve [flags]        run the relay (Pebble in -data, nothing else needed)
 //	pigeonhole fingerprint [flags]  print the certificate fingerprint clients pin
+//	pigeonhole version              print the version
 //
 // Run `pigeonhole serve -h` for every flag and the configuration precedence.
 package main
@@ -20,6 +21,7 @@ const usage = `usage: pigeonhole <command> [flags]
 commands:
   serve        run the relay
   fingerprint  print the relay certificate's SHA-256 fingerprint
+  version      print the version
 
 run "pigeonhole <command> -h" for the flags of a command.
 `
@@ -34,6 +36,9 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "fingerprint":
 		return fingerprint(args[1:])
+	case "version":
+		printVersion(os.Stdout)
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0
