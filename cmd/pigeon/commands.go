@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,15 +18,14 @@ import (
 const initialPreKeys = 100
 
 func (c *cli) init(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := c.flagSet("init")
 	addr := fs.String("relay", "", "relay `host:port`")
 	fp := fs.String("fingerprint", "", "relay certificate SHA-256 `fingerprint` (pigeonhole serve prints it)")
 	if err := fs.Parse(args); err != nil {
-		return failf("", "usage")
+		return errUsageShown
 	}
 	if *addr == "" || *fp == "" || fs.NArg() != 0 {
-		return failf(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
+		return usagef(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
 	}
 	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
 	dev, reg, err := e2e.Create(c.dir, initialPreKeys)
@@ -71,7 +69,7 @@ func register(ctx context.Context, opts *client.Options, reg *client.Registratio
 
 func (c *cli) id(args []string) error {
 	if len(args) != 0 {
-		return failf("pigeon id", "id takes no arguments")
+		return usagef("pigeon id", "id takes no arguments")
 	}
 	d, err := c.device()
 	if err != nil {
@@ -83,7 +81,7 @@ func (c *cli) id(args []string) error {
 
 func (c *cli) verify(args []string) error {
 	if len(args) != 1 {
-		return failf("pigeon verify ACCOUNT", "verify needs one account id")
+		return usagef("pigeon verify ACCOUNT", "verify needs one account id")
 	}
 	contact, err := parseAccount(args[0])
 	if err != nil {

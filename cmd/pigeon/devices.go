@@ -19,11 +19,11 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 	case len(args) == 2 && args[0] == "revoke":
 		id, err := strconv.ParseUint(args[1], 10, 32)
 		if err != nil || id == 0 {
-			return failf("pigeon devices revoke ID", "%q is not a device id", args[1])
+			return usagef("pigeon devices revoke ID", "%q is not a device id", args[1])
 		}
 		revoke = uint32(id)
 	default:
-		return failf("pigeon devices | pigeon devices revoke ID", "unknown devices command")
+		return usagef("pigeon devices | pigeon devices revoke ID", "unknown devices command")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

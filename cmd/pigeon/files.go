@@ -24,7 +24,7 @@ import (
 // to end.
 func (c *cli) sendFile(ctx context.Context, args []string) error {
 	if len(args) != 2 {
-		return failf("pigeon send-file ACCOUNT PATH", "send-file needs an account id and a file")
+		return usagef("pigeon send-file ACCOUNT PATH", "send-file needs an account id and a file")
 	}
 	to, err := parseAccount(args[0])
 	if err != nil {

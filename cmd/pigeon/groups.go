@@ -80,7 +80,7 @@ func looksLikeID(s string) bool {
 
 func (c *cli) group(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return failf(`pigeon group create NAME ACCOUNT... | send GROUP TEXT | add GROUP ACCOUNT... | remove GROUP ACCOUNT... | list`, "group needs a subcommand")
+		return usagef(`pigeon group create NAME ACCOUNT... | send GROUP TEXT | add GROUP ACCOUNT... | remove GROUP ACCOUNT... | list`, "group needs a subcommand")
 	}
 	switch args[0] {
 	case "create":
@@ -92,14 +92,14 @@ func (c *cli) group(ctx context.Context, args []string) error {
 	case "list":
 		return c.groupList(args[1:])
 	}
-	return failf(`pigeon group create | send | add | remove | list`, "unknown group command %q", args[0])
+	return usagef(`pigeon group create | send | add | remove | list`, "unknown group command %q", args[0])
 }
 
 // groupCreate makes a group with this account as its admin and tells the
 // members.
 func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	if len(args) < 2 {
-		return failf(`pigeon group create NAME ACCOUNT...`, "a group needs a name and at least one other member")
+		return usagef(`pigeon group create NAME ACCOUNT...`, "a group needs a name and at least one other member")
 	}
 	name := args[0]
 	if err := checkGroupName(name); err != nil {
@@ -301,7 +301,7 @@ func groupState(gid []byte, g *groupInfo) []byte {
 // groupList prints the groups this device knows.
 func (c *cli) groupList(args []string) error {
 	if len(args) != 0 {
-		return failf("pigeon group list", "list takes no arguments")
+		return usagef("pigeon group list", "list takes no arguments")
 	}
 	d, err := c.device()
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,8 +22,7 @@ pigeon link -approve URI_OR_PNG                                           (on th
 // link runs either side of linking a device: the new device shows a code
 // and waits; the primary approves it.
 func (c *cli) link(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("link", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := c.flagSet("link")
 	addr := fs.String("relay", "", "relay `host:port`")
 	fp := fs.String("fingerprint", "", "relay certificate `fingerprint`")
 	png := fs.String("png", "", "also write the QR code to this PNG `file`")

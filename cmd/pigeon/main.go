@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -40,6 +41,8 @@ commands:
   init -relay HOST:PORT -fingerprint HEX   create an identity and register it
   id                                       print this account's id
   send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message; prints its id
+                                           (TEXT "-" reads it from stdin; "--" before a TEXT
+                                           starting with "-")
   recv                                     print queued messages, then exit
   listen                                   print messages as they arrive (Ctrl-C stops)
   verify ACCOUNT                           show the safety number to compare with ACCOUNT
@@ -79,6 +82,7 @@ func main() {
 type cli struct {
 	dir     string
 	saveDir string // where received files go (recv, listen)
+	stdin   io.Reader // message text with "send ... -"
 	stdout  io.Writer
 	stderr  io.Writer
 }
@@ -86,6 +90,7 @@ type cli struct {
 // userError is an error whose message follows UX.md and may carry a hint.
 type userError struct {
 	msg, hint string
+	usage     bool // the command was called the wrong way (exit 2)
 }
 
 func (e *userError) Error() string { return e.msg }
@@ -97,20 +102,29 @@ func failf(hint, format string, args ...any) error {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pigeon", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() {}
 	dir := fs.String("dir", "", "state `directory`")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	c := &cli{dir: stateDir(*dir), stdout: stdout, stderr: stderr}
+	c := &cli{dir: stateDir(*dir), stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	var err error
+	if cmd != "help" && commandHelp(cmd) != "" && wantsHelp(rest) {
+		fmt.Fprint(stdout, commandHelp(cmd))
+		return 0
+	}
 	switch cmd {
 	case "init":
 		err = c.init(ctx, rest)
@@ -145,22 +159,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		printVersion(stdout)
 		return 0
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	case "help":
+		if len(rest) > 1 {
+			err = usagef("pigeon help [COMMAND]", "help takes at most one command")
+			break
+		}
+		err = printHelp(stdout, strings.Join(rest, ""))
 	default:
-		err = failf(`run "pigeon help" for the commands`, "unknown command %q", cmd)
+		err = usagef(`run "pigeon help" for the commands`, "unknown command %q", cmd)
 	}
 	if err == nil {
 		return 0
 	}
 	var ue *userError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "pigeon: %s\n", ue.msg)
+		if ue.msg != "" {
+			fmt.Fprintf(stderr, "pigeon: %s\n", ue.msg)
+		}
 		if ue.hint != "" {
 			fmt.Fprintf(stderr, "pigeon: hint: %s\n", ue.hint)
 		}
-		if ue.msg == "usage" {
+		if ue.usage {
 			return 2
 		}
 		return 1

@@ -20,8 +20,20 @@ import (
 const maxStaleRetries = 3
 
 func (c *cli) send(ctx context.Context, args []string) error {
+	if len(args) == 3 && args[1] == "--" { // pigeon send BOB -- -TEXT
+		args = []string{args[0], args[2]}
+	} else if len(args) == 2 && args[1] == "-" {
+		text, err := c.readText()
+		if err != nil {
+			return err
+		}
+		args = []string{args[0], text}
+	}
 	if len(args) != 2 {
-		return failf(`pigeon send ACCOUNT|GROUP "TEXT"`, "send needs an account id or a group and a text")
+		return usagef(`pigeon send ACCOUNT|GROUP "TEXT" (or - to read it from stdin)`, "send needs an account id or a group and a text")
+	}
+	if err := checkText(args[1]); err != nil {
+		return err
 	}
 	conv, err := c.resolve(args[0])
 	if err != nil {

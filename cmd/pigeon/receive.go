@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -24,16 +23,19 @@ const defaultDeleteLimit = 48 * time.Hour
 // receive prints messages: what is queued (recv), or everything until
 // interrupted (listen).
 func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	name := "recv"
+	if follow {
+		name = "listen"
+	}
+	fs := c.flagSet(name)
 	count := fs.Int("n", 0, "exit after printing this many messages (listen; 0: never)")
 	fs.StringVar(&c.saveDir, "save", ".", "save received files in this `directory`")
 	deleteLimit := fs.Duration("delete-limit", defaultDeleteLimit, "honour \"delete for everyone\" for messages received at most this `long` ago")
 	if err := fs.Parse(args); err != nil {
-		return failf("", "usage")
+		return errUsageShown
 	}
 	if fs.NArg() != 0 {
-		return failf("", "this command takes no arguments")
+		return usagef("pigeon "+name+" [-save DIR] [-delete-limit 48h]", "%s takes no arguments", name)
 	}
 	d, opts, creds, err := c.registered()
 	if err != nil {

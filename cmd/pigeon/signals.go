@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -16,14 +15,13 @@ import (
 // typing sends a typing indicator, online-only: devices not connected
 // now never see it, and nothing is stored or pushed.
 func (c *cli) typing(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("typing", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := c.flagSet("typing")
 	stop := fs.Bool("stop", false, "say typing stopped")
 	if err := fs.Parse(args); err != nil {
-		return failf("", "usage")
+		return errUsageShown
 	}
 	if fs.NArg() != 1 {
-		return failf("pigeon typing [-stop] ACCOUNT|GROUP", "typing needs an account id or a group")
+		return usagef("pigeon typing [-stop] ACCOUNT|GROUP", "typing needs an account id or a group")
 	}
 	conv, err := c.resolve(fs.Arg(0))
 	if err != nil {
@@ -112,14 +110,13 @@ func (c *cli) read(ctx context.Context, args []string) error {
 // deleteForEveryone asks the recipients of a message this account sent
 // to delete it.
 func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := c.flagSet("delete")
 	limit := fs.Duration("limit", defaultDeleteLimit, "refuse messages sent longer ago than this `duration` (recipients apply their own limit too)")
 	if err := fs.Parse(args); err != nil {
-		return failf("", "usage")
+		return errUsageShown
 	}
 	if fs.NArg() != 2 {
-		return failf(`pigeon delete ACCOUNT|GROUP MESSAGE_ID ("pigeon history" shows the ids)`, "delete needs a conversation and a message id")
+		return usagef(`pigeon delete ACCOUNT|GROUP MESSAGE_ID ("pigeon history" shows the ids)`, "delete needs a conversation and a message id")
 	}
 	conv, err := c.resolve(fs.Arg(0))
 	if err != nil {
@@ -215,7 +212,7 @@ func (c *cli) history(args []string) error {
 // conversation, and the conversation as stored.
 func (c *cli) chatArg(cmd string, args []string) (*conversation, *chat, error) {
 	if len(args) != 1 {
-		return nil, nil, failf("pigeon "+cmd+" ACCOUNT|GROUP", "%s needs an account id or a group", cmd)
+		return nil, nil, usagef("pigeon "+cmd+" ACCOUNT|GROUP", "%s needs an account id or a group", cmd)
 	}
 	conv, err := c.resolve(args[0])
 	if err != nil {
