@@ -81,7 +81,7 @@ func main() {
 // cli carries what every command needs.
 type cli struct {
 	dir     string
-	saveDir string // where received files go (recv, listen)
+	saveDir string    // where received files go (recv, listen)
 	stdin   io.Reader // message text with "send ... -"
 	stdout  io.Writer
 	stderr  io.Writer
