@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
@@ -28,6 +29,8 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return usagef(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
 	}
 	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
+	_, statErr := os.Stat(c.dir)
+	madeDir := errors.Is(statErr, os.ErrNotExist) // init makes the directory
 	dev, reg, err := e2e.Create(c.dir, initialPreKeys)
 	if errors.Is(err, e2e.ErrExists) {
 		return failf("use another -dir for another identity", "%s already holds an identity", c.dir)
@@ -37,9 +40,13 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	}
 	acct, err := register(ctx, opts, reg)
 	if err != nil {
-		// Leave nothing half made behind, so init can be run again.
+		// Leave nothing half made behind, so init can be run again:
+		// the directory too when init made it.
 		for _, name := range []string{"device.json", "prekeys", "signed", "lock"} {
 			_ = os.RemoveAll(filepath.Join(c.dir, name))
+		}
+		if madeDir {
+			_ = os.Remove(c.dir) // only if nothing else is in it
 		}
 		return err
 	}
@@ -113,10 +120,29 @@ func dial(ctx context.Context, opts *client.Options) (*client.Conn, error) {
 }
 
 // relayError words a relay refusal for people.
+// retryIn says when to try again, in the units a person reads: "in 6
+// minutes", "in 40 seconds", "in 2 hours", "in a moment".
+func retryIn(d time.Duration) string {
+	switch {
+	case d < 2*time.Second:
+		return "in a moment"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("in %d seconds", int((d+time.Second-1)/time.Second))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("in %d minutes", int((d+time.Minute-1)/time.Minute))
+	default:
+		return fmt.Sprintf("in %d hours", int((d+time.Hour-1)/time.Hour))
+	}
+}
+
 func relayError(what string, err error) error {
 	var re *client.Error
 	if errors.As(err, &re) {
-		return failf("", "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
+		hint := ""
+		if re.RetryAfterMillis > 0 {
+			hint = "try again " + retryIn(time.Duration(re.RetryAfterMillis)*time.Millisecond)
+		}
+		return failf(hint, "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
