@@ -110,13 +110,22 @@ func (c *cli) verify(args []string) error {
 // dial connects to the relay and explains the usual failures.
 func dial(ctx context.Context, opts *client.Options) (*client.Conn, error) {
 	conn, err := client.Dial(ctx, opts)
-	if errors.Is(err, client.ErrFingerprint) {
-		return nil, failf("check the fingerprint \"pigeonhole serve\" printed", "the relay at %s is not the one pinned", opts.Addr)
-	}
 	if err != nil {
-		return nil, failf("is the relay running? check the address", "cannot reach the relay at %s: %v", opts.Addr, err)
+		return nil, unreachableError(opts, err)
 	}
 	return conn, nil
+}
+
+// unreachableError words a failed dial for people.
+func unreachableError(opts *client.Options, err error) error {
+	if errors.Is(err, client.ErrFingerprint) {
+		return failf("check the fingerprint \"pigeonhole serve\" printed", "the relay at %s is not the one pinned", opts.Addr)
+	}
+	var re *client.Error
+	if errors.As(err, &re) {
+		return relayError("connect", err)
+	}
+	return failf("is the relay running? check the address", "cannot reach the relay at %s: %v", opts.Addr, err)
 }
 
 // relayError words a relay refusal for people.

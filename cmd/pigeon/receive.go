@@ -49,6 +49,20 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	}
 	cl := client.New(opts, creds, 64)
 	defer cl.Close()
+	var unreachable error // recv: why the relay could not be reached
+	if follow {
+		c.reportConnection(cl)
+	} else {
+		// recv fails at once, and as clearly as send, when the relay
+		// cannot be reached, instead of retrying until its deadline.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		cl.Retrying = func(err error, _ time.Duration) {
+			unreachable = err
+			cancel()
+		}
+	}
 	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, receipts: map[receiptKey][][]byte{}}
 	if follow {
 		fmt.Fprintln(c.stderr, "pigeon: listening; Ctrl-C stops")
@@ -61,6 +75,9 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 			if ctx.Err() != nil && follow {
 				in.finish()
 				return nil
+			}
+			if unreachable != nil {
+				return unreachableError(opts, unreachable)
 			}
 			return relayError("receive", err)
 		}

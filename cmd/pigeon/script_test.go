@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,11 @@ import (
 	"github.com/pigeonhole/pigeonhole/push/pushtest"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
+
+// patience bounds every wait of these tests for something that must
+// happen: far above what it takes on an idle machine, because CI runs the
+// whole suite with -race on two cores.
+const patience = 2 * time.Minute
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
@@ -54,6 +60,7 @@ func TestScripts(t *testing.T) {
 			"waitmetric":   waitMetric,
 			"stealqueued":  stealQueued,
 			"groupdecrypt": groupDecrypt,
+			"waitgrep":     waitGrep,
 		},
 	})
 }
@@ -66,7 +73,7 @@ func waitRelay(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: waitrelay FILE")
 	}
 	path := ts.MkAbs(args[0])
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -120,14 +127,14 @@ func startAPNs(env *testscript.Env) error {
 	return nil
 }
 
-// apnsPush waits (up to 10 s) for the next push the local APNs endpoint
+// apnsPush waits (up to patience) for the next push the local APNs endpoint
 // receives and checks it went to the device token TOKEN and was accepted.
 func apnsPush(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: apnspush TOKEN")
 	}
 	a := ts.Value("apns").(*pushtest.APNs)
-	req, err := a.NextWithin(10 * time.Second)
+	req, err := a.NextWithin(patience)
 	ts.Check(err)
 	if req.Token != args[0] || req.Status != 200 {
 		ts.Fatalf("push to %s answered %d %s, want an accepted push to %s", req.Token, req.Status, req.Reason, args[0])
@@ -142,7 +149,7 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: waitfile FILE")
 	}
 	path := ts.MkAbs(args[0])
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -150,7 +157,7 @@ func waitFile(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("%s did not appear within 30s", args[0])
+			ts.Fatalf("%s did not appear within %v", args[0], patience)
 		}
 		<-tick.C
 	}
@@ -240,4 +247,30 @@ func fileEnv(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: fileenv VAR FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+// waitGrep waits until FILE (written by a command running in the
+// background) has a line matching REGEXP.
+//
+//	waitgrep FILE REGEXP
+func waitGrep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitgrep FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(patience)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil && re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(path)
+			ts.Fatalf("no line of %s matched %q within %v; it holds:\n%s", args[0], args[1], patience, b)
+		}
+		<-tick.C
+	}
 }

@@ -22,7 +22,16 @@ type Client struct {
 	// attempts. Zero means 100 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 
+	// Retrying, if set, is called before each wait between reconnection
+	// attempts, with the failed attempt's error and the wait, so an app
+	// can say "disconnected, retrying in 4s". Reconnected, if set, is
+	// called when a connection is made after an attempt failed. Both run
+	// on the goroutine that dials; set them before the first call.
+	Retrying    func(err error, wait time.Duration)
+	Reconnected func()
+
 	dialMu sync.Mutex // held by the one caller dialing
+	failed bool       // the last attempt failed (guarded by dialMu)
 	mu     sync.Mutex // guards the fields below
 	conn   *Conn
 	closed bool
@@ -75,18 +84,28 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 		conn, err := c.dial(ctx)
 		if err == nil {
 			c.mu.Lock()
-			defer c.mu.Unlock()
 			if c.closed {
+				c.mu.Unlock()
 				conn.Close()
 				return nil, ErrClosed
 			}
 			c.conn = conn
+			c.mu.Unlock()
+			if c.failed && c.Reconnected != nil {
+				c.Reconnected()
+			}
+			c.failed = false
 			return conn, nil
 		}
 		if permanent(err) {
 			return nil, err
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		c.failed = true
+		pause := wait/2 + rand.N(wait/2+1)
+		if c.Retrying != nil {
+			c.Retrying(err, pause)
+		}
+		t := time.NewTimer(pause)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
