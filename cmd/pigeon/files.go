@@ -66,11 +66,7 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	digest := <-digestc
 	bar.done()
 	if err != nil {
-		var re *client.Error
-		if errors.As(err, &re) {
-			return relayError("upload", err)
-		}
-		return failf("is the relay reachable over TCP too? files go over HTTPS", "upload failed: %v", err)
+		return blobError("upload", err)
 	}
 	id, err := newMessageID()
 	if err != nil {
@@ -228,4 +224,28 @@ func cleanStaleParts(dir string, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// blobError words a failed upload or download for people, with a hint
+// that fits the failure. It never shows a grant's URL (a credential).
+func blobError(op string, err error) error {
+	var re *client.Error
+	if errors.As(err, &re) {
+		return relayError(op, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return failf("", "%s interrupted; nothing was sent", op)
+	}
+	var be *client.BlobError
+	if errors.As(err, &be) {
+		switch {
+		case be.Status != 0:
+			return failf("", "%s failed: %v", op, be)
+		case be.Relay:
+			return failf("files go over HTTPS on the relay's TCP port (same number as QUIC's): is TCP open too?", "%s failed: %v", op, be)
+		default:
+			return failf("the relay's media storage is unreachable from here: tell the relay's operator", "%s failed: %v", op, be)
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,43 @@ func (b *blobClients) close() {
 	}
 }
 
+// BlobError is a failed upload or download of a blob's bytes (after the
+// relay granted it). Its message never holds the grant's URL, which is a
+// bearer credential (a presigned S3 URL, or the relay's own with a token).
+type BlobError struct {
+	Op string // "upload" or "download"
+	// Relay is true when the grant named the relay's own HTTPS endpoint
+	// (TCP, at the relay's address: the directory store), false for
+	// external storage (S3, MinIO).
+	Relay bool
+	// Status is the HTTP status storage answered, 0 if none came.
+	Status int
+	Err    error
+}
+
+func (e *BlobError) Error() string {
+	where := "storage"
+	if e.Relay {
+		where = "the relay's HTTPS endpoint"
+	}
+	if e.Status != 0 {
+		return fmt.Sprintf("%s: %s answered %d %s", e.Op, where, e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("%s: %s: %v", e.Op, where, e.Err)
+}
+
+func (e *BlobError) Unwrap() error { return e.Err }
+
+// blobFailed wraps an HTTP failure as a BlobError, dropping the request
+// URL that net/http puts in its errors.
+func blobFailed(op string, relay bool, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &BlobError{Op: op, Relay: relay, Err: err}
+}
+
 // blobRequest builds the grant's HTTP request and the client to send it
 // with: a path goes to the relay's own HTTPS (TCP, same address).
 func (c *Conn) blobRequest(ctx context.Context, g *BlobGrant, body io.Reader) (*http.Client, *http.Request, error) {
@@ -108,7 +146,7 @@ func (c *Conn) blobRequest(ctx context.Context, g *BlobGrant, body io.Reader) (*
 	}
 	req, err := http.NewRequestWithContext(ctx, g.Method, url, body)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, errors.New("malformed grant URL") // not echoed: a credential
 	}
 	for k, v := range g.Header {
 		req.Header.Set(k, v)
@@ -131,18 +169,19 @@ func (c *Conn) UploadBlob(ctx context.Context, body io.Reader, size int64) (stri
 	if err != nil {
 		return "", err
 	}
+	ours := strings.HasPrefix(g.URL, "/")
 	hc, req, err := c.blobRequest(ctx, g, body)
 	if err != nil {
-		return "", fmt.Errorf("upload: %w", err)
+		return "", &BlobError{Op: "upload", Relay: ours, Err: err}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("upload: %w", err)
+		return "", blobFailed("upload", ours, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("upload: storage answered %s", resp.Status)
+		return "", &BlobError{Op: "upload", Relay: ours, Status: resp.StatusCode}
 	}
 	return g.BlobID, nil
 }
@@ -153,17 +192,18 @@ func (c *Conn) DownloadBlob(ctx context.Context, blobID string) (io.ReadCloser, 
 	if err != nil {
 		return nil, 0, err
 	}
+	ours := strings.HasPrefix(g.URL, "/")
 	hc, req, err := c.blobRequest(ctx, g, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("download: %w", err)
+		return nil, 0, &BlobError{Op: "download", Relay: ours, Err: err}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("download: %w", err)
+		return nil, 0, blobFailed("download", ours, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, 0, fmt.Errorf("download: storage answered %s", resp.Status)
+		return nil, 0, &BlobError{Op: "download", Relay: ours, Status: resp.StatusCode}
 	}
 	return resp.Body, resp.ContentLength, nil
 }
