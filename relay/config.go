@@ -49,7 +49,10 @@ type Config struct {
 	// MaxMultiDevices caps the device messages in one multi_send (a group
 	// send). Default 1,000.
 	MaxMultiDevices int
-	// MaxBlobBytes is the largest media blob. Default 100 MiB.
+	// MaxBlobBytes is the largest file a media blob may hold, in
+	// plaintext bytes (at most spec.MediaMaxSize, 4 GiB): a grant is for
+	// up to spec.MediaCiphertextSize(MaxBlobBytes) bytes of ciphertext.
+	// Default 100 MiB.
 	MaxBlobBytes int64
 	// GrantLifetime is how long an upload or download grant is valid.
 	// Default 10 minutes.

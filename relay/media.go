@@ -60,8 +60,10 @@ func (c *conn) uploadGrant(id quic.StreamID, r *spec.UploadGrantRequest) (*spec.
 	if c.s.blobs == nil {
 		return nil, spec.Err(spec.CodeMediaUnavailable, "this relay keeps no media")
 	}
-	if r.Size == 0 || r.Size > uint64(c.s.cfg.MaxBlobBytes) {
-		return nil, spec.Err(spec.CodeBlobTooLarge, "a blob is 1 to %d bytes", c.s.cfg.MaxBlobBytes)
+	// The limit is on the file a client sends: its ciphertext, padded to
+	// a size bucket, may be up to 5% (and a tag per chunk) larger.
+	if maxCipher := spec.MediaCiphertextSize(c.s.cfg.MaxBlobBytes); r.Size == 0 || r.Size > uint64(maxCipher) {
+		return nil, spec.Err(spec.CodeBlobTooLarge, "a file is at most %d bytes (%d once encrypted and padded)", c.s.cfg.MaxBlobBytes, maxCipher)
 	}
 	if c.s.blobQuota != nil {
 		err := c.s.blobQuota.Reserve(c.ctx, acct, int64(r.Size), c.s.now())

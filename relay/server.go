@@ -52,6 +52,9 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 	if kd == nil || q == nil {
 		return nil, errors.New("relay: a key directory and queues are required")
 	}
+	if cfg.MaxBlobBytes > spec.MediaMaxSize {
+		return nil, fmt.Errorf("relay: MaxBlobBytes %d is over %d, the largest file the media format carries", cfg.MaxBlobBytes, spec.MediaMaxSize)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

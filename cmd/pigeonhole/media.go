@@ -38,7 +38,7 @@ func (m *mediaFlags) register(fs *flag.FlagSet, cfg *relay.Config) {
 	fs.StringVar(&m.s3SecretKeyFile, "s3-secret-key-file", "", "`file` holding the S3 secret key")
 	fs.BoolVar(&m.s3Insecure, "s3-insecure", false, "talk to S3 over plain HTTP (a MinIO on localhost)")
 	fs.StringVar(&m.grantKey, "media-grant-key", "", "`file` with the 32-byte key that signs grants with -media dir (default: blob-grant.key in -data, created on first start)")
-	fs.Int64Var(&cfg.MaxBlobBytes, "max-blob-bytes", 100<<20, "largest media blob, in bytes")
+	fs.Int64Var(&cfg.MaxBlobBytes, "max-blob-bytes", 100<<20, "largest file a client may send as media, in bytes (its ciphertext, padded, may be up to 5% larger; at most 4 GiB)")
 	fs.Int64Var(&m.quota, "blob-quota", 1<<30, "bytes an account may upload per UTC day")
 	fs.DurationVar(&m.lifetime, "blob-lifetime", 30*24*time.Hour, "media are deleted this `duration` after upload")
 }

@@ -11,20 +11,22 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/pigeonhole/pigeonhole/spec"
 )
 
 const (
 	// ChunkSize is the size of every plaintext chunk but the last.
-	ChunkSize = 64 << 10
+	ChunkSize = spec.MediaChunkSize
 	// MaxSize is the largest plaintext accepted, in bytes.
-	MaxSize int64 = 4 << 30
+	MaxSize = spec.MediaMaxSize
 	// KeySize is the size of a media key, in bytes.
 	KeySize = 32
 )
 
 const (
-	headerSize = 8
-	tagSize    = 16
+	headerSize = spec.MediaHeaderSize
+	tagSize    = spec.MediaTagSize
 	nonceSize  = 12
 	flagLast   = 0x01
 )
