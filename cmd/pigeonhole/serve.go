@@ -123,7 +123,7 @@ func serve(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runRelay(ctx, &f, log); err != nil {
-		return fail("%v", err)
+		return fail("%v", redactErr(err)) // no NATS password in the message
 	}
 	return 0
 }
