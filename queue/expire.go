@@ -9,15 +9,22 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Run expires old messages and dedup keys every Config.ExpireInterval
-// until ctx is done. It returns nil when ctx ends.
+// Run expires old messages and dedup keys every Config.ExpireInterval,
+// and scrubs the database every Config.ScrubInterval, until ctx is done.
+// It returns nil when ctx ends.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.ExpireInterval)
 	defer t.Stop()
+	scrub := time.NewTicker(s.cfg.ScrubInterval)
+	defer scrub.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-scrub.C:
+			if err := s.Scrub(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("scrub the database", "err", err)
+			}
 		case <-t.C:
 			n, err := s.Expire(ctx, s.cfg.Now())
 			if err != nil && ctx.Err() == nil {
