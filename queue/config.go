@@ -17,6 +17,11 @@ type Config struct {
 	// ExpireInterval is how often Run expires old messages and dedup keys
 	// (default 1 minute).
 	ExpireInterval time.Duration
+	// ScrubInterval is how often Run scrubs the database (Store.Scrub), so
+	// that an acked or expired message is unrecoverable from the data
+	// directory at most this long (plus the scrub's own time) after it
+	// was deleted (default 10 minutes).
+	ScrubInterval time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -36,6 +41,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExpireInterval <= 0 {
 		c.ExpireInterval = time.Minute
+	}
+	if c.ScrubInterval <= 0 {
+		c.ScrubInterval = 10 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now

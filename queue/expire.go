@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -10,15 +9,22 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Run expires old messages and dedup keys every Config.ExpireInterval
-// until ctx is done. It returns nil when ctx ends.
+// Run expires old messages and dedup keys every Config.ExpireInterval,
+// and scrubs the database every Config.ScrubInterval, until ctx is done.
+// It returns nil when ctx ends.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.ExpireInterval)
 	defer t.Stop()
+	scrub := time.NewTicker(s.cfg.ScrubInterval)
+	defer scrub.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-scrub.C:
+			if err := s.Scrub(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("scrub the database", "err", err)
+			}
 		case <-t.C:
 			n, err := s.Expire(ctx, s.cfg.Now())
 			if err != nil && ctx.Err() == nil {
@@ -151,8 +157,11 @@ func (s *Store) expireDedup(ctx context.Context, cutoff time.Time) error {
 	return nil
 }
 
-// DeleteDevice deletes a device's whole queue durably, for a removed
-// device.
+// DeleteDevice deletes a device's whole queue and its high-water mark
+// durably, for a removed device: nothing of it stays in the database. A
+// removed device's id is never given to another device (keys.Store), so
+// its seqs need no remembering; while the process runs, a late append
+// still gets a seq after every old one.
 func (s *Store) DeleteDevice(ctx context.Context, a Address) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -166,8 +175,7 @@ func (s *Store) DeleteDevice(ctx context.Context, a Address) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(p, prefixEnd(p), nil)
-	// Keep the high-water mark: seqs are never reused.
-	_ = b.Set(hwKey(a), binary.BigEndian.AppendUint64(nil, st.next-1), nil)
+	_ = b.Delete(hwKey(a), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("queue: delete device: %w", err)
 	}

@@ -21,7 +21,7 @@ func SeedKey(i int) []byte {
 func (s *Store) SeedDedup(n int, t time.Time) error {
 	b := s.db.NewBatch()
 	for i := range n {
-		k := SeedKey(i)
+		k := hashDedup(SeedKey(i)) // as Append stores it
 		_ = b.Set(dedupKey(k), encodeTime(t), nil)
 		_ = b.Set(dedupTimeKey(t, k), nil, nil)
 		if b.Len() > 4<<20 {
@@ -46,7 +46,7 @@ func (s *Store) SeedDedup(n int, t time.Time) error {
 // LookupDedup is the dedup lookup of an Append: the time key was stored,
 // or zero.
 func (s *Store) LookupDedup(key []byte) (time.Time, error) {
-	release, prior, err := s.claimDedup(context.Background(), key)
+	release, prior, err := s.claimDedup(context.Background(), hashDedup(key))
 	if release != nil {
 		release()
 	}

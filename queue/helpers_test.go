@@ -28,6 +28,7 @@ func openDB(t testing.TB, dir string) *pebble.DB {
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
 	opts.Cache = cache
+	queue.PebbleOptions(opts)
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,10 @@ type Store struct {
 	inflight map[string]chan struct{} // dedup keys being appended now
 
 	stored atomic.Int64 // messages in all queues (Len)
+
+	scrubMu    sync.Mutex // one Scrub at a time
+	scrubbed   bool       // a Scrub has run
+	scrubbedAt uint64     // WAL bytes written as of the last Scrub
 }
 
 // Open returns the queues on db. The caller keeps ownership of db.
@@ -113,6 +117,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 		return AppendResult{}, ErrEmpty
 	}
 	if len(dedup) > 0 {
+		dedup = hashDedup(dedup) // stored, so neither sender nor message id is
 		release, prior, err := s.claimDedup(ctx, dedup)
 		if err != nil || !prior.IsZero() {
 			return AppendResult{Time: prior, Duplicate: !prior.IsZero()}, err

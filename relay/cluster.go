@@ -106,7 +106,7 @@ func (s *Server) closeRemoved(ctx context.Context) {
 		c.mu.Unlock()
 		_, err := s.keys.Device(ctx, acct, dev)
 		if errors.Is(err, keys.ErrUnknownDevice) || errors.Is(err, keys.ErrUnknownAccount) {
-			s.log.Info("closing a device revoked while the cluster link was down", "account", acct.String(), "device", dev)
+			s.log.Info("closing a device revoked while the cluster link was down", s.debugAttr("account", acct.String()), "device", dev)
 			_ = c.qc.CloseWithError(spec.CloseDeviceRemoved, "device revoked")
 		}
 	}

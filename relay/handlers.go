@@ -194,7 +194,7 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 		undoAccount()
 		return nil, c.s.keyError("create account", err)
 	}
-	c.s.log.Info("account registered", "account", acct.String())
+	c.s.log.Info("account registered", c.s.debugAttr("account", acct.String()))
 	return &spec.RegisterResponse{AccountId: acct[:], DeviceId: 1}, nil
 }
 

@@ -59,6 +59,7 @@ func openDB(t testing.TB, dir string) *pebble.DB {
 	defer cache.Unref()
 	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: relaytest.QuietPebble{}, Cache: cache}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	queue.PebbleOptions(opts)
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		t.Fatalf("open pebble: %v", err)

@@ -55,7 +55,7 @@ func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, 
 	if err != nil {
 		return nil, c.s.keyError("link a device", err)
 	}
-	c.s.log.Info("device linked", "account", acct.String(), "device", id)
+	c.s.log.Info("device linked", c.s.debugAttr("account", acct.String()), "device", id)
 	c.s.devicesChanged(acct)
 	return &spec.LinkDeviceResponse{DeviceId: id}, nil
 }
@@ -111,7 +111,7 @@ func (c *conn) revokeDevice(id quic.StreamID, r *spec.RevokeDeviceRequest) *spec
 	// with the message lifetime).
 	c.s.closeDevice(acct, r.DeviceId)
 	c.s.cluster.CloseDevice(addrOf(acct, r.DeviceId))
-	c.s.log.Info("device revoked", "account", acct.String(), "device", r.DeviceId)
+	c.s.log.Info("device revoked", c.s.debugAttr("account", acct.String()), "device", r.DeviceId)
 	c.s.devicesChanged(acct)
 	ctx := context.WithoutCancel(c.ctx)
 	a := addrOf(acct, r.DeviceId)

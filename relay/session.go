@@ -141,7 +141,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		}
 	}
 	if e != nil {
-		c.s.log.Info("session refused", "code", spec.Code(e.Code).String(), "ip", c.remoteIP)
+		c.s.log.Info("session refused", "code", spec.Code(e.Code).String(), c.s.debugAttr("ip", c.remoteIP))
 		c.refuseSession(st, e)
 		return
 	}

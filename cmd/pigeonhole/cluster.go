@@ -57,7 +57,7 @@ type clusterStores struct {
 func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger) (*clusterStores, error) {
 	for _, u := range strings.Split(c.store, ",") {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
-			return nil, fmt.Errorf("-store %q: want pebble or nats:// URLs", c.store)
+			return nil, fmt.Errorf("-store %q: want pebble or nats:// URLs", redactURLs(c.store))
 		}
 	}
 	cs := &clusterStores{}
@@ -77,11 +77,11 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			nlog.Warn("disconnected from NATS", "err", err)
+			nlog.Warn("disconnected from NATS", "err", redactErr(err))
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", c.store, err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURLs(c.store), redactErr(err))
 	}
 	cs.nc = nc
 	// One stored message must fit in one NATS message.
@@ -169,11 +169,11 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 			return nil
 		}
 		if attempt == 1 {
-			log.Warn(what+": retrying until the JetStream cluster answers", "err", err)
+			log.Warn(what+": retrying until the JetStream cluster answers", "err", redactErr(err))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what, redactErr(err))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -90,6 +90,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.Int64Var(&f.qcfg.MaxBytes, "queue-max-bytes", 256<<20, "most bytes queued per device")
 	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
+	fs.DurationVar(&f.qcfg.ScrubInterval, "scrub-interval", 10*time.Minute, "compact the database and delete its old logs this often, so that an acked message is gone from -data within this `duration`")
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
 	fs.IntVar(&f.keyCfg.MaxDevices, "max-devices", 6, "devices per account (the primary and linked ones)")
 	f.limits.register(fs, &f.cfg)
@@ -126,7 +127,7 @@ func serve(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runRelay(ctx, &f, log); err != nil {
-		return fail("%v", err)
+		return fail("%v", redactErr(err)) // no NATS password in the message
 	}
 	return 0
 }
@@ -344,6 +345,7 @@ func openDB(dir string, log *slog.Logger) (*pebble.DB, error) {
 		Cache:              cache,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // inherited by every level
+	queue.PebbleOptions(opts)                            // obsolete WALs deleted, not recycled
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", dir, err)
