@@ -46,7 +46,7 @@ flags:
 `
 
 type serveFlags struct {
-	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel string
+	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel, logFormat string
 	pprof                                                                 bool
 
 	cfg      relay.Config
@@ -77,6 +77,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the -metrics address (for profiling under load; keep that address private)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write {\"addr\",\"fingerprint\"} (and \"metrics\" with -metrics) as JSON to this `file` once listening")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format` on stderr: text (key=value) or json (one object a line)")
 	fs.IntVar(&f.cfg.MaxEnvelopeBytes, "max-envelope-bytes", 256<<10, "largest ciphertext for one device, in bytes")
 	fs.IntVar(&f.cfg.MaxWindow, "max-window", 256, "most unacked envelopes in flight per session")
 	fs.IntVar(&f.cfg.MaxSendDevices, "max-send-devices", 64, "most device messages in one send")
@@ -119,11 +120,13 @@ func serve(args []string) int {
 	f.cfg.RegisterLimit = relay.Limit{Burst: f.regBurst, Every: f.regEvery}
 	f.cfg.FetchLimit = relay.Limit{Burst: f.fetBurst, Every: f.fetEvery}
 	f.limits.apply(&f.cfg)
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fail("bad -log-level %q", f.logLevel)
+	log, err := newLogger(os.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return fail("%v", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range unknownEnv(fs) {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runRelay(ctx, &f, log); err != nil {
