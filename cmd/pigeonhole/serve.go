@@ -47,7 +47,7 @@ flags:
 
 type serveFlags struct {
 	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel, logFormat string
-	pprof                                                                 bool
+	pprof                                                                            bool
 
 	cfg      relay.Config
 	qcfg     queue.Config
