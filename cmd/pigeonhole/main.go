@@ -2,6 +2,7 @@
 //
 //	pigeonhole serve [flags]        run the relay (Pebble in -data, nothing else needed)
 //	pigeonhole fingerprint [flags]  print the certificate fingerprint clients pin
+//	pigeonhole backup [-data DIR] DEST  back the data directory up, running or not
 //	pigeonhole version              print the version
 //
 // Run `pigeonhole serve -h` for every flag and the configuration precedence.
@@ -21,6 +22,7 @@ const usage = `usage: pigeonhole <command> [flags]
 commands:
   serve        run the relay
   fingerprint  print the relay certificate's SHA-256 fingerprint
+  backup       copy the data directory, while the relay runs or not
   version      print the version
 
 run "pigeonhole <command> -h" for the flags of a command.
@@ -36,6 +38,8 @@ func run(args []string) int {
 		return serve(args[1:])
 	case "fingerprint":
 		return fingerprint(args[1:])
+	case "backup":
+		return backup(args[1:])
 	case "version":
 		printVersion(os.Stdout)
 		return 0

@@ -157,6 +157,13 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
+	if stopAdmin, err := serveAdmin(f.data, db, log); err != nil {
+		// A data path too long for a Unix socket (108 bytes) must not
+		// keep the relay from running: only a live backup needs it.
+		log.Warn("no admin socket: pigeonhole backup will need the relay stopped", "err", err)
+	} else {
+		defer stopAdmin()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var (
