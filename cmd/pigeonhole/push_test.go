@@ -90,7 +90,7 @@ func TestBrokenPushCredentialsStopTheStart(t *testing.T) {
 		{[]string{"-fcm-credentials", junk}, "not JSON"},
 		{[]string{"-fcm-credentials", sa, "-push-ca", junk}, "no PEM certificate"},
 		{[]string{"-fcm-credentials", sa, "-push-token-key", short}, "want 32 random bytes"},
-		{[]string{"-media", "s3", "-max-blob-bytes", "6000000000"}, "over 5 GiB"},
+		{[]string{"-media", "s3", "-max-blob-bytes", "6000000000"}, "the largest file the media format carries"},
 		{[]string{"-media", "tape"}, "must be dir, s3 or off"},
 	}
 	for _, c := range cases {
