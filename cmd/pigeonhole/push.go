@@ -43,7 +43,7 @@ func (p *pushFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.fcmCredentials, "fcm-credentials", "", "Firebase service account JSON `file`; turns FCM on")
 	fs.StringVar(&p.fcmEndpoint, "fcm-endpoint", "", "FCM HTTP v1 endpoint `URL` (empty: https://fcm.googleapis.com/v1; for testing)")
 	fs.StringVar(&p.caFile, "push-ca", "", "extra CA certificate `file` (PEM) trusted for the push providers' endpoints (for testing)")
-	fs.StringVar(&p.tokenKey, "push-token-key", "", "`file` with the 32-byte key that seals push tokens at rest (default: push-token.key in -data, created on first start)")
+	fs.StringVar(&p.tokenKey, "push-token-key", "", "`file` with the 32-byte key that seals push tokens at rest (default: push-token.key in -data, created on the first start with push on)")
 	fs.DurationVar(&p.cfg.Window, "push-window", time.Minute, "coalescing window: at most one push per device per this `duration`, reset when it connects")
 	fs.IntVar(&p.cfg.QueueSize, "push-queue", 10000, "pushes waiting for a worker before more are dropped")
 }
