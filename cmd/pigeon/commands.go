@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
@@ -148,8 +149,11 @@ func relayError(what string, err error) error {
 	var re *client.Error
 	if errors.As(err, &re) {
 		hint := ""
-		if re.RetryAfterMillis > 0 {
+		switch {
+		case re.RetryAfterMillis > 0:
 			hint = "try again " + retryIn(time.Duration(re.RetryAfterMillis)*time.Millisecond)
+		case re.CodeName() == "UNKNOWN_DEVICE" && slices.Contains([]string{"authenticate", "connect", "receive", "list devices", "set push token"}, what):
+			hint = "this device is no longer part of its account (it was revoked from another device): move this -dir away and run \"pigeon link\" (or \"pigeon init\") with a new one"
 		}
 		return failf(hint, "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
 	}

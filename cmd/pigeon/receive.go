@@ -41,6 +41,11 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := c.lockReceiving()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cleanStaleParts(c.saveDir, time.Now())
 	if !follow {
 		var cancel context.CancelFunc

@@ -47,6 +47,10 @@ func (c *cli) device() (*e2e.Device, error) {
 	if errors.Is(err, e2e.ErrNoDevice) {
 		return nil, c.notInitialized()
 	}
+	if errors.Is(err, e2e.ErrDamaged) {
+		return nil, failf("restore "+c.dir+" from a backup, or move it away and run \"pigeon init\" or \"pigeon link\" again (your contacts will see a new safety number)",
+			"the state in %s is damaged and cannot be used: %v", c.dir, strings.TrimPrefix(err.Error(), "e2e: the device state is damaged: "))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,9 @@ var (
 	ErrNoDevice = errors.New("e2e: no device in this directory")
 	// ErrNotRegistered means the device has no account yet.
 	ErrNotRegistered = errors.New("e2e: the device is not registered")
+	// ErrDamaged means the directory's device state cannot be read (a
+	// truncated or edited file): the keys in it are lost.
+	ErrDamaged = errors.New("e2e: the device state is damaged")
 )
 
 const stateFile = "device.json"
@@ -139,14 +142,19 @@ func Open(dir string) (*Device, error) {
 	}
 	d := &Device{dir: dir}
 	if err := json.Unmarshal(b, &d.st); err != nil {
-		return nil, fmt.Errorf("e2e: %s: %w", stateFile, err)
+		return nil, fmt.Errorf("%w: %s is not valid JSON (%v)", ErrDamaged, stateFile, err)
 	}
 	if len(d.st.IdentityPrivate) != 32 || len(d.st.AuthKey) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("e2e: %s: keys have the wrong size", stateFile)
+		return nil, fmt.Errorf("%w: %s: keys have the wrong size", ErrDamaged, stateFile)
+	}
+	// Checked before DecodePoint, which panics on an empty key and pads a
+	// short one with zeros.
+	if len(d.st.IdentityPublic) != 33 || d.st.IdentityPublic[0] != ecc.DjbType {
+		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateFile)
 	}
 	pub, err := ecc.DecodePoint(d.st.IdentityPublic, 0)
-	if err != nil || len(d.st.IdentityPublic) != 33 {
-		return nil, fmt.Errorf("e2e: %s: bad identity key", stateFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateFile)
 	}
 	var priv [32]byte
 	copy(priv[:], d.st.IdentityPrivate)
