@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,17 +31,18 @@ func (c *cli) link(ctx context.Context, args []string) error {
 	png := fs.String("png", "", "also write the QR code to this PNG `file`")
 	name := fs.String("name", "", "this device's `name`, as the account's devices will list it (default: the host name)")
 	approve := fs.String("approve", "", "approve the new device whose link URI or QR code PNG `file` this is")
+	yes := fs.Bool("yes", false, "with -approve: do not ask (the check code is still printed)")
 	if err := fs.Parse(args); err != nil {
-		return failf(linkUsage, "usage")
+		return errUsageShown
 	}
 	if fs.NArg() != 0 {
-		return failf(linkUsage, "link takes flags only")
+		return usagef(linkUsage, "link takes flags only")
 	}
 	if *approve != "" {
-		return c.approve(ctx, *approve)
+		return c.approve(ctx, *approve, *yes)
 	}
 	if *addr == "" || *fp == "" {
-		return failf(linkUsage, "link needs the relay address and its certificate fingerprint")
+		return usagef(linkUsage, "link needs the relay address and its certificate fingerprint")
 	}
 	if *name == "" {
 		*name, _ = os.Hostname()
@@ -80,6 +84,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 	}
 	fmt.Fprintln(c.stdout, uri)
 	fmt.Fprintf(c.stderr, "pigeon: on your primary device run: pigeon link -approve URI (the line above) or scan the code; it is valid until %s\n", prov.Expires.Format("15:04"))
+	fmt.Fprintf(c.stderr, "pigeon: check code %s: the primary device must show the same before you approve\n", checkCode(key.Public()))
 
 	sealed, err := prov.Wait(ctx)
 	var re *client.Error
@@ -143,7 +148,7 @@ func truncateName(name string) string {
 // approve is the primary's side: read the new device's link URI (or its
 // QR code PNG), get a link code and send it with this identity, sealed to
 // the new device's key.
-func (c *cli) approve(ctx context.Context, arg string) error {
+func (c *cli) approve(ctx context.Context, arg string, yes bool) error {
 	text := arg
 	if !strings.HasPrefix(arg, "pigeonhole:") {
 		var err error
@@ -161,6 +166,22 @@ func (c *cli) approve(ctx context.Context, arg string) error {
 	}
 	if !strings.EqualFold(uri.Fingerprint, opts.Fingerprint) {
 		return failf("link the new device with this device's relay: "+opts.Addr, "the new device is using another relay")
+	}
+	// Whoever holds this account's keys can read all it gets: the person
+	// checks that the code shown is the one on the device in their hand,
+	// not one an attacker slipped in.
+	check := checkCode(uri.PublicKey)
+	if yes {
+		fmt.Fprintf(c.stderr, "pigeon: approving the new device with check code %s\n", check)
+	} else {
+		fmt.Fprintf(c.stderr, "pigeon: the new device must show check code %s; it will read everything this account receives. approve it? [y/N] ", check)
+		answer, _ := bufio.NewReader(c.stdin).ReadString('\n')
+		if f, ok := c.stdin.(*os.File); !ok || !isTerminal(f) {
+			fmt.Fprintln(c.stderr) // a terminal echoed the user's Enter
+		}
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return failf("run it again and answer y if the codes match (or pass -yes)", "not approved")
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -186,4 +207,20 @@ func (c *cli) approve(ctx context.Context, arg string) error {
 	}
 	fmt.Fprintln(c.stderr, "pigeon: approved; the new device is joining this account")
 	return nil
+}
+
+// checkCode is what both sides of a link show so the person can tell
+// that the device being approved is the one in their hand: the first 40
+// bits of SHA-256 of the new device's provisioning key, as 3 groups of
+// base32 letters and digits.
+func checkCode(pub []byte) string {
+	h := sha256.Sum256(pub)
+	s := base32.StdEncoding.EncodeToString(h[:5]) // 8 characters
+	return s[0:3] + "-" + s[3:6] + "-" + s[6:8]
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
