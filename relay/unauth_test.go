@@ -217,6 +217,16 @@ func TestUnauthBudget(t *testing.T) {
 		retry uint32
 	}
 	results := make(chan result, 64)
+	next := func(what string) result {
+		t.Helper()
+		select {
+		case res := <-results:
+			return res
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no answer to a frame %s", what)
+			return result{}
+		}
+	}
 	attack := func(qc *quic.Conn, streams int) {
 		for range streams {
 			st := openRaw(t, qc, claim(uint32(frameBytes), frameBytes-1)) // all but one byte
@@ -233,7 +243,7 @@ func TestUnauthBudget(t *testing.T) {
 	one, _ := r.rawConn(t)
 	attack(one, 8)
 	for range 4 {
-		if res := <-results; res.code != spec.CodeRateLimited || res.retry == 0 {
+		if res := next("over the per-connection budget"); res.code != spec.CodeRateLimited || res.retry == 0 {
 			t.Fatalf("over the per-connection budget: %+v, want RATE_LIMITED with retry_after_ms", res)
 		}
 	}
@@ -252,7 +262,7 @@ func TestUnauthBudget(t *testing.T) {
 		return r.metric(t, "pigeonhole_unauth_frames_reading")+r.metricOr0(t, "pigeonhole_unauth_frames_refused_total") == 4+4+48
 	})
 	for range 48 - 12 {
-		if res := <-results; res.code != spec.CodeRateLimited || res.retry == 0 {
+		if res := next("over the relay-wide budget"); res.code != spec.CodeRateLimited || res.retry == 0 {
 			t.Fatalf("over the relay-wide budget: %+v, want RATE_LIMITED with retry_after_ms", res)
 		}
 	}
