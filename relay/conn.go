@@ -71,6 +71,7 @@ func newConn(s *Server, qc *quic.Conn) *conn {
 func (c *conn) serve() {
 	c.s.m.connections.Inc()
 	defer c.s.m.connections.Dec()
+	defer c.uncount() // also when the exporter fails below
 	tlsState := c.qc.ConnectionState().TLS
 	exp, err := tlsState.ExportKeyingMaterial(spec.ExporterLabel, nil, spec.ExporterLength)
 	if err != nil {
@@ -86,7 +87,6 @@ func (c *conn) serve() {
 		c.mu.Lock()
 		c.deadline.Stop()
 		c.mu.Unlock()
-		c.uncount()
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
