@@ -1,6 +1,10 @@
 package relay
 
-import "time"
+import (
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+)
 
 // Config holds the relay's limits. The zero value of every field means the
 // default given in its comment (and in spec/protocol.md, "Limits").
@@ -24,8 +28,10 @@ type Config struct {
 	// burst of 100, then one per second.
 	FetchLimit Limit
 	// AuthWait is how long a request that needs authentication waits for
-	// the connection's SessionOpen to be verified, and how long a new
-	// stream may take to send its first frame. Default 10 s.
+	// the connection's SessionOpen to be verified, how long a new stream
+	// may take to send its first frame, and how long a connection may
+	// stay without authenticating, registering, linking or opening
+	// provisioning before it is closed (close code 0x5). Default 10 s.
 	AuthWait time.Duration
 	// IdleTimeout closes a connection that has been silent this long.
 	// Clients keep alive every IdleTimeout/3. Default 60 s.
@@ -79,6 +85,22 @@ type Config struct {
 	// still come, without a one-time prekey (X3DH then uses the signed
 	// prekey alone). Default a burst of 50, then one per minute.
 	PreKeyClaimLimit Limit
+	// UnauthFrameBytes caps the first frame of a stream on a connection
+	// without a verified session; a larger one waits, unread, for the
+	// session and is refused with FRAME_TOO_LARGE if none is verified in
+	// AuthWait. Default 16 KiB (the largest register or link_device is
+	// under 6 KiB).
+	UnauthFrameBytes int
+	// UnauthBufferBytes is the relay-wide budget of first-frame bytes
+	// buffered for connections without a verified session; one
+	// connection may hold at most 4 × UnauthFrameBytes of it. A frame
+	// that would pass either is refused with RATE_LIMITED. Default 32 MiB.
+	UnauthBufferBytes int64
+	// MaxUnauthConnsPerPrefix caps the connections from one network
+	// prefix (IPv4PrefixBits, IPv6PrefixBits) that have not yet
+	// authenticated, registered, linked or opened provisioning; one more
+	// is closed at once with close code 0x6. Default 64.
+	MaxUnauthConnsPerPrefix int
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -138,6 +160,16 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GrantLifetime <= 0 {
 		c.GrantLifetime = 10 * time.Minute
+	}
+	if c.UnauthFrameBytes <= 0 {
+		c.UnauthFrameBytes = 16 << 10
+	}
+	c.UnauthFrameBytes = min(c.UnauthFrameBytes, spec.MaxFrameSize)
+	if c.UnauthBufferBytes <= 0 {
+		c.UnauthBufferBytes = 32 << 20
+	}
+	if c.MaxUnauthConnsPerPrefix <= 0 {
+		c.MaxUnauthConnsPerPrefix = 64
 	}
 	if c.ProvisioningLimit.Burst <= 0 {
 		c.ProvisioningLimit.Burst = 10

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -31,7 +32,10 @@ type conn struct {
 	qc       *quic.Conn
 	ctx      context.Context
 	remoteIP string
+	prefix   string // network prefix the connection is counted under
 	exporter []byte // TLS exporter value the device signs
+
+	unauthBytes atomic.Int64 // first-frame bytes buffered while unauthenticated
 
 	mu        sync.Mutex
 	state     int
@@ -41,6 +45,10 @@ type conn struct {
 	undecoded map[quic.StreamID]struct{} // streams whose first frame is not read yet
 	provOpen  bool                       // a provisioning stream is open
 	changed   chan struct{}              // closed and replaced on every change above
+
+	established bool        // authenticated, registered, linked or provisioning
+	counted     bool        // counted against its prefix's unauthenticated connections
+	deadline    *time.Timer // closes the connection unless established in AuthWait
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -53,6 +61,7 @@ func newConn(s *Server, qc *quic.Conn) *conn {
 		qc:        qc,
 		ctx:       qc.Context(),
 		remoteIP:  ip,
+		prefix:    sourcePrefix(qc.RemoteAddr(), s.cfg.IPv4PrefixBits, s.cfg.IPv6PrefixBits),
 		undecoded: make(map[quic.StreamID]struct{}),
 		changed:   make(chan struct{}),
 	}
@@ -62,6 +71,7 @@ func newConn(s *Server, qc *quic.Conn) *conn {
 func (c *conn) serve() {
 	c.s.m.connections.Inc()
 	defer c.s.m.connections.Dec()
+	defer c.uncount() // also when the exporter fails below
 	tlsState := c.qc.ConnectionState().TLS
 	exp, err := tlsState.ExportKeyingMaterial(spec.ExporterLabel, nil, spec.ExporterLength)
 	if err != nil {
@@ -70,6 +80,14 @@ func (c *conn) serve() {
 		return
 	}
 	c.exporter = exp
+	c.mu.Lock()
+	c.deadline = time.AfterFunc(c.s.cfg.AuthWait, c.authDeadline)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.deadline.Stop()
+		c.mu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -110,6 +128,9 @@ func (c *conn) setAuth(acct keys.AccountID, dev uint32, e *spec.Error) {
 	}
 	c.broadcastLocked()
 	c.mu.Unlock()
+	if e == nil {
+		c.establish()
+	}
 }
 
 // errSecondSession refuses a second SessionOpen on one connection.
@@ -174,20 +195,19 @@ func (c *conn) handleStream(st *quic.Stream) {
 	id := st.StreamID()
 	_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
 	var req spec.Request
-	raw, err := spec.ReadFrameBytes(st, spec.MaxFrameSize)
-	if err == nil {
-		err = proto.Unmarshal(raw, &req)
-		if err != nil {
-			err = errBadProto
-		}
+	raw, budget, e := c.readFirstFrame(st, id)
+	if e == nil && proto.Unmarshal(raw, &req) != nil {
+		e = readErrorToSpec(errBadProto)
 	}
-	if err != nil {
+	if e != nil {
+		budget.release()
 		c.decoded(id)
-		c.refuseStream(st, readErrorToSpec(err))
+		c.refuseStream(st, e)
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	if open := req.GetOpenSession(); open != nil {
+		budget.release()
 		if e := c.claimSession(id); e != nil {
 			c.refuseSession(st, e)
 			return
@@ -197,10 +217,15 @@ func (c *conn) handleStream(st *quic.Stream) {
 	}
 	c.decoded(id)
 	if req.GetOpenProvisioning() != nil {
+		budget.release()
 		c.runProvisioning(st)
 		return
 	}
 	resp := c.dispatch(id, &req)
+	budget.release()
+	if resp.Error == nil && (req.GetRegister() != nil || req.GetLinkDevice() != nil) {
+		c.establish()
+	}
 	_ = st.SetWriteDeadline(time.Now().Add(c.s.cfg.AuthWait))
 	_ = spec.WriteFrame(st, resp)
 	_ = st.Close()

@@ -148,6 +148,7 @@ func (c *conn) runProvisioning(st *quic.Stream) {
 	}}}) != nil {
 		return
 	}
+	c.establish() // an open provisioning stream ends the auth deadline
 	// The client sends nothing more; its FIN or reset ends the wait.
 	gone := make(chan struct{})
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,10 @@ type Server struct {
 	blobQuota UploadQuota // nil: no quota
 	log       *slog.Logger
 	m         *metrics
+	um        *unauthMetrics
+
+	unauth      unauthTable  // unauthenticated connections per prefix
+	unauthBytes atomic.Int64 // first-frame bytes buffered for them
 
 	registerLimit *limiter
 	fetchLimit    *limiter
@@ -62,8 +67,13 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, fmt.Errorf("relay: register metrics: %w", err)
 	}
+	um, err := newUnauthMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("relay: register metrics: %w", err)
+	}
 	cfg = cfg.withDefaults()
 	return &Server{
+		um:            um,
 		cfg:           cfg,
 		keys:          kd,
 		queues:        q,
@@ -110,6 +120,10 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 			break
 		}
 		c := newConn(s, qc)
+		if !s.admitConn(c) {
+			_ = qc.CloseWithError(spec.CloseTooManyUnauth, "too many unauthenticated connections from this network")
+			continue
+		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

@@ -99,4 +99,6 @@ const (
 	CloseAuthFailed    = 0x2 // SessionOpen refused
 	CloseGoingAway     = 0x3 // the relay is shutting down; reconnect
 	CloseDeviceRemoved = 0x4 // the device was revoked
+	CloseAuthTimeout   = 0x5 // not authenticated (or registered) within AuthWait
+	CloseTooManyUnauth = 0x6 // too many unauthenticated connections from this network
 )

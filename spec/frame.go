@@ -57,31 +57,89 @@ func WriteFrame(w io.Writer, m proto.Message) error {
 	return nil
 }
 
+// frameChunk is the first buffer a reader commits for a payload, and the
+// step it grows by at first: memory follows the bytes that arrive, never
+// the length a peer claims.
+const frameChunk = 4 << 10
+
 // ReadFrameBytes reads one frame payload of at most max bytes (max <= 0 or
 // above MaxFrameSize means MaxFrameSize). The length is checked before any
-// allocation. A clean end of stream before the first header byte returns
-// io.EOF; a stream that ends inside a frame returns io.ErrUnexpectedEOF.
+// allocation, and the buffer grows only as payload bytes arrive (see
+// ReadFrameBytesReserve). A clean end of stream before the first header
+// byte returns io.EOF; a stream that ends inside a frame returns
+// io.ErrUnexpectedEOF.
 func ReadFrameBytes(r io.Reader, max int) ([]byte, error) {
+	return ReadFrameBytesReserve(r, max, nil)
+}
+
+// ReadFrameBytesReserve is ReadFrameBytes with a memory budget: before the
+// payload buffer grows by n bytes it calls reserve(n), and an error from
+// reserve ends the read with that error (wrapped). The buffer starts at
+// 4 KiB (or the payload's length, if smaller) and at most doubles each
+// time it fills, so the bytes committed are never more than twice the
+// bytes received plus 4 KiB, whatever the length prefix says. A frame
+// with an empty payload reserves nothing. reserve may be nil. The caller
+// gives back what it reserved once it drops the payload.
+func ReadFrameBytesReserve(r io.Reader, max int, reserve func(n int) error) ([]byte, error) {
+	n, err := ReadFrameHeader(r, max)
+	if err != nil {
+		return nil, err
+	}
+	return ReadFramePayload(r, n, reserve)
+}
+
+// ReadFrameHeader reads a frame's 4-byte length prefix and checks it
+// against max (max <= 0 or above MaxFrameSize means MaxFrameSize). A clean
+// end of stream before the first byte returns io.EOF.
+func ReadFrameHeader(r io.Reader, max int) (int, error) {
 	if max <= 0 || max > MaxFrameSize {
 		max = MaxFrameSize
 	}
 	var hdr [frameHeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+			return 0, io.EOF
 		}
-		return nil, fmt.Errorf("read frame header: %w", err)
+		return 0, fmt.Errorf("read frame header: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if uint64(n) > uint64(max) {
-		return nil, fmt.Errorf("read frame: length %d, limit %d: %w", n, max, ErrFrameTooLarge)
+		return 0, fmt.Errorf("read frame: length %d, limit %d: %w", n, max, ErrFrameTooLarge)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	return int(n), nil
+}
+
+// ReadFramePayload reads the n-byte payload that follows a header read
+// with ReadFrameHeader (n must be at most MaxFrameSize), growing its
+// buffer as ReadFrameBytesReserve does.
+func ReadFramePayload(r io.Reader, n int, reserve func(n int) error) ([]byte, error) {
+	if n < 0 || n > MaxFrameSize {
+		return nil, fmt.Errorf("read frame: length %d, limit %d: %w", n, MaxFrameSize, ErrFrameTooLarge)
+	}
+	var buf []byte
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			size := min(n, max(frameChunk, 2*cap(buf)))
+			if reserve != nil {
+				if err := reserve(size - cap(buf)); err != nil {
+					return nil, fmt.Errorf("read frame body: %w", err)
+				}
+			}
+			grown := make([]byte, len(buf), size)
+			copy(grown, buf)
+			buf = grown
 		}
-		return nil, fmt.Errorf("read frame body: %w", err)
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame body: %w", err)
+		}
+	}
+	if buf == nil {
+		buf = []byte{}
 	}
 	return buf, nil
 }

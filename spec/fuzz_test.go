@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -184,4 +185,88 @@ func FuzzClientEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzRoundTrip(t, data, func() *ClientEvent { return new(ClientEvent) })
 	})
+}
+
+// FuzzReadFrameReserve checks that the payload buffer follows the bytes
+// that arrive: whatever the length prefix claims, the bytes reserved are
+// at most twice the payload bytes present plus one 4 KiB chunk, and a
+// refused reservation ends the read without a payload.
+func FuzzReadFrameReserve(f *testing.F) {
+	addFrameSeeds(f)
+	f.Add(append(frameHeader(MaxFrameSize), make([]byte, 5000)...)) // 4 MiB claimed, 5,000 bytes sent
+	f.Add(append(frameHeader(3*frameChunk), make([]byte, 3*frameChunk)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var reserved int
+		payload, err := ReadFrameBytesReserve(bytes.NewReader(data), MaxFrameSize, func(n int) error {
+			if n <= 0 {
+				t.Fatalf("reserve(%d)", n)
+			}
+			reserved += n
+			return nil
+		})
+		present := max(len(data)-4, 0)
+		if reserved > 2*present+frameChunk {
+			t.Fatalf("reserved %d bytes for %d payload bytes present", reserved, present)
+		}
+		if err == nil {
+			if want := binary.BigEndian.Uint32(data); uint32(len(payload)) != want {
+				t.Fatalf("payload %d bytes, prefix %d", len(payload), want)
+			}
+			if len(payload) > 0 && reserved < len(payload) {
+				t.Fatalf("reserved %d bytes for a %d-byte payload", reserved, len(payload))
+			}
+		}
+
+		// With a budget of one chunk, a payload over 4 KiB is refused.
+		errBudget := errors.New("budget")
+		budget := frameChunk
+		payload, err = ReadFrameBytesReserve(bytes.NewReader(data), MaxFrameSize, func(n int) error {
+			if n > budget {
+				return errBudget
+			}
+			budget -= n
+			return nil
+		})
+		if len(data) <= 4+frameChunk {
+			return
+		}
+		if n := binary.BigEndian.Uint32(data); n > frameChunk && n <= MaxFrameSize {
+			if !errors.Is(err, errBudget) || payload != nil {
+				t.Fatalf("payload over the budget: %d bytes, err = %v, want the budget's error", len(payload), err)
+			}
+		}
+	})
+}
+
+// TestReadFrameClaimedLengthCommitsNothing is the pre-authentication
+// attack on the reader: a peer claims 4 MiB and sends a few bytes. The
+// reader must not commit the claimed length.
+func TestReadFrameClaimedLengthCommitsNothing(t *testing.T) {
+	for _, sent := range []int{0, 10, frameChunk + 1} {
+		var reserved int
+		data := append(frameHeader(MaxFrameSize), make([]byte, sent)...)
+		_, err := ReadFrameBytesReserve(bytes.NewReader(data), MaxFrameSize, func(n int) error {
+			reserved += n
+			return nil
+		})
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%d bytes sent: err = %v, want io.ErrUnexpectedEOF", sent, err)
+		}
+		if limit := 2*sent + frameChunk; reserved > limit {
+			t.Fatalf("4 MiB claimed, %d bytes sent: %d bytes reserved, want at most %d", sent, reserved, limit)
+		}
+	}
+	// Heap: the same through ReadFrameBytes, measured.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 64 {
+		_, _ = ReadFrameBytes(bytes.NewReader(append(frameHeader(MaxFrameSize), 1, 2, 3)), MaxFrameSize)
+	}
+	runtime.ReadMemStats(&after)
+	// 64 reads of 4 MiB claimed would allocate 256 MiB; chunked reads
+	// allocate 64 × 4 KiB plus the inputs.
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("64 frames claiming 4 MiB with 3 bytes each allocated %d bytes, want under 4 MiB", grew)
+	}
 }
