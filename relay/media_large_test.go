@@ -33,7 +33,7 @@ func startS3Relay(t *testing.T, cfg relay.Config) *testRelay {
 	}
 	return startRelaySetup(t, cfg, queue.Config{}, t.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler),
 		func(srv *relay.Server, db *pebble.DB, _ *prometheus.Registry) {
-			srv.UseBlobs(s3, blobs.NewQuota(db, 1<<30))
+			srv.UseBlobs(s3, blobs.NewQuota(db, blobs.QuotaConfig{}))
 		})
 }
 
@@ -134,7 +134,7 @@ func (s *sampler) Write(p []byte) (int, error) {
 func equalHash(a, b hash.Hash) bool { return string(a.Sum(nil)) == string(b.Sum(nil)) }
 
 func TestLargeFileThroughDirStore(t *testing.T) {
-	r, _ := startMediaRelay(t, testConfig(), 1<<30)
+	r, _ := startMediaRelay(t, testConfig(), blobs.QuotaConfig{})
 	sendLargeFile(t, r)
 }
 
