@@ -134,7 +134,7 @@ func (s *sampler) Write(p []byte) (int, error) {
 func equalHash(a, b hash.Hash) bool { return string(a.Sum(nil)) == string(b.Sum(nil)) }
 
 func TestLargeFileThroughDirStore(t *testing.T) {
-	r, _ := startMediaRelay(t, testConfig(), blobs.QuotaConfig{})
+	r, _ := startMediaRelay(t, testConfig(), 1<<30)
 	sendLargeFile(t, r)
 }
 

@@ -36,8 +36,15 @@ func (s *syncBuffer) String() string {
 }
 
 // startMediaRelay starts a relay with a directory blob store served over
-// HTTPS on the relay's own address (TCP), as pigeonhole serve does.
-func startMediaRelay(t *testing.T, cfg relay.Config, quota blobs.QuotaConfig) (*testRelay, *syncBuffer) {
+// HTTPS on the relay's own address (TCP), as pigeonhole serve does, with a
+// daily quota of quota bytes (the other quota settings at their defaults).
+func startMediaRelay(t *testing.T, cfg relay.Config, quota int64) (*testRelay, *syncBuffer) {
+	t.Helper()
+	return startMediaRelayQuota(t, cfg, blobs.QuotaConfig{Bytes: quota})
+}
+
+// startMediaRelayQuota is startMediaRelay with every quota setting.
+func startMediaRelayQuota(t *testing.T, cfg relay.Config, quota blobs.QuotaConfig) (*testRelay, *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
@@ -67,7 +74,7 @@ func startMediaRelay(t *testing.T, cfg relay.Config, quota blobs.QuotaConfig) (*
 func TestMediaThroughDirStore(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxBlobBytes = 2 << 20
-	r, logs := startMediaRelay(t, cfg, blobs.QuotaConfig{Bytes: 3 << 20})
+	r, logs := startMediaRelay(t, cfg, 3<<20)
 	alice, bob := r.register(t, 1), r.register(t, 1)
 	ac, bc := r.session(t, alice, 0), r.session(t, bob, 0)
 
@@ -128,7 +135,7 @@ func TestMediaUnavailable(t *testing.T) {
 func TestMediaQuotaSmallBlobs(t *testing.T) {
 	// Bytes for 40 blobs at the minimum billed size; blobs capped at 25.
 	quota := blobs.QuotaConfig{Bytes: 40 * blobs.DefaultMinBilledBytes, Blobs: 25}
-	r, _ := startMediaRelay(t, testConfig(), quota)
+	r, _ := startMediaRelayQuota(t, testConfig(), quota)
 	alice, bob := r.register(t, 1), r.register(t, 1)
 	ac, bc := r.session(t, alice, 0), r.session(t, bob, 0)
 
@@ -145,7 +152,7 @@ func TestMediaQuotaSmallBlobs(t *testing.T) {
 	// The minimum billed size: 40 minimum-size blobs fill the bytes, so
 	// after 39 tiny ones a blob of 2 minimum sizes no longer fits.
 	quota.Blobs = 1000
-	r2, _ := startMediaRelay(t, testConfig(), quota)
+	r2, _ := startMediaRelayQuota(t, testConfig(), quota)
 	carol := r2.register(t, 1)
 	cc := r2.session(t, carol, 0)
 	for i := range 39 {

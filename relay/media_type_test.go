@@ -91,6 +91,6 @@ func TestMediaContentTypeS3(t *testing.T) {
 }
 
 func TestMediaContentTypeDir(t *testing.T) {
-	r, _ := startMediaRelay(t, testConfig(), blobs.QuotaConfig{})
+	r, _ := startMediaRelay(t, testConfig(), 1<<30)
 	testMediaContentType(t, r, http.StatusUnsupportedMediaType)
 }
