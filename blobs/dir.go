@@ -81,6 +81,7 @@ func (d *Dir) grant(method, id string, size int64, ttl time.Duration) Grant {
 	if method == http.MethodPut {
 		q.Set("size", strconv.FormatInt(size, 10))
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Type", ContentType)
 	}
 	q.Set("sig", d.sign(method, id, size, exp.Unix()))
 	return Grant{Method: method, URL: strings.TrimSuffix(d.cfg.BaseURL, "/") + "/blobs/" + id + "?" + q.Encode(), Header: h, Expires: exp}

@@ -199,3 +199,48 @@ func TestDirLargeBlobBoundedMemory(t *testing.T) {
 		t.Fatalf("heap grew %d MiB for a 50 MiB blob", peak>>20)
 	}
 }
+
+// TestDirContentType: the directory store refuses an upload that names
+// another content type (415) and serves a blob as opaque bytes: octet-
+// stream, nosniff, an attachment.
+func TestDirContentType(t *testing.T) {
+	d, srv := newDir(t)
+	c := srv.Client()
+	ctx := context.Background()
+	page := []byte("<html><script>alert(1)</script></html>")
+	up, err := d.UploadGrant(ctx, "page", int64(len(page)), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := up.Header.Get("Content-Type"); got != ContentType {
+		t.Fatalf("upload grant's Content-Type = %q", got)
+	}
+	html := Grant{Method: up.Method, URL: up.URL, Header: up.Header.Clone()}
+	html.Header.Set("Content-Type", "text/html")
+	if resp, _ := do(t, c, html, bytes.NewReader(page)); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("upload as text/html: %d, want 415", resp.StatusCode)
+	}
+	if _, err := d.Stat(ctx, "page"); err != ErrNotFound {
+		t.Fatalf("stored after a refused upload: %v", err)
+	}
+	if resp, _ := do(t, c, up, bytes.NewReader(page)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	down, err := d.DownloadGrant(ctx, "page", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, got := do(t, c, down, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, page) {
+		t.Fatalf("download: %d", resp.StatusCode)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":           ContentType,
+		"X-Content-Type-Options": "nosniff",
+		"Content-Disposition":    "attachment",
+	} {
+		if v := resp.Header.Get(k); v != want {
+			t.Errorf("download %s: %q, want %q", k, v, want)
+		}
+	}
+}

@@ -13,7 +13,9 @@ import (
 )
 
 // Handler serves the URLs the grants name: PUT /blobs/<id> stores exactly
-// the signed number of bytes, once; GET /blobs/<id> returns them. Any
+// the signed number of bytes, once, and refuses (415) a Content-Type other
+// than ContentType; GET /blobs/<id> returns them as ContentType, with
+// nosniff, as an attachment, so a browser never renders a blob. Any
 // request without a valid, unexpired signature gets 403, like S3.
 func (d *Dir) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,6 +59,13 @@ func (d *Dir) Handler() http.Handler {
 // created exclusively) and a stored blob is never replaced (the link
 // fails if it exists), so a grant cannot be replayed to overwrite one.
 func (d *Dir) put(w http.ResponseWriter, r *http.Request, id string, size int64) {
+	// Only the blob content type, or none: what is stored is served as
+	// ContentType anyway, but an uploader asking for another is refused
+	// rather than silently ignored, as S3 refuses it.
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != ContentType {
+		http.Error(w, "Content-Type must be "+ContentType, http.StatusUnsupportedMediaType)
+		return
+	}
 	if r.ContentLength != size {
 		http.Error(w, "Content-Length must be the granted size", http.StatusBadRequest)
 		return
@@ -123,6 +132,10 @@ func (d *Dir) get(w http.ResponseWriter, r *http.Request, id string) {
 		http.Error(w, "no such blob", http.StatusNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Disposition", "attachment")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	http.ServeContent(w, r, "", time.Time{}, f)
 }

@@ -16,6 +16,11 @@ type Grant struct {
 	Expires time.Time
 }
 
+// ContentType is the only content type a blob is uploaded and served
+// with: blobs are ciphertext, and a store must never serve one as
+// something a browser renders (text/html, image/svg+xml, ...).
+const ContentType = "application/octet-stream"
+
 // ErrNotFound is returned for a blob that does not exist (or expired).
 var ErrNotFound = errors.New("blobs: no such blob")
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -95,9 +96,11 @@ func (s *S3) ensureBucket(ctx context.Context, region string) error {
 // UploadGrant presigns a PUT of exactly size bytes (1 byte to 5 GiB) to blob
 // id, valid for ttl (1 s to 7 days, whole seconds).
 //
-// The Content-Length header is among the signed headers, so the store
-// refuses a request with any other length (403, signature mismatch). The
-// client must send Grant.Header as given; a Go client sets
+// Content-Length and Content-Type (ContentType) are among the signed
+// headers, so the store refuses a request with any other length or any
+// other content type (403, signature mismatch): an uploader cannot have
+// the store serve its bytes as text/html. The client must send
+// Grant.Header as given; a Go client sets
 // http.Request.ContentLength to size, since net/http writes Content-Length
 // from that field rather than from the header map.
 func (s *S3) UploadGrant(ctx context.Context, id string, size int64, ttl time.Duration) (Grant, error) {
@@ -107,8 +110,11 @@ func (s *S3) UploadGrant(ctx context.Context, id string, size int64, ttl time.Du
 	if size < 1 || size > maxS3PutSize {
 		return Grant{}, fmt.Errorf("blobs: upload %s: size %d out of range 1..%d", id, size, int64(maxS3PutSize))
 	}
-	h := http.Header{"Content-Length": {strconv.FormatInt(size, 10)}}
-	return s.presign(ctx, http.MethodPut, id, ttl, h)
+	h := http.Header{
+		"Content-Length": {strconv.FormatInt(size, 10)},
+		"Content-Type":   {ContentType},
+	}
+	return s.presign(ctx, http.MethodPut, id, ttl, nil, h)
 }
 
 // DownloadGrant presigns a GET of blob id, valid for ttl (1 s to 7 days,
@@ -117,16 +123,24 @@ func (s *S3) DownloadGrant(ctx context.Context, id string, ttl time.Duration) (G
 	if _, err := s.Stat(ctx, id); err != nil {
 		return Grant{}, err
 	}
-	return s.presign(ctx, http.MethodGet, id, ttl, http.Header{})
+	// The response headers are fixed by the signed query, whatever the
+	// object's stored metadata: a blob is served as opaque bytes, to be
+	// saved, never rendered.
+	q := url.Values{
+		"response-content-type":        {ContentType},
+		"response-content-disposition": {"attachment"},
+	}
+	return s.presign(ctx, http.MethodGet, id, ttl, q, http.Header{})
 }
 
-// presign signs method on blob id with the headers in h.
-func (s *S3) presign(ctx context.Context, method, id string, ttl time.Duration, h http.Header) (Grant, error) {
+// presign signs method on blob id with the query parameters in q and the
+// headers in h.
+func (s *S3) presign(ctx context.Context, method, id string, ttl time.Duration, q url.Values, h http.Header) (Grant, error) {
 	ttl = ttl.Truncate(time.Second)
 	// Taken before signing, so Expires is never later than the signature's
 	// own expiry.
 	expires := time.Now().Add(ttl)
-	u, err := s.client.PresignHeader(ctx, method, s.bucket, s3KeyPrefix+id, ttl, nil, h)
+	u, err := s.client.PresignHeader(ctx, method, s.bucket, s3KeyPrefix+id, ttl, q, h)
 	if err != nil {
 		return Grant{}, fmt.Errorf("blobs: presign %s: %w", method, err)
 	}

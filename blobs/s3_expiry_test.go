@@ -71,7 +71,7 @@ func TestS3ExpiredGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := s.presign(ctx, http.MethodGet, "exp", time.Minute, http.Header{}) // before the upload, so no Stat
+	down, err := s.presign(ctx, http.MethodGet, "exp", time.Minute, nil, http.Header{}) // before the upload, so no Stat
 	if err != nil {
 		t.Fatal(err)
 	}

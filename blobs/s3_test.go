@@ -219,7 +219,7 @@ func TestS3TamperedURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := s.presign(ctx, http.MethodGet, "orig", time.Minute, http.Header{}) // before the upload, so no Stat
+	down, err := s.presign(ctx, http.MethodGet, "orig", time.Minute, nil, http.Header{}) // before the upload, so no Stat
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestS3TamperedURL(t *testing.T) {
 		"upload signature":   s3WithURL(up, s3FlipSig(up.URL)),
 		"upload object key":  s3WithURL(up, strings.Replace(up.URL, "/b/orig?", "/b/other?", 1)),
 		"upload expiry":      s3WithURL(up, strings.Replace(up.URL, "X-Amz-Expires=60", "X-Amz-Expires=600", 1)),
-		"upload header list": s3WithURL(up, strings.Replace(up.URL, "content-length%3Bhost", "host", 1)),
+		"upload header list": s3WithURL(up, strings.Replace(up.URL, "content-length%3Bcontent-type%3Bhost", "host", 1)),
 	}
 	for name, g := range tampered {
 		if g.URL == up.URL {

@@ -11,8 +11,8 @@ import (
 // BenchmarkNotify measures what a send pays for pushing, per recipient
 // device without a session: "coalesced" is the common case (the device
 // was pushed within the window: a map lookup), "first" the first mail in
-// a window (a sealed-token read from Pebble, then a hand-off to the queue;
-// no worker runs, so nothing is sent).
+// a window (a sealed-token read and its index record's read from Pebble,
+// then a hand-off to the queue; no worker runs, so nothing is sent).
 func BenchmarkNotify(b *testing.B) {
 	a := pushtest.NewAPNs(b)
 	store := newStore(b)
@@ -24,7 +24,9 @@ func BenchmarkNotify(b *testing.B) {
 	for i := range devices {
 		d := device(byte(i))
 		d.Account[1] = byte(i >> 8)
-		if err := store.Set(context.Background(), d, apnsTok(byte(i))); err != nil {
+		// One token per device: a token is on one device only.
+		tok := APNsToken([]byte{byte(i), byte(i >> 8), 1, 2, 3, 4, 5, 6}, "org.pigeonhole.app", false)
+		if err := store.Set(context.Background(), d, tok); err != nil {
 			b.Fatal(err)
 		}
 	}

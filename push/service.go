@@ -115,7 +115,8 @@ func (s *Service) Enabled(p Provider) bool {
 	return ok
 }
 
-// SetToken validates t and stores it as d's token. It returns an error
+// SetToken validates t and stores it as d's token, moving it off any
+// other device that had it (a token wakes one device). It returns an error
 // wrapping ErrInvalidToken for a malformed token and ErrProviderOff for a
 // provider (or APNs topic) this service does not push through.
 func (s *Service) SetToken(ctx context.Context, d Device, t Token) error {
@@ -128,10 +129,14 @@ func (s *Service) SetToken(ctx context.Context, d Device, t Token) error {
 	if t.Provider == APNs && !s.cfg.APNs.allows(t.Topic) {
 		return fmt.Errorf("%w: APNs topic %q is not served here", ErrProviderOff, t.Topic)
 	}
-	if err := s.store.Set(ctx, d, t); err != nil {
+	from, moved, err := s.store.set(ctx, d, t)
+	if err != nil {
 		return err
 	}
 	s.forget(d)
+	if moved {
+		s.forget(from) // its push waiting for a retry is dropped
+	}
 	return nil
 }
 
@@ -163,8 +168,8 @@ func (s *Service) Connected(d Device) {
 
 // Notify wakes d, which has new mail and no session, unless it was pushed
 // within the window. It never waits for a provider: it reads the token
-// (one Pebble read per device per window, about 2 µs from the block
-// cache) and hands the push to the provider's queue, or drops and counts
+// and the token's index record (two Pebble reads per device per window,
+// a few µs from the block cache) and hands the push to the provider's queue, or drops and counts
 // it when the queue is full.
 func (s *Service) Notify(d Device) {
 	if len(s.senders) == 0 {

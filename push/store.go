@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,18 +23,29 @@ const SealKeySize = 32
 // to another device), in Pebble under the prefix "p/" (NewStore) or in
 // other Records (NewStoreOn; jstokens keeps them in NATS JetStream for a
 // cluster).
+//
+// A token also belongs to at most one device: an index record, keyed by
+// an HMAC of the token (under a key derived from the seal key, so the
+// index names no token) and holding the device sealed, says which device
+// a token is on. Registering a token on another device moves it there;
+// a device whose token the index gives to another device has no token.
+// The index lives in Pebble under "pi/", or in the same Records.
 type Store struct {
-	recs Records
-	aead cipher.AEAD
-	mu   sync.Mutex // orders Set/Delete/DeleteIf within this process
+	recs   Records
+	aead   cipher.AEAD
+	idxKey []byte     // HMAC key of the token index
+	mu     sync.Mutex // orders Set/Delete/DeleteIf within this process
 }
 
 // Records is where a Store keeps its sealed records. Get returns rev 0
 // when there is no record; Delete with a rev other than 0 deletes only if
-// the record is still at that revision, and reports whether it deleted.
+// the record is still at that revision, and reports whether it deleted;
+// Create stores a record only if there is none, and reports whether it
+// stored.
 type Records interface {
 	Get(ctx context.Context, key []byte) (val []byte, rev uint64, err error)
 	Put(ctx context.Context, key, val []byte) error
+	Create(ctx context.Context, key, val []byte) (bool, error)
 	Delete(ctx context.Context, key []byte, rev uint64) (bool, error)
 }
 
@@ -59,12 +72,14 @@ func NewStoreOn(recs Records, sealKey []byte) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push: seal key: %w", err)
 	}
-	return &Store{recs: recs, aead: aead}, nil
+	m := hmac.New(sha256.New, sealKey)
+	m.Write([]byte("pigeonhole push token index v1"))
+	return &Store{recs: recs, aead: aead, idxKey: m.Sum(nil)}, nil
 }
 
 // pebbleRecords are Records in a Pebble database, written with fsync. A
-// revision is not kept (Get says 1): Store.mu makes DeleteIf atomic in
-// the one process that owns the database.
+// revision is not kept (Get says 1): Store.mu makes DeleteIf and Create
+// atomic in the one process that owns the database.
 type pebbleRecords struct{ db *pebble.DB }
 
 func (p pebbleRecords) Get(_ context.Context, key []byte) ([]byte, uint64, error) {
@@ -83,6 +98,14 @@ func (p pebbleRecords) Put(_ context.Context, key, val []byte) error {
 	return p.db.Set(key, val, pebble.Sync)
 }
 
+func (p pebbleRecords) Create(ctx context.Context, key, val []byte) (bool, error) {
+	_, rev, err := p.Get(ctx, key)
+	if err != nil || rev != 0 {
+		return false, err
+	}
+	return true, p.db.Set(key, val, pebble.Sync)
+}
+
 func (p pebbleRecords) Delete(_ context.Context, key []byte, _ uint64) (bool, error) {
 	return true, p.db.Delete(key, pebble.Sync)
 }
@@ -94,31 +117,86 @@ func storeKey(d Device) []byte {
 	return binary.BigEndian.AppendUint32(k, d.ID)
 }
 
+// indexKey is the key of t's index record: "pi/" and an HMAC of the
+// provider and the token's value (not its topic or sandbox flag: the
+// value names the app on the device).
+func (s *Store) indexKey(t Token) []byte {
+	m := hmac.New(sha256.New, s.idxKey)
+	m.Write([]byte{byte(t.Provider)})
+	m.Write([]byte(t.Value))
+	return m.Sum([]byte("pi/"))
+}
+
+// sameToken reports whether a and b are the same token to the provider,
+// so have the same index record.
+func sameToken(a, b Token) bool { return a.Provider == b.Provider && a.Value == b.Value }
+
 const recordVersion = 1
 
-// Set stores t as d's token, replacing any other. It is durable when Set
-// returns.
+// Set stores t as d's token, replacing any other, and moves t off any
+// other device that had it. It is durable when Set returns.
 func (s *Store) Set(ctx context.Context, d Device, t Token) error {
+	_, _, err := s.set(ctx, d, t)
+	return err
+}
+
+// set is Set, and reports the device t was moved from, if any.
+func (s *Store) set(ctx context.Context, d Device, t Token) (from Device, moved bool, err error) {
 	if err := t.Validate(); err != nil {
-		return err
+		return Device{}, false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return Device{}, false, err
 	}
-	k := storeKey(d)
-	rec, err := s.seal(k, t)
+	k, ik := storeKey(d), s.indexKey(t)
+	rec, err := s.seal(k, sealToken(t))
 	if err != nil {
-		return err
+		return Device{}, false, err
+	}
+	idx, err := s.seal(ik, d.bytes())
+	if err != nil {
+		return Device{}, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.recs.Put(ctx, k, rec); err != nil {
-		return fmt.Errorf("push: store token: %w", err)
+	old, _, oldErr := s.record(ctx, d)
+	if oldErr != nil && !errors.Is(oldErr, ErrNoToken) && !errors.Is(oldErr, errSealed) {
+		return Device{}, false, oldErr
 	}
-	return nil
+	holder, _, err := s.holder(ctx, ik)
+	if err != nil && !errors.Is(err, ErrNoToken) && !errors.Is(err, errSealed) {
+		return Device{}, false, err
+	}
+	held := err == nil
+	if err := s.recs.Put(ctx, k, rec); err != nil {
+		return Device{}, false, fmt.Errorf("push: store token: %w", err)
+	}
+	// The other device loses the token before the index names d, so that
+	// a crash in between leaves no device that would get it back.
+	if held && holder != d {
+		cur, rev, err := s.record(ctx, holder)
+		if err == nil && sameToken(cur, t) {
+			if _, err := s.recs.Delete(ctx, storeKey(holder), rev); err != nil {
+				return Device{}, false, fmt.Errorf("push: move token: %w", err)
+			}
+		}
+		from, moved = holder, true
+	}
+	if !held || holder != d {
+		if err := s.recs.Put(ctx, ik, idx); err != nil {
+			return Device{}, false, fmt.Errorf("push: index token: %w", err)
+		}
+	}
+	if oldErr == nil && !sameToken(old, t) {
+		if err := s.unindex(ctx, d, old); err != nil {
+			return Device{}, false, err
+		}
+	}
+	return from, moved, nil
 }
 
-// Get returns d's token, or ErrNoToken.
+// Get returns d's token, or ErrNoToken (also when the token was
+// registered on another device since).
 func (s *Store) Get(ctx context.Context, d Device) (Token, error) {
 	if err := ctx.Err(); err != nil {
 		return Token{}, err
@@ -127,8 +205,47 @@ func (s *Store) Get(ctx context.Context, d Device) (Token, error) {
 	return t, err
 }
 
-// get reads d's token and its record's revision.
+// get reads d's token and its record's revision, and checks that the
+// index gives the token to d. A token with no index record (stored before
+// the index existed, or by a Set cut short) is indexed to d now, unless
+// another device claims it first.
 func (s *Store) get(ctx context.Context, d Device) (Token, uint64, error) {
+	t, rev, err := s.record(ctx, d)
+	if err != nil {
+		return Token{}, 0, err
+	}
+	ik := s.indexKey(t)
+	holder, _, err := s.holder(ctx, ik)
+	if errors.Is(err, ErrNoToken) {
+		holder, err = s.claim(ctx, d, ik)
+	}
+	if err != nil {
+		return Token{}, 0, err
+	}
+	if holder != d {
+		return Token{}, 0, ErrNoToken
+	}
+	return t, rev, nil
+}
+
+// claim indexes the token whose index record is ik to d unless a device
+// has it, and returns the device that has it then.
+func (s *Store) claim(ctx context.Context, d Device, ik []byte) (Device, error) {
+	idx, err := s.seal(ik, d.bytes())
+	if err != nil {
+		return Device{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.recs.Create(ctx, ik, idx); err != nil {
+		return Device{}, fmt.Errorf("push: index token: %w", err)
+	}
+	holder, _, err := s.holder(ctx, ik)
+	return holder, err
+}
+
+// record reads d's own record, whatever the index says.
+func (s *Store) record(ctx context.Context, d Device) (Token, uint64, error) {
 	k := storeKey(d)
 	v, rev, err := s.recs.Get(ctx, k)
 	if err != nil {
@@ -137,8 +254,49 @@ func (s *Store) get(ctx context.Context, d Device) (Token, uint64, error) {
 	if rev == 0 {
 		return Token{}, 0, ErrNoToken
 	}
-	t, err := s.open(k, v)
+	plain, err := s.open(k, v)
+	if err != nil {
+		return Token{}, 0, err
+	}
+	t, err := openToken(plain)
 	return t, rev, err
+}
+
+// holder reads the device the index record ik names, or ErrNoToken.
+func (s *Store) holder(ctx context.Context, ik []byte) (Device, uint64, error) {
+	v, rev, err := s.recs.Get(ctx, ik)
+	if err != nil {
+		return Device{}, 0, fmt.Errorf("push: read token index: %w", err)
+	}
+	if rev == 0 {
+		return Device{}, 0, ErrNoToken
+	}
+	plain, err := s.open(ik, v)
+	if err != nil || len(plain) != 20 {
+		return Device{}, 0, errSealed
+	}
+	var d Device
+	copy(d.Account[:], plain)
+	d.ID = binary.BigEndian.Uint32(plain[16:])
+	return d, rev, nil
+}
+
+// unindex deletes t's index record if it still names d.
+func (s *Store) unindex(ctx context.Context, d Device, t Token) error {
+	ik := s.indexKey(t)
+	holder, rev, err := s.holder(ctx, ik)
+	if errors.Is(err, ErrNoToken) || (err == nil && holder != d) {
+		return nil
+	}
+	if errors.Is(err, errSealed) {
+		rev = 0 // unreadable: nobody can use it
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.recs.Delete(ctx, ik, rev); err != nil {
+		return fmt.Errorf("push: delete token index: %w", err)
+	}
+	return nil
 }
 
 // Delete removes d's token, if it has one.
@@ -148,8 +306,12 @@ func (s *Store) Delete(ctx context.Context, d Device) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	t, _, terr := s.record(ctx, d)
 	if _, err := s.recs.Delete(ctx, storeKey(d), 0); err != nil {
 		return fmt.Errorf("push: delete token: %w", err)
+	}
+	if terr == nil {
+		return s.unindex(ctx, d, t)
 	}
 	return nil
 }
@@ -160,7 +322,7 @@ func (s *Store) Delete(ctx context.Context, d Device) error {
 func (s *Store) DeleteIf(ctx context.Context, d Device, t Token) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, rev, err := s.get(ctx, d)
+	cur, rev, err := s.record(ctx, d)
 	if errors.Is(err, ErrNoToken) {
 		return false, nil
 	}
@@ -176,12 +338,20 @@ func (s *Store) DeleteIf(ctx context.Context, d Device, t Token) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("push: delete token: %w", err)
 	}
+	if deleted {
+		if err := s.unindex(ctx, d, t); err != nil {
+			return true, err
+		}
+	}
 	return deleted, nil
 }
 
-// seal encodes t as version | nonce | AES-GCM(provider, flags, topic
-// length, topic, value) with the key as associated data.
-func (s *Store) seal(k []byte, t Token) ([]byte, error) {
+func (d Device) bytes() []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), d.Account[:]...), d.ID)
+}
+
+// sealToken encodes t as provider, flags, topic length, topic, value.
+func sealToken(t Token) []byte {
 	plain := make([]byte, 0, 4+len(t.Topic)+len(t.Value))
 	var flags byte
 	if t.Sandbox {
@@ -190,7 +360,29 @@ func (s *Store) seal(k []byte, t Token) ([]byte, error) {
 	plain = append(plain, byte(t.Provider), flags)
 	plain = binary.BigEndian.AppendUint16(plain, uint16(len(t.Topic)))
 	plain = append(plain, t.Topic...)
-	plain = append(plain, t.Value...)
+	return append(plain, t.Value...)
+}
+
+// openToken decodes what sealToken encoded.
+func openToken(plain []byte) (Token, error) {
+	if len(plain) < 4 {
+		return Token{}, errSealed
+	}
+	n := int(binary.BigEndian.Uint16(plain[2:4]))
+	if len(plain) < 4+n {
+		return Token{}, errSealed
+	}
+	return Token{
+		Provider: Provider(plain[0]),
+		Sandbox:  plain[1]&1 != 0,
+		Topic:    string(plain[4 : 4+n]),
+		Value:    string(plain[4+n:]),
+	}, nil
+}
+
+// seal encodes plain as version | nonce | AES-GCM(plain) with the key k
+// as associated data.
+func (s *Store) seal(k, plain []byte) ([]byte, error) {
 	ns := s.aead.NonceSize()
 	out := make([]byte, 1+ns, 1+ns+len(plain)+s.aead.Overhead())
 	out[0] = recordVersion
@@ -204,23 +396,14 @@ func (s *Store) seal(k []byte, t Token) ([]byte, error) {
 // key changed or the record was damaged.
 var errSealed = errors.New("push: stored token does not open with the seal key")
 
-func (s *Store) open(k, rec []byte) (Token, error) {
+func (s *Store) open(k, rec []byte) ([]byte, error) {
 	ns := s.aead.NonceSize()
 	if len(rec) < 1+ns || rec[0] != recordVersion {
-		return Token{}, errSealed
+		return nil, errSealed
 	}
 	plain, err := s.aead.Open(nil, rec[1:1+ns], rec[1+ns:], k)
-	if err != nil || len(plain) < 4 {
-		return Token{}, errSealed
+	if err != nil {
+		return nil, errSealed
 	}
-	n := int(binary.BigEndian.Uint16(plain[2:4]))
-	if len(plain) < 4+n {
-		return Token{}, errSealed
-	}
-	return Token{
-		Provider: Provider(plain[0]),
-		Sandbox:  plain[1]&1 != 0,
-		Topic:    string(plain[4 : 4+n]),
-		Value:    string(plain[4+n:]),
-	}, nil
+	return plain, nil
 }

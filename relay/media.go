@@ -20,8 +20,9 @@ type BlobStore interface {
 	DownloadGrant(ctx context.Context, id string, ttl time.Duration) (blobs.Grant, error)
 }
 
-// UploadQuota bounds what an account may upload. *blobs.Quota implements
-// it.
+// UploadQuota bounds what an account may upload: Reserve counts one blob
+// of n bytes, or refuses with an error wrapping blobs.ErrQuota.
+// *blobs.Quota implements it.
 type UploadQuota interface {
 	Reserve(ctx context.Context, acct [16]byte, n int64, now time.Time) error
 }
@@ -68,7 +69,9 @@ func (c *conn) uploadGrant(id quic.StreamID, r *spec.UploadGrantRequest) (*spec.
 	if c.s.blobQuota != nil {
 		err := c.s.blobQuota.Reserve(c.ctx, acct, int64(r.Size), c.s.now())
 		if errors.Is(err, blobs.ErrQuota) {
-			return nil, spec.Err(spec.CodeBlobQuota, "the account's upload quota for today is used up")
+			e := spec.Err(spec.CodeBlobQuota, "the account's upload quota for today (bytes or blobs) is used up")
+			e.RetryAfterMs = untilNextUTCDay(c.s.now())
+			return nil, e
 		}
 		if err != nil {
 			return nil, c.s.internal("count the upload quota", err)
@@ -100,4 +103,12 @@ func (c *conn) downloadGrant(id quic.StreamID, r *spec.DownloadGrantRequest) (*s
 		return nil, c.s.internal("grant a download", err)
 	}
 	return &spec.DownloadGrantResponse{Grant: specGrant(r.BlobId, g)}, nil
+}
+
+// untilNextUTCDay is the time from now to the next UTC midnight, when
+// the daily upload quota starts again, in milliseconds.
+func untilNextUTCDay(now time.Time) uint32 {
+	now = now.UTC()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return uint32(next.Sub(now) / time.Millisecond)
 }

@@ -33,7 +33,7 @@ func startS3Relay(t *testing.T, cfg relay.Config) *testRelay {
 	}
 	return startRelaySetup(t, cfg, queue.Config{}, t.TempDir(), "127.0.0.1:0", slog.New(slog.DiscardHandler),
 		func(srv *relay.Server, db *pebble.DB, _ *prometheus.Registry) {
-			srv.UseBlobs(s3, blobs.NewQuota(db, 1<<30))
+			srv.UseBlobs(s3, blobs.NewQuota(db, blobs.QuotaConfig{}))
 		})
 }
 

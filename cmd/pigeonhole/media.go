@@ -24,7 +24,8 @@ type mediaFlags struct {
 	s3Endpoint, s3Bucket, s3Region             string
 	s3AccessKeyFile, s3SecretKeyFile, grantKey string
 	s3Insecure                                 bool
-	quota, maxBlob                             int64 // maxBlob mirrors -max-blob-bytes
+	quota                                      blobs.QuotaConfig
+	maxBlob                                    int64 // mirrors -max-blob-bytes
 	lifetime                                   time.Duration
 }
 
@@ -39,7 +40,9 @@ func (m *mediaFlags) register(fs *flag.FlagSet, cfg *relay.Config) {
 	fs.BoolVar(&m.s3Insecure, "s3-insecure", false, "talk to S3 over plain HTTP (a MinIO on localhost)")
 	fs.StringVar(&m.grantKey, "media-grant-key", "", "`file` with the 32-byte key that signs grants with -media dir (default: blob-grant.key in -data, created on first start)")
 	fs.Int64Var(&cfg.MaxBlobBytes, "max-blob-bytes", 100<<20, "largest file a client may send as media, in bytes (its ciphertext, padded, may be up to 5% larger; at most 4 GiB)")
-	fs.Int64Var(&m.quota, "blob-quota", 1<<30, "bytes an account may upload per UTC day")
+	fs.Int64Var(&m.quota.Bytes, "blob-quota", blobs.DefaultQuotaBytes, "bytes an account may upload per UTC day (each blob billed at least -blob-min-billed-bytes)")
+	fs.Int64Var(&m.quota.Blobs, "blob-quota-count", blobs.DefaultQuotaBlobs, "blobs an account may upload per UTC day, whatever their sizes")
+	fs.Int64Var(&m.quota.MinBilled, "blob-min-billed-bytes", blobs.DefaultMinBilledBytes, "the least one blob counts against -blob-quota, in bytes (a small blob still costs a file)")
 	fs.DurationVar(&m.lifetime, "blob-lifetime", 30*24*time.Hour, "media are deleted this `duration` after upload")
 }
 

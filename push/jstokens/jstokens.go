@@ -60,6 +60,19 @@ func (r *Records) Put(ctx context.Context, key, val []byte) error {
 	})
 }
 
+// Create stores a record only if there is none (or it was deleted), and
+// reports whether it stored.
+func (r *Records) Create(ctx context.Context, key, val []byte) (bool, error) {
+	err := again(ctx, func() error {
+		_, err := r.kv.Create(ctx, name(key), val)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Delete removes a record (rev 0), or only the revision given.
 func (r *Records) Delete(ctx context.Context, key []byte, rev uint64) (bool, error) {
 	var opts []jetstream.KVDeleteOpt
