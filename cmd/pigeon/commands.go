@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"time"
 
@@ -28,6 +30,9 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	}
 	if *addr == "" || *fp == "" || fs.NArg() != 0 {
 		return usagef(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
+	}
+	if err := checkRelayFlags(*addr, *fp); err != nil {
+		return err
 	}
 	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
 	_, statErr := os.Stat(c.dir)
@@ -158,4 +163,17 @@ func relayError(what string, err error) error {
 		return failf(hint, "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// checkRelayFlags refuses a relay address or fingerprint that cannot be
+// right, before anything is made or dialled.
+func checkRelayFlags(addr, fp string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return usagef("give the relay as HOST:PORT, e.g. -relay relay.example.org:4433", "%q is not a relay address", addr)
+	}
+	if b, err := hex.DecodeString(fp); err != nil || len(b) != 32 {
+		return usagef(`the relay prints its fingerprint at start, and "pigeonhole fingerprint" prints it again: 64 hex digits`, "%q is not a certificate fingerprint", fp)
+	}
+	return nil
 }

@@ -44,6 +44,9 @@ func (c *cli) link(ctx context.Context, args []string) error {
 	if *addr == "" || *fp == "" {
 		return usagef(linkUsage, "link needs the relay address and its certificate fingerprint")
 	}
+	if err := checkRelayFlags(*addr, *fp); err != nil {
+		return err
+	}
 	if *name == "" {
 		*name, _ = os.Hostname()
 	}

@@ -46,7 +46,14 @@ func (c *cli) typing(ctx context.Context, args []string) error {
 		return err
 	}
 	_ = conn.Finish(ctx)
-	fmt.Fprintf(c.stderr, "pigeon: typing shown on %d of %d device%s (the others are not connected)\n", reached, devices, plural(devices))
+	switch {
+	case reached == devices:
+		fmt.Fprintf(c.stderr, "pigeon: typing shown on %d of %d device%s\n", reached, devices, plural(devices))
+	case reached == 0:
+		fmt.Fprintf(c.stderr, "pigeon: typing shown on 0 of %d device%s (none is connected)\n", devices, plural(devices))
+	default:
+		fmt.Fprintf(c.stderr, "pigeon: typing shown on %d of %d devices (the others are not connected)\n", reached, devices)
+	}
 	return nil
 }
 

@@ -400,6 +400,9 @@ func fingerprint(args []string) int {
 		cert, err = loadCertOnly(*certFile)
 	} else {
 		cert, err = loadCertOnly(filepath.Join(*data, relay.CertFileName))
+		if errors.Is(err, os.ErrNotExist) {
+			return fail("no relay certificate in %s\npigeonhole: hint: run this where \"pigeonhole serve\" ran, or name its data directory with -data DIR (or its certificate with -cert FILE); serve makes the certificate on its first start", *data)
+		}
 	}
 	if err != nil {
 		return fail("%v", err)
