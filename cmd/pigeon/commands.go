@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
