@@ -53,6 +53,10 @@ type Config struct {
 	// GrantLifetime is how long an upload or download grant is valid.
 	// Default 10 minutes.
 	GrantLifetime time.Duration
+	// SendLimit bounds send and multi_send requests per sending account
+	// (one token per request, whatever the number of recipients).
+	// Default a burst of 300, then one per 50 ms (20 a second).
+	SendLimit Limit
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -112,6 +116,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GrantLifetime <= 0 {
 		c.GrantLifetime = 10 * time.Minute
+	}
+	if c.SendLimit.Burst <= 0 {
+		c.SendLimit.Burst = 300
+	}
+	if c.SendLimit.Every <= 0 {
+		c.SendLimit.Every = 50 * time.Millisecond
 	}
 	if c.ProvisioningLimit.Burst <= 0 {
 		c.ProvisioningLimit.Burst = 10

@@ -45,6 +45,7 @@ func testConfig() relay.Config {
 		RegisterLimit:     relay.Limit{Burst: 10000, Every: time.Millisecond},
 		FetchLimit:        relay.Limit{Burst: 10000, Every: time.Millisecond},
 		ProvisioningLimit: relay.Limit{Burst: 10000, Every: time.Millisecond},
+		SendLimit:         relay.Limit{Burst: 1 << 30, Every: time.Nanosecond},
 	}
 }
 

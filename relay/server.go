@@ -32,6 +32,7 @@ type Server struct {
 	registerLimit *limiter
 	fetchLimit    *limiter
 	provLimit     *limiter
+	sendLimit     *limiter
 	sessions      *sessionTable
 	workers       *workers
 	prov          provTable
@@ -67,6 +68,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		registerLimit: newLimiter(cfg.RegisterLimit),
 		fetchLimit:    newLimiter(cfg.FetchLimit),
 		provLimit:     newLimiter(cfg.ProvisioningLimit),
+		sendLimit:     newLimiter(cfg.SendLimit),
 		sessions:      newSessionTable(),
 		workers:       newWorkers(),
 		cluster:       alone{},

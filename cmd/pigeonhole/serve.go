@@ -56,6 +56,8 @@ type serveFlags struct {
 	regEvery time.Duration
 	fetBurst int
 	fetEvery time.Duration
+	sndBurst int
+	sndEvery time.Duration
 	push     pushFlags
 	media    mediaFlags
 	cluster  clusterFlags
@@ -87,6 +89,10 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.fetEvery, "fetch-every", time.Second, "then one key fetch per account per this `duration`")
 	fs.IntVar(&f.qcfg.MaxCount, "queue-max-count", 10000, "most messages queued per device")
 	fs.Int64Var(&f.qcfg.MaxBytes, "queue-max-bytes", 256<<20, "most bytes queued per device")
+	fs.IntVar(&f.qcfg.SenderMaxCount, "queue-sender-max-count", 0, "most messages queued per device from one sending account (0: a tenth of -queue-max-count)")
+	fs.Int64Var(&f.qcfg.SenderMaxBytes, "queue-sender-max-bytes", 0, "most bytes queued per device from one sending account (0: a tenth of -queue-max-bytes; not kept in cluster mode)")
+	fs.IntVar(&f.sndBurst, "send-burst", 300, "sends (send, multi_send) allowed at once per account")
+	fs.DurationVar(&f.sndEvery, "send-every", 50*time.Millisecond, "then one send per account per this `duration`")
 	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
 	fs.IntVar(&f.keyCfg.MaxPreKeys, "max-prekeys", 1000, "one-time prekeys stored per device")
@@ -115,6 +121,7 @@ func serve(args []string) int {
 	}
 	f.cfg.RegisterLimit = relay.Limit{Burst: f.regBurst, Every: f.regEvery}
 	f.cfg.FetchLimit = relay.Limit{Burst: f.fetBurst, Every: f.fetEvery}
+	f.cfg.SendLimit = relay.Limit{Burst: f.sndBurst, Every: f.sndEvery}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fail("bad -log-level %q", f.logLevel)
