@@ -17,9 +17,9 @@
 // stored whole or not at all, and a retried send lands once, from
 // whichever relay it arrives through. A sender's share of a device's
 // queue is the stream's per-subject message limit (discard new), exact
-// across relays; the device's total is counted with a stream-info request
-// per recipient account before each append, so concurrent appends can
-// pass it by one message each. The byte quotas of the Pebble store are
+// across relays; the device's total is counted before each append with a
+// direct get per recipient device (its Nats-Num-Pending header), so
+// concurrent appends can pass it by one message each. The byte quotas of the Pebble store are
 // not kept here. Lifetime is the stream's maximum age.
 //
 // A reader is woken through core NATS: an append publishes an empty
