@@ -8,6 +8,13 @@ type Config struct {
 	MaxCount int
 	// MaxBytes is the most body bytes queued per device (default 256 MiB).
 	MaxBytes int64
+	// SenderMaxCount is the most messages one sending account may have
+	// queued for one device (default a tenth of MaxCount), so that a
+	// stranger cannot fill a device's queue and lock its friends out.
+	SenderMaxCount int
+	// SenderMaxBytes is the most body bytes one sending account may have
+	// queued for one device (default a tenth of MaxBytes).
+	SenderMaxBytes int64
 	// Lifetime is how long an undelivered message is kept (default 30
 	// days). Older messages are not delivered and are deleted in the
 	// background.
@@ -32,6 +39,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = 256 << 20
+	}
+	if c.SenderMaxCount <= 0 {
+		c.SenderMaxCount = max(1, c.MaxCount/10)
+	}
+	if c.SenderMaxBytes <= 0 {
+		c.SenderMaxBytes = max(1, c.MaxBytes/10)
 	}
 	if c.Lifetime <= 0 {
 		c.Lifetime = 30 * 24 * time.Hour

@@ -9,12 +9,22 @@
 //
 // Layout in Pebble (all keys start with "q/"):
 //
-//	q/m/<account:16><device:4><seq:8>  time_unix_ms(8) || body
+//	q/m/<account:16><device:4><seq:8>  time_unix_ms(8) || sender(16) || body
+//	                                    (the time's top bit set; a value
+//	                                    written before sender shares is
+//	                                    time_unix_ms(8) || body)
 //	q/h/<account:16><device:4>         highest seq ever assigned (uint64 BE),
 //	                                    written with every delete so a seq
 //	                                    is never reused after a restart
 //	q/d/<dedup key>                    time_unix_ms(8) of the first append
 //	q/t/<time_unix_ms:8><dedup key>    index for expiring q/d/ entries
+//
+// Quotas are per device (Config.MaxCount, MaxBytes) and per sending
+// account per device (SenderMaxCount, SenderMaxBytes: a sender's share,
+// so that one stranger cannot fill a device's queue). Both are counted in
+// memory from the stored values when a device's state is loaded and kept
+// exact by every append, ack, expiry and delete; there is no separate
+// counter record to drift from the messages.
 //
 // Sequence numbers are per device, start at 1 and only grow. A reader only
 // sees a seq once every lower seq of that device is committed or abandoned,

@@ -69,8 +69,8 @@ func (s *Store) expireMessages(ctx context.Context, cutoff time.Time) (int, erro
 		var old []uint64
 		for ; ok; ok = it.Next() {
 			b, seq, _ := parseMsgKey(it.Key())
-			v := it.Value()
-			if b != a || len(v) < timeSize || !decodeTime(v).Before(cutoff) {
+			v, valid := parseValue(it.Value())
+			if b != a || !valid || !v.time.Before(cutoff) {
 				break
 			}
 			old = append(old, seq)
@@ -182,6 +182,7 @@ func (s *Store) DeleteDevice(ctx context.Context, a Address) error {
 	// Appends in progress still count until they settle.
 	s.stored.Add(-int64(st.count - len(st.pending)))
 	st.count, st.bytes = len(st.pending), 0
+	clear(st.senders)
 	st.wake()
 	return nil
 }

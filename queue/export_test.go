@@ -52,3 +52,9 @@ func (s *Store) LookupDedup(key []byte) (time.Time, error) {
 	}
 	return prior, err
 }
+
+// PutLegacy stores a message in the value layout written before sender
+// shares (time || body, no sender), as an upgraded relay finds it.
+func PutLegacy(db *pebble.DB, a Address, seq uint64, t time.Time, body []byte) error {
+	return db.Set(msgKey(a, seq), append(encodeTime(t), body...), pebble.Sync)
+}

@@ -50,6 +50,47 @@ func dedupTimeKey(t time.Time, key []byte) []byte {
 	return append(k, key...)
 }
 
+// A message's value is time_unix_ms(8) || sender(16) || body, with the
+// top bit of the time set to say that a sender follows. A value without
+// that bit (written before sender shares) is time(8) || body, and its
+// message counts against no sender's share.
+const (
+	senderSize = 16
+	senderFlag = uint64(1) << 63
+)
+
+func encodeValue(t time.Time, sender [16]byte, body []byte) []byte {
+	v := make([]byte, 0, timeSize+senderSize+len(body))
+	v = binary.BigEndian.AppendUint64(v, uint64(t.UnixMilli())|senderFlag)
+	v = append(v, sender[:]...)
+	return append(v, body...)
+}
+
+// value is a parsed message value.
+type value struct {
+	time   time.Time
+	sender [16]byte
+	named  bool // the value names its sender
+	body   []byte
+}
+
+// parseValue splits a message value; body aliases v.
+func parseValue(v []byte) (value, bool) {
+	if len(v) < timeSize {
+		return value{}, false
+	}
+	t := binary.BigEndian.Uint64(v)
+	if t&senderFlag == 0 {
+		return value{time: time.UnixMilli(int64(t)), body: v[timeSize:]}, true
+	}
+	if len(v) < timeSize+senderSize {
+		return value{}, false
+	}
+	out := value{time: time.UnixMilli(int64(t &^ senderFlag)), named: true, body: v[timeSize+senderSize:]}
+	copy(out.sender[:], v[timeSize:])
+	return out, true
+}
+
 func encodeTime(t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, timeSize), uint64(t.UnixMilli()))
 }

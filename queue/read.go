@@ -40,15 +40,15 @@ func (s *Store) Read(ctx context.Context, a Address, after uint64, maxCount, max
 		total int
 	)
 	for ok := it.First(); ok && len(out) < maxCount; ok = it.Next() {
-		v := it.Value()
-		if len(v) < timeSize {
+		v, ok := parseValue(it.Value())
+		if !ok {
 			continue
 		}
-		t := decodeTime(v)
+		t := v.time
 		if t.Before(cutoff) {
 			continue
 		}
-		body := v[timeSize:]
+		body := v.body
 		if len(out) > 0 && total+len(body) > maxBytes {
 			break
 		}
@@ -96,6 +96,7 @@ func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int
 	b := s.db.NewBatch()
 	defer b.Close()
 	n, freed := 0, int64(0)
+	var gone []removed
 	for _, seq := range seqs {
 		if !it.SeekGE(msgKey(a, seq)) {
 			break
@@ -105,7 +106,11 @@ func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int
 		}
 		_ = b.Delete(msgKey(a, seq), nil)
 		n++
-		freed += int64(len(it.Value()) - timeSize)
+		v, _ := parseValue(it.Value())
+		freed += int64(len(v.body))
+		if v.named {
+			gone = append(gone, removed{v.sender, int64(len(v.body))})
+		}
 	}
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("queue: ack: %w", err)
@@ -119,8 +124,17 @@ func (s *Store) remove(a Address, seqs []uint64, opts *pebble.WriteOptions) (int
 	}
 	st.count -= n
 	st.bytes -= freed
+	for _, g := range gone {
+		st.senders = addShare(st.senders, g.sender, -1, -g.bytes)
+	}
 	s.stored.Add(-int64(n))
 	return n, nil
+}
+
+// removed is a deleted message's sender and size.
+type removed struct {
+	sender [16]byte
+	bytes  int64
 }
 
 // Flush makes every earlier write, acks included, durable.

@@ -24,6 +24,44 @@ type devState struct {
 	bytes   int64     // committed + pending body bytes
 	last    time.Time // time of the latest append
 	waiters map[chan struct{}]struct{}
+
+	// What each sending account has queued here: committed messages
+	// (counted from the stored values at load, then kept up to date by
+	// appends and removals) and reservations not yet settled. Accounts
+	// with nothing queued have no entry.
+	senders     map[[16]byte]share
+	pendSenders map[[16]byte]share
+}
+
+// share is what one sender has in one device's queue.
+type share struct {
+	count int
+	bytes int64
+}
+
+// share returns what sender has queued here, committed or pending.
+func (st *devState) share(sender [16]byte) share {
+	c, p := st.senders[sender], st.pendSenders[sender]
+	return share{count: c.count + p.count, bytes: c.bytes + p.bytes}
+}
+
+// addShare adds n messages of size bytes (negative to take away) to
+// sender's entry in m, which it returns (made if nil), and drops the
+// entry when it comes to nothing.
+func addShare(m map[[16]byte]share, sender [16]byte, n int, bytes int64) map[[16]byte]share {
+	if m == nil {
+		m = make(map[[16]byte]share)
+	}
+	sh := m[sender]
+	sh.count += n
+	sh.bytes += bytes
+	if sh.count <= 0 {
+		delete(m, sender)
+		return m
+	}
+	sh.bytes = max(0, sh.bytes)
+	m[sender] = sh
+	return m
 }
 
 // visible is the highest seq below which everything is committed or
@@ -100,9 +138,14 @@ func (s *Store) load(a Address, st *devState) error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	count, bytes := 0, int64(0)
+	senders := make(map[[16]byte]share)
 	for ok := it.First(); ok; ok = it.Next() {
 		count++
-		bytes += int64(len(it.Value()) - timeSize)
+		v, _ := parseValue(it.Value())
+		bytes += int64(len(v.body))
+		if v.named {
+			senders = addShare(senders, v.sender, 1, int64(len(v.body)))
+		}
 	}
 	if it.Last() {
 		if _, seq, ok := parseMsgKey(it.Key()); ok && seq > hw {
@@ -112,7 +155,7 @@ func (s *Store) load(a Address, st *devState) error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("queue: scan queue: %w", err)
 	}
-	st.next, st.count, st.bytes, st.loaded = hw+1, count, bytes, true
+	st.next, st.count, st.bytes, st.senders, st.loaded = hw+1, count, bytes, senders, true
 	if st.waiters == nil {
 		st.waiters = make(map[chan struct{}]struct{})
 	}

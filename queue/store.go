@@ -14,8 +14,12 @@ import (
 
 // Message is one ciphertext for one device.
 type Message struct {
-	To   Address
-	Body []byte
+	To Address
+	// Sender is the sending account. Its messages queued for one device
+	// are bounded by Config.SenderMaxCount and SenderMaxBytes. (Messages
+	// of senders the relay does not know share the zero Sender's share.)
+	Sender [16]byte
+	Body   []byte
 }
 
 // Item is a queued message as read back.
@@ -100,10 +104,11 @@ func (s *Store) countStored() (int64, error) {
 func (s *Store) Len() int64 { return s.stored.Load() }
 
 type reservation struct {
-	st   *devState
-	seq  uint64
-	n    int64
-	time time.Time // never before an earlier message of the device
+	st     *devState
+	seq    uint64
+	n      int64
+	sender [16]byte
+	time   time.Time // never before an earlier message of the device
 }
 
 // Append stores msgs atomically and durably (one synced Pebble batch): when
@@ -111,7 +116,10 @@ type reservation struct {
 // is woken. If dedupKey is not empty and was stored within the dedup
 // window, nothing is written and the result says Duplicate. If any
 // recipient queue is over its quota, nothing is written and the error is
-// ErrQueueFull.
+// ErrQueueFull; if a message would put its sender over its share of the
+// recipient device's queue, ErrSenderShare. A sender's share is counted from
+// the messages themselves (each names its sender), so it is exactly what
+// is queued, in the same batch, with no extra read.
 func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (AppendResult, error) {
 	if len(msgs) == 0 {
 		return AppendResult{}, ErrEmpty
@@ -138,9 +146,7 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []Message) (Appen
 	defer b.Close()
 	stamp := encodeTime(now)
 	for i, m := range msgs {
-		v := make([]byte, 0, timeSize+len(m.Body))
-		v = append(append(v, encodeTime(res[i].time)...), m.Body...)
-		_ = b.Set(msgKey(m.To, res[i].seq), v, nil)
+		_ = b.Set(msgKey(m.To, res[i].seq), encodeValue(res[i].time, m.Sender, m.Body), nil)
 	}
 	if len(dedup) > 0 {
 		_ = b.Set(dedupKey(dedup), stamp, nil)
@@ -170,18 +176,23 @@ func (s *Store) reserve(m Message, now time.Time) (reservation, error) {
 	if st.count+1 > s.cfg.MaxCount || st.bytes+n > s.cfg.MaxBytes {
 		return reservation{}, ErrQueueFull
 	}
+	sh := st.share(m.Sender)
+	if sh.count+1 > s.cfg.SenderMaxCount || sh.bytes+n > s.cfg.SenderMaxBytes {
+		return reservation{}, ErrSenderShare
+	}
 	seq := st.next
 	st.next++
 	st.pending = append(st.pending, seq)
 	st.count++
 	st.bytes += n
+	st.pendSenders = addShare(st.pendSenders, m.Sender, 1, n)
 	// Expiry looks only at the head of a queue, so a device's message
 	// times must not go backwards (concurrent appends, a clock step).
 	if now.Before(st.last) {
 		now = st.last
 	}
 	st.last = now
-	return reservation{st: st, seq: seq, n: n, time: now}, nil
+	return reservation{st: st, seq: seq, n: n, sender: m.Sender, time: now}, nil
 }
 
 // settle ends reservations: committed ones become visible and wake their
@@ -190,7 +201,10 @@ func (s *Store) settle(res []reservation, committed bool) {
 	for _, r := range res {
 		r.st.mu.Lock()
 		r.st.unreserve(r.seq)
-		if !committed {
+		r.st.pendSenders = addShare(r.st.pendSenders, r.sender, -1, -r.n)
+		if committed {
+			r.st.senders = addShare(r.st.senders, r.sender, 1, r.n)
+		} else {
 			r.st.count = max(0, r.st.count-1)
 			r.st.bytes = max(0, r.st.bytes-r.n)
 		}

@@ -101,7 +101,7 @@ func TestSeqsSurviveRestartAndAreNeverReused(t *testing.T) {
 }
 
 func TestQuotaFullStoresNothing(t *testing.T) {
-	s := openStore(t, queue.Config{MaxCount: 2, MaxBytes: 1000})
+	s := openStore(t, queue.Config{MaxCount: 2, MaxBytes: 1000, SenderMaxCount: 2, SenderMaxBytes: 1000})
 	full, free := addr(3, 1), addr(3, 2)
 	for range 2 {
 		if _, err := s.Append(ctx(), nil, []queue.Message{{To: full, Body: []byte("x")}}); err != nil {
@@ -287,7 +287,7 @@ func TestDeleteDevice(t *testing.T) {
 // TestAckRepeatsAndExtremes acks a seq several times and the largest seq:
 // the quota counts each message once, and the other seqs are deleted.
 func TestAckRepeatsAndExtremes(t *testing.T) {
-	s := openStore(t, queue.Config{MaxCount: 3})
+	s := openStore(t, queue.Config{MaxCount: 3, SenderMaxCount: 3})
 	a := addr(10, 1)
 	for range 3 {
 		if _, err := s.Append(ctx(), nil, []queue.Message{{To: a, Body: []byte("x")}}); err != nil {
@@ -315,7 +315,7 @@ func TestAckRepeatsAndExtremes(t *testing.T) {
 // readable because an earlier reservation was abandoned must wake the
 // reader.
 func TestAbandonedAppendWakesReaders(t *testing.T) {
-	s := openStore(t, queue.Config{MaxCount: 1})
+	s := openStore(t, queue.Config{MaxCount: 1, SenderMaxCount: 1})
 	a, full := addr(11, 1), addr(11, 2)
 	if _, err := s.Append(ctx(), nil, []queue.Message{{To: full, Body: []byte("x")}}); err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestLen(t *testing.T) {
 	clk := &clock{now: time.Unix(1_700_000_000, 0)}
 	dir := t.TempDir()
 	db := openDB(t, dir)
-	cfg := queue.Config{Lifetime: time.Hour, MaxCount: 4, Now: clk.Now}
+	cfg := queue.Config{Lifetime: time.Hour, MaxCount: 4, SenderMaxCount: 4, Now: clk.Now}
 	s, err := queue.Open(db, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

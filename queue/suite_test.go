@@ -10,7 +10,7 @@ import (
 // TestBehaviour runs the tests every queue backend passes (the JetStream
 // store runs the same ones).
 func TestBehaviour(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, maxCount int) queuetest.Queues {
-		return openStore(t, queue.Config{MaxCount: maxCount})
+	queuetest.Run(t, func(t *testing.T, l queuetest.Limits) queuetest.Queues {
+		return openStore(t, queue.Config{MaxCount: l.MaxCount, SenderMaxCount: l.SenderMaxCount})
 	})
 }

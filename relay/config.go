@@ -101,6 +101,10 @@ type Config struct {
 	// authenticated, registered, linked or opened provisioning; one more
 	// is closed at once with close code 0x6. Default 64.
 	MaxUnauthConnsPerPrefix int
+	// SendLimit bounds send and multi_send requests per sending account
+	// (one token per request, whatever the number of recipients).
+	// Default a burst of 300, then one per 50 ms (20 a second).
+	SendLimit Limit
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -170,6 +174,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUnauthConnsPerPrefix <= 0 {
 		c.MaxUnauthConnsPerPrefix = 64
+	}
+	if c.SendLimit.Burst <= 0 {
+		c.SendLimit.Burst = 300
+	}
+	if c.SendLimit.Every <= 0 {
+		c.SendLimit.Every = 50 * time.Millisecond
 	}
 	if c.ProvisioningLimit.Burst <= 0 {
 		c.ProvisioningLimit.Burst = 10

@@ -260,7 +260,7 @@ func TestRateLimits(t *testing.T) {
 func TestQueueLimits(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxEnvelopeBytes = 1024
-	r := startRelayWith(t, cfg, queue.Config{MaxCount: 2})
+	r := startRelayWith(t, cfg, queue.Config{MaxCount: 2, SenderMaxCount: 2})
 	alice, bob := r.register(t, 0), r.register(t, 0)
 	ac := r.session(t, alice, 0)
 	_, err := ac.Send(ctxT(t), &client.Message{Recipient: bob.AccountID, ClientMessageID: randomID(t),

@@ -297,6 +297,9 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 	if e != nil {
 		return nil, e
 	}
+	if e := c.s.allowSend(sender); e != nil {
+		return nil, e
+	}
 	if len(r.Recipient) != spec.AccountIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "recipient must be %d bytes", spec.AccountIDSize)
 	}

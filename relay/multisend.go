@@ -22,6 +22,9 @@ func (c *conn) multiSend(id quic.StreamID, r *spec.MultiSendRequest) (*spec.Send
 	if e != nil {
 		return nil, e
 	}
+	if e := c.s.allowSend(sender); e != nil {
+		return nil, e
+	}
 	if len(r.ClientMessageId) != spec.ClientMessageIDSize {
 		return nil, spec.Err(spec.CodeBadRequest, "client_message_id must be %d bytes", spec.ClientMessageIDSize)
 	}
@@ -87,8 +90,9 @@ func (c *conn) recipientMessages(sender keys.AccountID, senderDev uint32, recipi
 	msgs = make([]queue.Message, len(ms))
 	for i, m := range ms {
 		msgs[i] = queue.Message{
-			To:   addrOf(recipient, m.DeviceId),
-			Body: encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, msgID),
+			To:     addrOf(recipient, m.DeviceId),
+			Sender: sender,
+			Body:   encodeStoredEnvelope(sender, senderDev, m.Type, m.Content, msgID),
 		}
 	}
 	return msgs, nil, nil, nil
@@ -105,6 +109,9 @@ func (c *conn) commitSend(start time.Time, sender keys.AccountID, senderDev uint
 	if err != nil {
 		if errors.Is(err, queue.ErrQueueFull) {
 			return nil, spec.Err(spec.CodeQueueFull, "a recipient queue is full; retry later")
+		}
+		if errors.Is(err, queue.ErrSenderShare) {
+			return nil, spec.Err(spec.CodeSenderShare, "you already have your share of messages queued for a recipient device (it has not fetched them); retry once it has")
 		}
 		return nil, c.s.internal("store the message", err)
 	}
@@ -137,6 +144,16 @@ func (s *Server) checkDeviceMessages(ms []*spec.DeviceMessage) ([]uint32, *spec.
 		return nil, spec.Err(spec.CodeDuplicateDevice, "a device is named twice")
 	}
 	return named, nil
+}
+
+// allowSend takes a token of sender's send rate limit.
+func (s *Server) allowSend(sender keys.AccountID) *spec.Error {
+	if ok, wait := s.sendLimit.allow(string(sender[:]), s.now()); !ok {
+		e := spec.Err(spec.CodeRateLimited, "too many sends from this account")
+		e.RetryAfterMs = uint32(max(1, wait/time.Millisecond))
+		return e
+	}
+	return nil
 }
 
 func dedupKey(sender keys.AccountID, senderDev uint32, msgID []byte) []byte {

@@ -39,6 +39,7 @@ type Server struct {
 	provLimit     *limiter
 	accountLimit  *limiter // relay-wide: one bucket, key ""
 	claimLimit    *limiter // per target device
+	sendLimit     *limiter
 	sessions      *sessionTable
 	workers       *workers
 	prov          provTable
@@ -84,6 +85,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		provLimit:     newLimiter(cfg.ProvisioningLimit),
 		accountLimit:  newLimiter(cfg.NewAccountLimit),
 		claimLimit:    newLimiter(cfg.PreKeyClaimLimit),
+		sendLimit:     newLimiter(cfg.SendLimit),
 		sessions:      newSessionTable(),
 		workers:       newWorkers(),
 		cluster:       alone{},

@@ -37,6 +37,7 @@ const (
 	CodeBlobQuota          Code = 25 // the account's daily upload quota is used up
 	CodeUnknownBlob        Code = 26 // no such blob (it may have expired)
 	CodeMediaUnavailable   Code = 27 // the relay keeps no media
+	CodeSenderShare        Code = 28 // the sender's share of a recipient device's queue is used up
 )
 
 // CodeInfo describes one error code.
@@ -76,6 +77,7 @@ var Codes = []CodeInfo{
 	{CodeBlobQuota, "BLOB_QUOTA", "wait until tomorrow (UTC), or send less"},
 	{CodeUnknownBlob, "UNKNOWN_BLOB", "the file is gone (expired); ask the sender again"},
 	{CodeMediaUnavailable, "MEDIA_UNAVAILABLE", "this relay does not keep files"},
+	{CodeSenderShare, "SENDER_QUEUE_SHARE", "retry later, once the recipient has fetched some of your messages"},
 }
 
 // String returns the code's name, such as "STALE_DEVICES".

@@ -42,7 +42,7 @@ func startRelay(t *testing.T) []string {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := relay.New(relay.Config{RegisterLimit: relay.Limit{Burst: 100000, Every: time.Millisecond}}, ks, qs, log, reg)
+	srv, err := relay.New(relay.Config{RegisterLimit: relay.Limit{Burst: 100000, Every: time.Millisecond}, SendLimit: relay.Limit{Burst: 1 << 30, Every: time.Nanosecond}}, ks, qs, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@
 // example:
 //
 //	pigeonhole serve -data /tmp/bench -listen 127.0.0.1:4433 -metrics 127.0.0.1:9464 \
-//	    -register-burst 1000000 -new-account-burst 1000000 -ready-file /tmp/bench.ready
+//	    -register-burst 1000000 -new-account-burst 1000000 -send-burst 1000000000 -ready-file /tmp/bench.ready
 //
 // A load run registers -devices recipients and -senders senders (or
 // reuses them from -state), connects -connected of the recipients, and

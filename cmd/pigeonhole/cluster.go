@@ -102,7 +102,7 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	if err == nil {
 		err = retry(openCtx, log, "open queues", func(ctx context.Context) (err error) {
 			cs.queues, err = jsqueue.Open(ctx, nc, jsqueue.Config{
-				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, Lifetime: f.qcfg.Lifetime, MaxBatchesInFlight: c.batches,
+				Replicas: c.replicas, MaxCount: f.qcfg.MaxCount, SenderMaxCount: f.qcfg.SenderMaxCount, Lifetime: f.qcfg.Lifetime, MaxBatchesInFlight: c.batches,
 				DedupWindow: f.qcfg.DedupWindow, MaxMessageBytes: int32(f.cfg.MaxEnvelopeBytes + 4<<10),
 			}, log.With("component", "queue"))
 			return err

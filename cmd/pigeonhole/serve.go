@@ -57,6 +57,8 @@ type serveFlags struct {
 	fetBurst int
 	fetEvery time.Duration
 	limits   limitFlags
+	sndBurst int
+	sndEvery time.Duration
 	push     pushFlags
 	media    mediaFlags
 	cluster  clusterFlags
@@ -89,6 +91,10 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.fetEvery, "fetch-every", time.Second, "then one key fetch per account per this `duration`")
 	fs.IntVar(&f.qcfg.MaxCount, "queue-max-count", 10000, "most messages queued per device")
 	fs.Int64Var(&f.qcfg.MaxBytes, "queue-max-bytes", 256<<20, "most bytes queued per device")
+	fs.IntVar(&f.qcfg.SenderMaxCount, "queue-sender-max-count", 0, "most messages queued per device from one sending account (0: a tenth of -queue-max-count)")
+	fs.Int64Var(&f.qcfg.SenderMaxBytes, "queue-sender-max-bytes", 0, "most bytes queued per device from one sending account (0: a tenth of -queue-max-bytes; not kept in cluster mode)")
+	fs.IntVar(&f.sndBurst, "send-burst", 300, "sends (send, multi_send) allowed at once per account")
+	fs.DurationVar(&f.sndEvery, "send-every", 50*time.Millisecond, "then one send per account per this `duration`")
 	fs.DurationVar(&f.qcfg.Lifetime, "message-lifetime", 30*24*time.Hour, "undelivered messages are deleted after this `duration`")
 	fs.DurationVar(&f.qcfg.DedupWindow, "dedup-window", 24*time.Hour, "a client message id is remembered this long")
 	fs.DurationVar(&f.qcfg.ScrubInterval, "scrub-interval", 10*time.Minute, "compact the database and delete its old logs this often, so that an acked message is gone from -data within this `duration`")
@@ -123,6 +129,7 @@ func serve(args []string) int {
 	}
 	f.cfg.RegisterLimit = relay.Limit{Burst: f.regBurst, Every: f.regEvery}
 	f.cfg.FetchLimit = relay.Limit{Burst: f.fetBurst, Every: f.fetEvery}
+	f.cfg.SendLimit = relay.Limit{Burst: f.sndBurst, Every: f.sndEvery}
 	f.limits.apply(&f.cfg)
 	log, err := newLogger(os.Stderr, f.logLevel, f.logFormat)
 	if err != nil {

@@ -33,7 +33,7 @@ func (s *Store) Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, e
 	var deleted atomic.Int64
 	if upTo != 0 {
 		err := again(ctx, func() error {
-			return s.stream.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(a)), jetstream.WithPurgeSequence(upTo+1))
+			return s.stream.Purge(ctx, jetstream.WithPurgeSubject(devicePattern(a)), jetstream.WithPurgeSequence(upTo+1))
 		})
 		if err != nil {
 			// They stay queued and come again: delivery is at least once.
@@ -88,7 +88,7 @@ func (s *Store) ackOne(ctx context.Context, a queue.Address, seq uint64, lookup 
 		if err != nil {
 			return false, fmt.Errorf("jsqueue: ack: %w", err)
 		}
-		if m.Subject != queueSubject(a) {
+		if !ofDevice(m.Subject, a) {
 			return false, nil
 		}
 	}

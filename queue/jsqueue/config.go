@@ -11,7 +11,13 @@ type Config struct {
 	// cluster so that an accepted message survives the loss of a node).
 	Replicas int
 	// MaxCount is the most messages queued per device (default 10,000).
+	// It is checked before each append, so appends in flight at once
+	// through all relays can overshoot it by up to one message each.
 	MaxCount int
+	// SenderMaxCount is the most messages one sending account may have
+	// queued for one device (default a tenth of MaxCount): the stream's
+	// per-subject limit, exact across relays.
+	SenderMaxCount int
 	// MaxMessageBytes bounds one stored message (default 1 MiB + 4 KiB).
 	MaxMessageBytes int32
 	// Lifetime is how long an undelivered message is kept (default 30
@@ -40,6 +46,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxCount <= 0 {
 		c.MaxCount = 10000
+	}
+	if c.SenderMaxCount <= 0 {
+		c.SenderMaxCount = max(1, c.MaxCount/10)
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 1<<20 + 4<<10

@@ -52,7 +52,7 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 		last, total = it.Seq, total+len(it.Body)
 	}
 	for last < want && len(out) < maxCount {
-		m, err := s.leaderGet(ctx, last+1, queueSubject(a))
+		m, err := s.leaderGet(ctx, last+1, devicePattern(a))
 		if errors.Is(err, errNotFound) {
 			break
 		}
@@ -72,9 +72,19 @@ func (s *Store) Read(ctx context.Context, a queue.Address, after uint64, maxCoun
 	return out, nil
 }
 
+// perMessageOverhead bounds a stored message's subject and headers.
+const perMessageOverhead = 512
+
 // readOnce is one batched direct get.
 func (s *Store) readOnce(ctx context.Context, a queue.Address, after uint64, maxCount, maxBytes int) ([]queue.Item, error) {
-	req, _ := json.Marshal(directGet{Seq: after + 1, NextFor: queueSubject(a), Batch: maxCount, MaxBytes: maxBytes})
+	// The server counts a message's subject and headers against
+	// max_bytes too; this side counts bodies only, so the server is given
+	// room for them and the exact budget is kept below.
+	serverBytes := maxBytes + maxCount*perMessageOverhead
+	if serverBytes < maxBytes {
+		serverBytes = maxBytes // overflow
+	}
+	req, _ := json.Marshal(directGet{Seq: after + 1, NextFor: devicePattern(a), Batch: maxCount, MaxBytes: serverBytes})
 	// A small channel of our own: SubscribeSync would allocate one for
 	// 65,536 messages on every read. The answer is at most maxCount
 	// messages, one more past max_bytes, and the end marker.
@@ -141,7 +151,7 @@ func (s *Store) Flush(ctx context.Context) error { return ctx.Err() }
 func (s *Store) DeleteDevice(ctx context.Context, a queue.Address) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	if err := again(ctx, func() error { return s.stream.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(a))) }); err != nil {
+	if err := again(ctx, func() error { return s.stream.Purge(ctx, jetstream.WithPurgeSubject(devicePattern(a))) }); err != nil {
 		return fmt.Errorf("jsqueue: delete device: %w", err)
 	}
 	_ = s.nc.Publish(wakeSubject(a), nil)
@@ -153,9 +163,13 @@ func (s *Store) DeleteDevice(ctx context.Context, a queue.Address) error {
 func (s *Store) Depth(ctx context.Context, a queue.Address) (int, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(queueSubject(a)))
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(devicePattern(a)))
 	if err != nil {
 		return 0, fmt.Errorf("jsqueue: depth: %w", err)
 	}
-	return int(info.State.Subjects[queueSubject(a)]), nil
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n, nil
 }

@@ -60,7 +60,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 		Storage:              jetstream.FileStorage,
 		Replicas:             cfg.Replicas,
 		MaxAge:               cfg.Lifetime,
-		MaxMsgsPerSubject:    int64(cfg.MaxCount),
+		MaxMsgsPerSubject:    int64(cfg.SenderMaxCount),
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
 		MaxMsgSize:           cfg.MaxMessageBytes,
@@ -107,14 +107,28 @@ func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 			"stream", want.Name,
 			"replicas", have.Replicas, "want_replicas", want.Replicas,
 			"max_age", have.MaxAge, "want_max_age", want.MaxAge,
-			"per_device", have.MaxMsgsPerSubject, "want_per_device", want.MaxMsgsPerSubject,
+			"per_sender_per_device", have.MaxMsgsPerSubject, "want_per_sender_per_device", want.MaxMsgsPerSubject,
 			"max_msg_size", have.MaxMsgSize, "want_max_msg_size", want.MaxMsgSize)
 	}
 	return st, nil
 }
 
-func queueSubject(a queue.Address) string {
-	return "phq." + a.Token()
+// queueSubject is the subject of sender's messages for device a:
+// phq.<account hex>.<device>.<sender hex>. The stream's per-subject limit
+// is so the sender's share of the device's queue.
+func queueSubject(a queue.Address, sender [16]byte) string {
+	return "phq." + a.Token() + "." + hex.EncodeToString(sender[:])
+}
+
+// devicePattern matches every message of device a.
+func devicePattern(a queue.Address) string {
+	return "phq." + a.Token() + ".*"
+}
+
+// ofDevice reports whether subj is a message subject of device a.
+func ofDevice(subj string, a queue.Address) bool {
+	rest, ok := strings.CutPrefix(subj, "phq."+a.Token()+".")
+	return ok && len(rest) == 2*16 && !strings.Contains(rest, ".")
 }
 
 func wakeSubject(a queue.Address) string {
@@ -159,13 +173,21 @@ const (
 // the stream (on a quorum of its replicas), and readers of each recipient
 // are woken. If dedup is not empty and was stored within the dedup
 // window, nothing is written and the result says Duplicate. If a recipient
-// queue is full, nothing is written and the error is queue.ErrQueueFull.
+// queue is full, nothing is written and the error is queue.ErrQueueFull;
+// if a message's sender has its share of the recipient's queue
+// (SenderMaxCount), queue.ErrSenderShare.
 func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) (queue.AppendResult, error) {
 	if len(msgs) == 0 {
 		return queue.AppendResult{}, queue.ErrEmpty
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	if err := s.checkRoom(ctx, msgs); err != nil {
+		if res, dup, derr := s.duplicate(ctx, dedup); derr != nil || dup {
+			return res, derr
+		}
+		return queue.AppendResult{}, err
+	}
 	for {
 		now := time.Now()
 		last, err := s.publishBatch(ctx, dedup, msgs, now)
@@ -208,7 +230,12 @@ func (s *Store) Append(ctx context.Context, dedup []byte, msgs []queue.Message) 
 			case <-time.After(5 * time.Millisecond):
 			}
 		case errors.As(err, &je) && strings.Contains(je.desc, "maximum messages per subject"):
-			return queue.AppendResult{}, queue.ErrQueueFull
+			// A retry of a stored send is a duplicate, whatever the
+			// sender has queued since.
+			if res, dup, derr := s.duplicate(ctx, dedup); derr != nil || dup {
+				return res, derr
+			}
+			return queue.AppendResult{}, queue.ErrSenderShare
 		case errors.As(err, &je) && strings.Contains(je.desc, "message size exceeds"):
 			return queue.AppendResult{}, queue.ErrTooLarge
 		default:
@@ -250,7 +277,7 @@ func (s *Store) publishBatch(ctx context.Context, dedup []byte, msgs []queue.Mes
 		m.Header.Set("Nats-Batch-Id", id)
 		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
 		if i < len(msgs) {
-			m.Subject, m.Data = queueSubject(msgs[i].To), msgs[i].Body
+			m.Subject, m.Data = queueSubject(msgs[i].To, msgs[i].Sender), msgs[i].Body
 		} else {
 			m.Subject = dedupSubject(dedup)
 			m.Data = binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))

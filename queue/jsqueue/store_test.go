@@ -56,8 +56,8 @@ func open(t testing.TB, nc *nats.Conn, cfg jsqueue.Config) *jsqueue.Store {
 // TestBehaviour runs the tests every queue backend passes (the Pebble
 // store runs the same ones), each on a server of its own.
 func TestBehaviour(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, maxCount int) queuetest.Queues {
-		return open(t, connect(t, startNATS(t)), jsqueue.Config{MaxCount: maxCount})
+	queuetest.Run(t, func(t *testing.T, l queuetest.Limits) queuetest.Queues {
+		return open(t, connect(t, startNATS(t)), jsqueue.Config{MaxCount: l.MaxCount, SenderMaxCount: l.SenderMaxCount})
 	})
 }
 

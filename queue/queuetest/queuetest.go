@@ -26,11 +26,22 @@ type Queues interface {
 	DeleteDevice(ctx context.Context, a queue.Address) error
 }
 
-// Open returns a new, empty backend whose queues hold at most maxCount
-// messages per device. Two calls in one test may return views of the same
-// storage (two relays on one cluster) or independent stores; the tests
-// use one store each.
-type Open func(t *testing.T, maxCount int) Queues
+// Limits are a backend's count limits for one test.
+type Limits struct {
+	// MaxCount is the most messages queued per device.
+	MaxCount int
+	// SenderMaxCount is the most messages one sender (queue.Message's
+	// Sender) may have queued per device.
+	SenderMaxCount int
+}
+
+// limits is a queue of n per device with no separate sender share.
+func limits(n int) Limits { return Limits{MaxCount: n, SenderMaxCount: n} }
+
+// Open returns a new, empty backend with the given limits. Two calls in
+// one test may return views of the same storage (two relays on one
+// cluster) or independent stores; the tests use one store each.
+type Open func(t *testing.T, l Limits) Queues
 
 // Run runs every behaviour test against backends from open.
 func Run(t *testing.T, open Open) {
@@ -42,6 +53,9 @@ func Run(t *testing.T, open Open) {
 		{"EmptyAppend", testEmptyAppend},
 		{"AtomicAcrossDevices", testAtomic},
 		{"QueueFull", testQueueFull},
+		{"SenderShare", testSenderShare},
+		{"SenderShareConcurrent", testSenderShareConcurrent},
+		{"SenderShareDuplicate", testSenderShareDuplicate},
 		{"DedupOnce", testDedup},
 		{"DedupConcurrent", testDedupConcurrent},
 		{"ReadLimits", testReadLimits},
@@ -104,7 +118,7 @@ func readAll(t *testing.T, q Queues, a queue.Address) []queue.Item {
 }
 
 func testAppendReadAck(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a, b := Addr(1, 1), Addr(1, 2)
 	before := time.Now().Add(-time.Second)
 	for i := range 5 {
@@ -148,14 +162,14 @@ func testAppendReadAck(t *testing.T, open Open) {
 }
 
 func testEmptyAppend(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	if _, err := q.Append(ctxT(t), nil, nil); !errors.Is(err, queue.ErrEmpty) {
 		t.Fatalf("empty append: %v, want ErrEmpty", err)
 	}
 }
 
 func testAtomic(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	devs := []queue.Address{Addr(2, 1), Addr(2, 2), Addr(3, 7)}
 	var msgs []queue.Message
 	for i, d := range devs {
@@ -170,7 +184,7 @@ func testAtomic(t *testing.T, open Open) {
 }
 
 func testQueueFull(t *testing.T, open Open) {
-	q := open(t, 3)
+	q := open(t, limits(3))
 	full, other := Addr(4, 1), Addr(4, 2)
 	for i := range 3 {
 		mustAppend(t, q, nil, queue.Message{To: full, Body: fmt.Appendf(nil, "%d", i)})
@@ -193,7 +207,7 @@ func testQueueFull(t *testing.T, open Open) {
 }
 
 func testDedup(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a := Addr(5, 1)
 	first := mustAppend(t, q, []byte("msg-1"), queue.Message{To: a, Body: []byte("hello")})
 	if first.Duplicate {
@@ -210,7 +224,7 @@ func testDedup(t *testing.T, open Open) {
 }
 
 func testDedupConcurrent(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a := Addr(6, 1)
 	const n = 8
 	var (
@@ -244,7 +258,7 @@ func testDedupConcurrent(t *testing.T, open Open) {
 }
 
 func testReadLimits(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a := Addr(7, 1)
 	for i := range 5 {
 		mustAppend(t, q, nil, queue.Message{To: a, Body: fmt.Appendf(nil, "%099d", i)})
@@ -263,7 +277,7 @@ func testReadLimits(t *testing.T, open Open) {
 }
 
 func testAckOwn(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a, b := Addr(8, 1), Addr(8, 2)
 	mustAppend(t, q, nil, queue.Message{To: a, Body: []byte("for a")})
 	items := readAll(t, q, a)
@@ -285,7 +299,7 @@ func waitWake(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func testWatch(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a := Addr(9, 1)
 	ch, stop := q.Watch(a)
 	defer stop()
@@ -312,7 +326,7 @@ func testWatch(t *testing.T, open Open) {
 }
 
 func testDeleteDevice(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a, b := Addr(10, 1), Addr(10, 2)
 	for i := range 3 {
 		mustAppend(t, q, nil, queue.Message{To: a, Body: fmt.Appendf(nil, "%d", i)}, queue.Message{To: b, Body: []byte("b")})
@@ -338,7 +352,7 @@ func testDeleteDevice(t *testing.T, open Open) {
 // testAckOutOfOrder acks a middle message first, then the rest of what was
 // read, while more is queued behind: exactly the acked ones go.
 func testAckOutOfOrder(t *testing.T, open Open) {
-	q := open(t, 100)
+	q := open(t, limits(100))
 	a := Addr(11, 1)
 	for i := range 5 {
 		mustAppend(t, q, nil, queue.Message{To: a, Body: fmt.Appendf(nil, "%d", i)})
