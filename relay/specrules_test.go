@@ -209,3 +209,67 @@ func TestClientMessageIDIgnoresRecipient(t *testing.T) {
 	nextEnvelope(t, bc)
 	nextKind(t, bc, client.EventDrained)
 }
+
+// specAPNsHeaders returns the header names of protocol.md's APNs request
+// table (the rows of the table after "### The APNs request").
+func specAPNsHeaders(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../spec/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	i := strings.Index(doc, "### The APNs request")
+	if i < 0 {
+		t.Fatal("protocol.md has no APNs request section")
+	}
+	sec := doc[i:]
+	if j := strings.Index(sec, "\n### The FCM request"); j >= 0 {
+		sec = sec[:j]
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\|")
+	var out []string
+	for _, m := range row.FindAllStringSubmatch(sec, -1) {
+		out = append(out, m[1])
+	}
+	if len(out) == 0 {
+		t.Fatal("no header rows in the APNs request section")
+	}
+	return out
+}
+
+// TestSpecAPNsHeaders checks that an APNs push carries exactly the headers
+// protocol.md's table names (HTTP/2 pseudo-headers aside).
+func TestSpecAPNsHeaders(t *testing.T) {
+	want := specAPNsHeaders(t)
+	slices.Sort(want)
+	r, a := startPushRelay(t, time.Minute)
+	alice, bob := r.register(t, 0), r.register(t, 0)
+	tok := r.pushToken(t, bob)
+	ac := r.session(t, alice, 0)
+	if _, err := sendText(t, ac, bob, []uint32{1}, "wake"); err != nil {
+		t.Fatal(err)
+	}
+	req := a.Next(t, 20*time.Second)
+	if req.Token != tok {
+		t.Fatalf("push to %q, want bob's token", req.Token)
+	}
+	var got []string
+	for name := range req.Header {
+		got = append(got, strings.ToLower(name))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("APNs request headers %q, protocol.md names %q", got, want)
+	}
+	// The three the HTTP/2 client adds, with the values the table gives.
+	for name, v := range map[string]string{
+		"accept-encoding": "gzip",
+		"user-agent":      "Go-http-client/2.0",
+		"content-length":  strconv.Itoa(len(req.Body)),
+	} {
+		if got := req.Header.Get(name); got != v {
+			t.Errorf("%s: %q, want %q", name, got, v)
+		}
+	}
+}
