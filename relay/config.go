@@ -53,6 +53,10 @@ type Config struct {
 	// GrantLifetime is how long an upload or download grant is valid.
 	// Default 10 minutes.
 	GrantLifetime time.Duration
+	// ShutdownGrace bounds how long a connection stays open once the
+	// relay begins to shut down, for the requests in progress to be
+	// answered (new ones get SHUTTING_DOWN). Default 5 s.
+	ShutdownGrace time.Duration
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -118,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProvisioningLimit.Every <= 0 {
 		c.ProvisioningLimit.Every = 30 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 5 * time.Second
 	}
 	return c
 }

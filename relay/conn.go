@@ -41,6 +41,10 @@ type conn struct {
 	undecoded map[quic.StreamID]struct{} // streams whose first frame is not read yet
 	provOpen  bool                       // a provisioning stream is open
 	changed   chan struct{}              // closed and replaced on every change above
+
+	// For shutdown (shutdown.go), also under mu and broadcast on changed.
+	busy       int       // requests read and not yet answered
+	lastAnswer time.Time // when the last request was answered
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -164,6 +168,8 @@ func (c *conn) waitAuth(ctx context.Context, id quic.StreamID) (keys.AccountID, 
 			return acct, 0, spec.Err(spec.CodeUnauthenticated, "no session was authenticated in time")
 		case <-ctx.Done():
 			return acct, 0, spec.Err(spec.CodeShuttingDown, "connection closing")
+		case <-c.s.stopping:
+			return acct, 0, errShuttingDown()
 		}
 	}
 }
@@ -188,6 +194,11 @@ func (c *conn) handleStream(st *quic.Stream) {
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	if open := req.GetOpenSession(); open != nil {
+		if c.s.isStopping() {
+			c.decoded(id)
+			c.refuseSession(st, errShuttingDown())
+			return
+		}
 		if e := c.claimSession(id); e != nil {
 			c.refuseSession(st, e)
 			return
@@ -195,9 +206,15 @@ func (c *conn) handleStream(st *quic.Stream) {
 		c.runSession(st, open)
 		return
 	}
-	c.decoded(id)
 	if req.GetOpenProvisioning() != nil {
+		c.decoded(id)
 		c.runProvisioning(st)
+		return
+	}
+	c.beginRequest(id)
+	defer c.endRequest()
+	if c.s.isStopping() {
+		c.refuseStream(st, errShuttingDown())
 		return
 	}
 	resp := c.dispatch(id, &req)
