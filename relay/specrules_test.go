@@ -273,3 +273,35 @@ func TestSpecAPNsHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestSendCheckOrder pins the order of protocol.md's Send table: sizes and
+// emptiness per device message, in the order given, before duplicates,
+// and all of them before the recipient is looked up.
+func TestSendCheckOrder(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxEnvelopeBytes = 16
+	r := startRelay(t, cfg)
+	alice := r.register(t, 0)
+	ac := r.session(t, alice, 0)
+	big, ok := bytes.Repeat([]byte{1}, 17), []byte("ok")
+	send := func(to []byte, ms ...client.DeviceMessage) error {
+		_, err := ac.Send(ctxT(t), &client.Message{Recipient: to, ClientMessageID: randomID(t), Devices: ms})
+		return err
+	}
+	nobody := randomID(t) // no such account: checked only after the messages
+	for _, c := range []struct {
+		name string
+		ms   []client.DeviceMessage
+		want spec.Code
+	}{
+		{"oversized after a duplicate", []client.DeviceMessage{{DeviceID: 1, Content: ok}, {DeviceID: 1, Content: ok}, {DeviceID: 2, Content: big}}, spec.CodeEnvelopeTooLarge},
+		{"empty after a duplicate", []client.DeviceMessage{{DeviceID: 1, Content: ok}, {DeviceID: 1, Content: ok}, {DeviceID: 2}}, spec.CodeBadRequest},
+		{"empty before oversized", []client.DeviceMessage{{DeviceID: 1}, {DeviceID: 2, Content: big}}, spec.CodeBadRequest},
+		{"oversized before empty", []client.DeviceMessage{{DeviceID: 1, Content: big}, {DeviceID: 2}}, spec.CodeEnvelopeTooLarge},
+		{"duplicate", []client.DeviceMessage{{DeviceID: 1, Content: ok}, {DeviceID: 1, Content: ok}}, spec.CodeDuplicateDevice},
+		{"none", nil, spec.CodeBadRequest},
+	} {
+		t.Run(c.name, func(t *testing.T) { wantCode(t, send(nobody, c.ms...), c.want) })
+	}
+	wantCode(t, send(nobody, client.DeviceMessage{DeviceID: 1, Content: ok}), spec.CodeUnknownAccount)
+}
