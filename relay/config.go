@@ -105,6 +105,10 @@ type Config struct {
 	// (one token per request, whatever the number of recipients).
 	// Default a burst of 300, then one per 50 ms (20 a second).
 	SendLimit Limit
+	// ShutdownGrace bounds how long a connection stays open once the
+	// relay begins to shut down, for the requests in progress to be
+	// answered (new ones get SHUTTING_DOWN). Default 5 s.
+	ShutdownGrace time.Duration
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
@@ -207,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PreKeyClaimLimit.Every <= 0 {
 		c.PreKeyClaimLimit.Every = time.Minute
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 5 * time.Second
 	}
 	return c
 }

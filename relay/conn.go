@@ -49,6 +49,9 @@ type conn struct {
 	established bool        // authenticated, registered, linked or provisioning
 	counted     bool        // counted against its prefix's unauthenticated connections
 	deadline    *time.Timer // closes the connection unless established in AuthWait
+	// For shutdown (shutdown.go), also under mu and broadcast on changed.
+	busy       int       // requests read and not yet answered
+	lastAnswer time.Time // when the last request was answered
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -185,6 +188,8 @@ func (c *conn) waitAuth(ctx context.Context, id quic.StreamID) (keys.AccountID, 
 			return acct, 0, spec.Err(spec.CodeUnauthenticated, "no session was authenticated in time")
 		case <-ctx.Done():
 			return acct, 0, spec.Err(spec.CodeShuttingDown, "connection closing")
+		case <-c.s.stopping:
+			return acct, 0, errShuttingDown()
 		}
 	}
 }
@@ -208,6 +213,11 @@ func (c *conn) handleStream(st *quic.Stream) {
 	_ = st.SetReadDeadline(time.Time{})
 	if open := req.GetOpenSession(); open != nil {
 		budget.release()
+		if c.s.isStopping() {
+			c.decoded(id)
+			c.refuseSession(st, errShuttingDown())
+			return
+		}
 		if e := c.claimSession(id); e != nil {
 			c.refuseSession(st, e)
 			return
@@ -215,10 +225,17 @@ func (c *conn) handleStream(st *quic.Stream) {
 		c.runSession(st, open)
 		return
 	}
-	c.decoded(id)
 	if req.GetOpenProvisioning() != nil {
 		budget.release()
+		c.decoded(id)
 		c.runProvisioning(st)
+		return
+	}
+	c.beginRequest(id)
+	defer c.endRequest()
+	if c.s.isStopping() {
+		budget.release()
+		c.refuseStream(st, errShuttingDown())
 		return
 	}
 	resp := c.dispatch(id, &req)

@@ -49,7 +49,7 @@ func testConfig() relay.Config {
 		PreKeyClaimLimit:  relay.Limit{Burst: 10000, Every: time.Millisecond},
 
 		MaxProvisioningPerSource: 10000,
-		SendLimit:         relay.Limit{Burst: 1 << 30, Every: time.Nanosecond},
+		SendLimit:                relay.Limit{Burst: 1 << 30, Every: time.Nanosecond},
 	}
 }
 

@@ -60,6 +60,11 @@ func (c *conn) setPushToken(id quic.StreamID, r *spec.SetPushTokenRequest) *spec
 		}
 		tok = push.FCMToken(t.Fcm.RegistrationToken)
 	}
+	// A malformed token is BAD_REQUEST whatever the relay's push
+	// configuration, so a client's answer does not depend on it.
+	if err := tok.Validate(); err != nil {
+		return spec.Err(spec.CodeBadRequest, "%v", err)
+	}
 	if c.s.push == nil {
 		return spec.Err(spec.CodePushUnavailable, "this relay sends no pushes")
 	}

@@ -183,6 +183,13 @@ func TestSetPushTokenErrors(t *testing.T) {
 	carol := plain.register(t, 1)
 	pc := plain.session(t, carol, 0)
 	wantCode(t, pc.SetAPNsToken(ctxT(t), []byte{1}, pushTopic, false), spec.CodePushUnavailable)
+	// A malformed token is BAD_REQUEST there too: the malformed check
+	// comes first, whatever the relay's push configuration
+	// (spec/protocol.md, Registering a token).
+	wantCode(t, pc.SetAPNsToken(ctxT(t), nil, pushTopic, false), spec.CodeBadRequest)
+	wantCode(t, pc.SetAPNsToken(ctxT(t), []byte{1}, "not a topic", false), spec.CodeBadRequest)
+	wantCode(t, pc.SetFCMToken(ctxT(t), "not a token!"), spec.CodeBadRequest)
+	wantCode(t, c.SetAPNsToken(ctxT(t), nil, "not a topic", false), spec.CodeBadRequest)
 	if err := pc.ClearPushToken(ctxT(t)); err != nil {
 		t.Fatalf("clear without push: %v", err)
 	}

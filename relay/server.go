@@ -49,6 +49,9 @@ type Server struct {
 	conns      map[*conn]struct{}
 	transports map[*quic.Listener]*quic.Transport // made by Listen
 	wg         sync.WaitGroup
+
+	stopping chan struct{} // closed when shutdown begins (shutdown.go)
+	stopOnce sync.Once
 }
 
 // New returns a relay on the given stores. Metrics are registered on reg
@@ -91,6 +94,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 		cluster:       alone{},
 		now:           time.Now,
 		conns:         make(map[*conn]struct{}),
+		stopping:      make(chan struct{}),
 	}, nil
 }
 
@@ -104,9 +108,11 @@ func (s *Server) QUICConfig() *quic.Config {
 	}
 }
 
-// Serve accepts connections on ln until ctx ends, then closes every
-// connection with the going-away code, waits for their handlers and makes
-// pending acks durable. It closes ln. It returns nil after a clean
+// Serve accepts connections on ln until ctx ends, then shuts every
+// connection down (shutdown.go: new and waiting requests are answered
+// SHUTTING_DOWN, running ones finish, then the going-away close, within
+// Config.ShutdownGrace), waits for their handlers and makes pending acks
+// durable. It closes ln. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	if err := s.startCluster(ctx); err != nil {
@@ -138,11 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 			s.mu.Unlock()
 		}()
 	}
-	s.mu.Lock()
-	for c := range s.conns {
-		_ = c.qc.CloseWithError(spec.CloseGoingAway, "relay shutting down")
-	}
-	s.mu.Unlock()
+	s.beginStop()
 	s.wg.Wait()
 	_ = ln.Close()
 	// A listener from Listen owns its transport and socket: close them

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/spec"
@@ -197,16 +198,38 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	}
 }
 
+// maxClientEventBytes bounds a ClientEvent's payload (the frame's length
+// prefix), protocol.md "Acknowledgements".
+const maxClientEventBytes = 64 << 10
+
 // readAcks reads ClientEvent frames until the client finishes the stream
-// or the connection ends. Acks delete at once (without fsync).
+// or the connection ends. Acks delete at once (without fsync). A frame
+// that breaks the protocol (over maxClientEventBytes, not a ClientEvent,
+// cut short by the client's FIN, or without an ack) closes the connection
+// with CloseProtocol; a client's reset of the stream ends the session,
+// and finish resets the relay's side in turn.
 func (s *session) readAcks() {
 	defer close(s.done)
 	for {
 		var ev spec.ClientEvent
-		err := spec.ReadFrame(s.st, 64<<10, &ev)
-		if err != nil {
-			s.clean = errors.Is(err, io.EOF)
+		raw, err := spec.ReadFrameBytes(s.st, maxClientEventBytes)
+		switch {
+		case err == nil:
+			if proto.Unmarshal(raw, &ev) != nil {
+				_ = s.c.qc.CloseWithError(spec.CloseProtocol, "malformed ClientEvent on the session stream")
+				return
+			}
+		case errors.Is(err, io.EOF):
+			s.clean = true
 			return
+		case errors.Is(err, spec.ErrFrameTooLarge):
+			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "ClientEvent over 64 KiB on the session stream")
+			return
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "session stream ended inside a ClientEvent")
+			return
+		default:
+			return // the client reset the stream, or the connection ended
 		}
 		ack := ev.GetAck()
 		if ack == nil {
@@ -321,6 +344,9 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 // acks will not be undone by a crash.
 func (s *session) finish() {
 	if !s.clean {
+		// The client reset its side (or broke the protocol, and the
+		// connection is closing): end ours visibly, not in silence.
+		s.st.CancelWrite(0)
 		return
 	}
 	start := time.Now()

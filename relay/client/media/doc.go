@@ -10,7 +10,7 @@
 // Decrypt.
 //
 // The wire format is described in FORMAT.md beside this file and pinned
-// by testdata/vector.json.
+// by spec/testdata/vectors/media.json.
 //
 // Decrypt authenticates chunk by chunk, so its destination may receive
 // the plaintext of earlier chunks before a later chunk, the length or the

@@ -16,9 +16,9 @@ import (
 	"github.com/pigeonhole/pigeonhole/relay/client/media"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/vector.json")
+var update = flag.Bool("update", false, "rewrite spec/testdata/vectors/media.json")
 
-// vector is testdata/vector.json. The plaintext is not stored: byte i of
+// vector is spec/testdata/vectors/media.json. The plaintext is not stored: byte i of
 // it is i mod 251.
 type vector struct {
 	Description      string   `json:"description"`
@@ -36,7 +36,7 @@ type vector struct {
 	PlaintextPattern string   `json:"plaintext_pattern"`
 }
 
-const vectorPath = "testdata/vector.json"
+const vectorPath = "../../../spec/testdata/vectors/media.json"
 
 // vectorPlaintext returns n bytes, byte i being i mod 251.
 func vectorPlaintext(n int) []byte {
@@ -140,7 +140,7 @@ func makeVector(t *testing.T) vector {
 	}
 }
 
-// TestVector regenerates testdata/vector.json and compares; run with
+// TestVector regenerates spec/testdata/vectors/media.json and compares; run with
 // -update to rewrite it after a deliberate format change.
 func TestVector(t *testing.T) {
 	got := makeVector(t)
