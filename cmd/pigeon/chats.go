@@ -82,7 +82,7 @@ func (c *cli) chatFile(id []byte, group bool) string {
 // lockChats takes the conversation store's lock, waiting for other
 // pigeon processes on the same state directory.
 func (c *cli) lockChats() (unlock func(), err error) {
-	if _, err := os.Stat(filepath.Join(c.dir, "device.json")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(c.dir); errors.Is(err, os.ErrNotExist) {
 		return nil, c.notInitialized()
 	}
 	f, err := os.OpenFile(filepath.Join(c.dir, "chats.lock"), os.O_CREATE|os.O_RDWR, 0o600)
