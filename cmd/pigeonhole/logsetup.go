@@ -28,8 +28,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("bad -log-format %q: want text or json", format)
 }
 
-// envNotSettings are PIGEONHOLE_ variables that are not flags.
-var envNotSettings = []string{"PIGEONHOLE_CONFIG", "PIGEONHOLE_TEST_AS_MAIN"}
+// envNotSettings are PIGEONHOLE_ variables that are not flags (besides
+// the tests' PIGEONHOLE_TEST_ ones).
+var envNotSettings = []string{"PIGEONHOLE_CONFIG"}
 
 // unknownEnv returns a warning for every PIGEONHOLE_ variable in the
 // environment that names no flag of fs (a misspelt one would otherwise be
