@@ -52,6 +52,8 @@ type conn struct {
 	// For shutdown (shutdown.go), also under mu and broadcast on changed.
 	busy       int       // requests read and not yet answered
 	lastAnswer time.Time // when the last request was answered
+
+	slots chan struct{} // one per request read and not yet answered (reqstream.go)
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -67,6 +69,7 @@ func newConn(s *Server, qc *quic.Conn) *conn {
 		prefix:    sourcePrefix(qc.RemoteAddr(), s.cfg.IPv4PrefixBits, s.cfg.IPv6PrefixBits),
 		undecoded: make(map[quic.StreamID]struct{}),
 		changed:   make(chan struct{}),
+		slots:     make(chan struct{}, spec.MaxRequestsInFlight),
 	}
 }
 
@@ -231,22 +234,7 @@ func (c *conn) handleStream(st *quic.Stream) {
 		c.runProvisioning(st)
 		return
 	}
-	c.beginRequest(id)
-	defer c.endRequest()
-	if c.s.isStopping() {
-		budget.release()
-		c.refuseStream(st, errShuttingDown())
-		return
-	}
-	resp := c.dispatch(id, &req)
-	budget.release()
-	if resp.Error == nil && (req.GetRegister() != nil || req.GetLinkDevice() != nil) {
-		c.establish()
-	}
-	_ = st.SetWriteDeadline(time.Now().Add(c.s.cfg.AuthWait))
-	_ = spec.WriteFrame(st, resp)
-	_ = st.Close()
-	st.CancelRead(0)
+	c.serveRequests(st, &req, budget)
 }
 
 var errBadProto = errors.New("malformed protobuf")

@@ -11,7 +11,13 @@ import (
 
 // ALPN is the TLS application protocol a client offers and a relay
 // requires (protocol.md, "Transport").
-const ALPN = "pigeonhole/1"
+const ALPN = "pigeonhole/2"
+
+// MaxRequestsInFlight is how many requests one connection may have read
+// and not yet answered, over all its request streams (protocol.md,
+// "Request streams"). A relay reads no further Request frame while a
+// connection is at the limit, so a client that writes more only waits.
+const MaxRequestsInFlight = 64
 
 // MaxFrameSize is the largest frame payload either side may send: 4 MiB.
 // A reader refuses a larger length prefix before allocating anything.

@@ -1,4 +1,4 @@
-// Pigeonhole wire protocol, version 1 (ALPN "pigeonhole/1").
+// Pigeonhole wire protocol, version 2 (ALPN "pigeonhole/2").
 //
 // protocol.md in this directory is normative; this file defines the
 // messages it refers to. Field numbers are stable: never reuse one.
@@ -26,9 +26,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Request is the single frame a client writes on a request stream.
+// Request is one frame a client writes on a request stream.
 type Request struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client and echoed in the Response; unique among the
+	// stream's requests in flight.
+	Id uint64 `protobuf:"varint,30,opt,name=id,proto3" json:"id,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Request_Register
@@ -81,6 +84,13 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
 	return file_pigeonhole_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Request) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
 }
 
 func (x *Request) GetBody() isRequest_Body {
@@ -351,10 +361,11 @@ func (*Request_DownloadGrant) isRequest_Body() {}
 
 func (*Request_MultiSend) isRequest_Body() {}
 
-// Response is the single frame the relay writes on a request stream.
+// Response answers the Request with the same id on the same stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,30,opt,name=id,proto3" json:"id,omitempty"`
 	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
@@ -406,6 +417,13 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
 	return file_pigeonhole_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Response) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
 }
 
 func (x *Response) GetError() *Error {
@@ -3717,8 +3735,9 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xda\t\n" +
-	"\aRequest\x12<\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xea\t\n" +
+	"\aRequest\x12\x0e\n" +
+	"\x02id\x18\x1e \x01(\x04R\x02id\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
 	"\x0eupload_prekeys\x18\x02 \x01(\v2#.pigeonhole.v1.UploadPreKeysRequestH\x00R\ruploadPrekeys\x12\\\n" +
 	"\x14rotate_signed_prekey\x18\x03 \x01(\v2(.pigeonhole.v1.RotateSignedPreKeyRequestH\x00R\x12rotateSignedPrekey\x12@\n" +
@@ -3740,8 +3759,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrant\x12@\n" +
 	"\n" +
 	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSendB\x06\n" +
-	"\x04body\"\x80\t\n" +
-	"\bResponse\x12*\n" +
+	"\x04body\"\x90\t\n" +
+	"\bResponse\x12\x0e\n" +
+	"\x02id\x18\x1e \x01(\x04R\x02id\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
 	"\bregister\x18\x02 \x01(\v2\x1f.pigeonhole.v1.RegisterResponseH\x00R\bregister\x12M\n" +
 	"\x0eupload_prekeys\x18\x03 \x01(\v2$.pigeonhole.v1.UploadPreKeysResponseH\x00R\ruploadPrekeys\x12]\n" +

@@ -28,7 +28,22 @@ import (
 // process. One op is one message sent, delivered and acked; the msgs/s it
 // reports is what no relay on this stack and this protocol shape can
 // beat here.
-func BenchmarkQUICCeiling(b *testing.B) {
+func BenchmarkQUICCeiling(b *testing.B) { quicCeiling(b, false) }
+
+// BenchmarkQUICCeilingPipelined is BenchmarkQUICCeiling in protocol 2's
+// shape: each sender writes its messages one after another on one
+// long-lived stream, at most 32 unanswered, and reads the 8-byte answers
+// on the same stream, as Pigeonhole's request streams do.
+func BenchmarkQUICCeilingPipelined(b *testing.B) { quicCeiling(b, true) }
+
+// pipelinedSender marks a sender's long-lived stream in the ceiling
+// benchmarks; recipientStream marks a recipient's.
+const (
+	pipelinedSender = 0xfffffffe
+	recipientStream = 0xffffffff
+)
+
+func quicCeiling(b *testing.B, pipelined bool) {
 	const senders, inFlight, recipients, size = 16, 32, 100, 256
 	tlsConf := selfSigned(b)
 	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, &quic.Config{MaxIncomingStreams: 10000})
@@ -69,7 +84,7 @@ func BenchmarkQUICCeiling(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := st.Write(binary.BigEndian.AppendUint32([]byte{0xff, 0xff, 0xff, 0xff}, uint32(i))); err != nil {
+		if _, err := st.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, recipientStream), uint32(i))); err != nil {
 			b.Fatal(err)
 		}
 		go func() {
@@ -97,6 +112,10 @@ func BenchmarkQUICCeiling(b *testing.B) {
 	for range senders {
 		c := dial()
 		defer c.CloseWithError(0, "")
+		if pipelined {
+			wg.Go(func() { pipelinedSends(ctx, b, c, &next, want, inFlight, recipients, size) })
+			continue
+		}
 		for range inFlight {
 			wg.Go(func() {
 				msg := make([]byte, 4+size)
@@ -132,6 +151,53 @@ func BenchmarkQUICCeiling(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
 
+// pipelinedSends sends messages on one stream of c until want are taken,
+// with at most inFlight unanswered.
+func pipelinedSends(ctx context.Context, b *testing.B, c *quic.Conn, next *atomic.Int64, want int64, inFlight, recipients, size int) {
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	if _, err := st.Write(binary.BigEndian.AppendUint32(nil, pipelinedSender)); err != nil {
+		b.Error(err)
+		return
+	}
+	slots := make(chan struct{}, inFlight)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		resp := make([]byte, 8)
+		for {
+			if _, err := io.ReadFull(st, resp); err != nil {
+				return
+			}
+			<-slots
+		}
+	}()
+	msg := make([]byte, 4+4+size)
+	for {
+		n := next.Add(1)
+		if n > want {
+			break
+		}
+		slots <- struct{}{}
+		binary.BigEndian.PutUint32(msg, uint32(4+size))
+		binary.BigEndian.PutUint32(msg[4:], uint32(n%int64(recipients)))
+		if _, err := st.Write(msg); err != nil {
+			b.Error(err)
+			return
+		}
+	}
+	// Wait for the last answers, then end the stream.
+	for range inFlight {
+		slots <- struct{}{}
+	}
+	st.Close()
+	st.CancelRead(0)
+	<-answered
+}
+
 type recipientOut struct {
 	mu sync.Mutex
 	st *quic.Stream
@@ -151,7 +217,11 @@ func serveCeiling(ctx context.Context, conn *quic.Conn, mu *sync.Mutex, outs map
 			if _, err := io.ReadFull(st, head); err != nil {
 				return
 			}
-			if binary.BigEndian.Uint32(head) == 0xffffffff {
+			if binary.BigEndian.Uint32(head) == pipelinedSender {
+				servePipelined(st, mu, outs)
+				return
+			}
+			if binary.BigEndian.Uint32(head) == recipientStream {
 				// A recipient: envelopes go out on this stream, acks
 				// come in.
 				if _, err := io.ReadFull(st, head); err != nil {
@@ -184,6 +254,40 @@ func serveCeiling(ctx context.Context, conn *quic.Conn, mu *sync.Mutex, outs map
 			}
 			st.Close()
 		}()
+	}
+}
+
+// servePipelined is the bare relay for one pipelined sender stream:
+// frames of a recipient number and a body, each forwarded and answered
+// in turn.
+func servePipelined(st *quic.Stream, mu *sync.Mutex, outs map[uint32]*recipientOut) {
+	head := make([]byte, 4)
+	var buf []byte
+	ack := make([]byte, 8)
+	for {
+		if _, err := io.ReadFull(st, head); err != nil {
+			return
+		}
+		n := binary.BigEndian.Uint32(head)
+		if n < 4 || n > 1<<20 {
+			return
+		}
+		buf = append(buf[:0], make([]byte, n)...)
+		if _, err := io.ReadFull(st, buf); err != nil {
+			return
+		}
+		mu.Lock()
+		out := outs[binary.BigEndian.Uint32(buf)]
+		mu.Unlock()
+		out.mu.Lock()
+		_, err := out.st.Write(buf)
+		out.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if _, err := st.Write(ack); err != nil {
+			return
+		}
 	}
 }
 

@@ -53,6 +53,7 @@ type Conn struct {
 
 	sess  *sessionStream
 	blobs blobClients
+	mux   requestMux
 }
 
 // Dial connects to the relay and completes the TLS 1.3 handshake.
@@ -109,7 +110,9 @@ func Dial(ctx context.Context, opts *Options) (*Conn, error) {
 		closeOwned()
 		return nil, fmt.Errorf("dial: tls exporter: %w", err)
 	}
-	return &Conn{qc: qc, exporter: exp, opts: *opts, transports: owned, shared: opts.Transport}, nil
+	c := &Conn{qc: qc, exporter: exp, opts: *opts, transports: owned, shared: opts.Transport}
+	c.mux.slots = make(chan struct{}, spec.MaxRequestsInFlight)
+	return c, nil
 }
 
 // newTransport opens a fresh local UDP socket of raddr's family.
@@ -239,38 +242,4 @@ func (c *Conn) Migrate(ctx context.Context) error {
 	c.transports = append(c.transports, tr)
 	c.mu.Unlock()
 	return nil
-}
-
-// roundTrip sends one request on a new stream and reads its response.
-func (c *Conn) roundTrip(ctx context.Context, req *spec.Request) (*spec.Response, error) {
-	st, err := c.qc.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("open stream: %w", err)
-	}
-	defer st.CancelRead(0)
-	if dl, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { st.CancelRead(0); st.CancelWrite(0) })
-	defer stop()
-	if err := spec.WriteFrame(st, req); err != nil {
-		return nil, err
-	}
-	// The relay may answer, and stop reading, before our FIN goes out
-	// (an early error); then Close fails but the answer is there to read.
-	closeErr := st.Close()
-	var resp spec.Response
-	if err := spec.ReadFrame(st, spec.MaxFrameSize, &resp); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if closeErr != nil {
-			return nil, fmt.Errorf("close request stream: %w", closeErr)
-		}
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	if resp.Error != nil {
-		return nil, fromSpec(resp.Error)
-	}
-	return &resp, nil
 }

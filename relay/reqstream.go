@@ -1,0 +1,194 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// A request stream (protocol.md, "Request streams") carries any number of
+// Request frames. The stream's worker reads them one after another and
+// hands each to a worker of its own; answers are written in the order the
+// requests complete, and answers that are ready together leave in one
+// stream write. A connection has at most spec.MaxRequestsInFlight
+// requests read and not yet written back, over all its streams: at the
+// limit the reader stops reading, so QUIC's flow control holds the client
+// back and the relay never buffers more than that many answers.
+
+// reqStream is one request stream being served.
+type reqStream struct {
+	c  *conn
+	st *quic.Stream
+	id quic.StreamID
+	wg sync.WaitGroup // requests read and not yet answered
+
+	wmu     sync.Mutex
+	pending []byte // framed answers not yet written
+	spare   []byte // the previous write's buffer, for reuse
+	slots   int    // in-flight slots the answers in pending hold
+	writing bool   // a goroutine is writing; it also writes what others add
+	broken  bool   // a write failed: answers are dropped
+}
+
+// serveRequests runs first, the stream's first request, and every request
+// after it until the client finishes the stream (then the relay finishes
+// its side once every answer is written) or the stream or connection
+// ends. budget is first's unauthenticated reservation, if any.
+func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unauthReservation) {
+	rs := &reqStream{c: c, st: st, id: st.StreamID()}
+	req := first
+	for {
+		c.beginRequest(rs.id)
+		if !c.takeSlot() {
+			c.endRequest()
+			budget.release()
+			break
+		}
+		rs.wg.Add(1)
+		r, b := req, budget
+		c.s.workers.run(func() { rs.run(r, b) })
+
+		var e *spec.Error
+		var err error
+		req, budget, e, err = c.readNextRequest(st, rs.id)
+		if err != nil {
+			// The client finished the stream (io.EOF) or reset it, or the
+			// connection ended: the requests already read still run.
+			rs.wg.Wait()
+			if errors.Is(err, io.EOF) && !rs.isBroken() {
+				_ = st.Close()
+			} else {
+				st.CancelWrite(0)
+			}
+			return
+		}
+		if e != nil {
+			// The framing is lost or the frame is no Request: answer
+			// with id 0 and end the stream after the answers in flight.
+			c.s.m.requests.WithLabelValues("invalid", spec.Code(e.Code).String()).Inc()
+			rs.wg.Wait()
+			_ = st.SetWriteDeadline(time.Now().Add(c.s.cfg.AuthWait))
+			_ = spec.WriteFrame(st, &spec.Response{Error: e})
+			_ = st.Close()
+			st.CancelRead(0)
+			return
+		}
+	}
+	// The connection closed while waiting for a slot.
+	rs.wg.Wait()
+	st.CancelRead(0)
+	st.CancelWrite(0)
+}
+
+// takeSlot waits for one of the connection's in-flight slots; false means
+// the connection closed first.
+func (c *conn) takeSlot() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// readNextRequest reads the stream's next Request frame. err is set when
+// the stream ended (io.EOF: the client finished it); e when the frame is
+// refused.
+func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request, *unauthReservation, *spec.Error, error) {
+	raw, budget, e, err := c.readRequestFrame(st, id)
+	if err != nil || e != nil {
+		return nil, nil, e, err
+	}
+	req := new(spec.Request)
+	if proto.Unmarshal(raw, req) != nil {
+		budget.release()
+		return nil, nil, readErrorToSpec(errBadProto), nil
+	}
+	if req.GetOpenSession() != nil || req.GetOpenProvisioning() != nil {
+		budget.release()
+		return nil, nil, spec.Err(spec.CodeProtocol, "open_session and open_provisioning are only a stream's first frame"), nil
+	}
+	return req, budget, nil, nil
+}
+
+// run answers one request and frees its place.
+func (rs *reqStream) run(req *spec.Request, budget *unauthReservation) {
+	c := rs.c
+	defer rs.wg.Done()
+	defer c.endRequest()
+	var resp *spec.Response
+	if c.s.isStopping() {
+		c.s.m.requests.WithLabelValues("invalid", spec.CodeShuttingDown.String()).Inc()
+		resp = &spec.Response{Error: errShuttingDown()}
+	} else {
+		resp = c.dispatch(rs.id, req)
+		if resp.Error == nil && (req.GetRegister() != nil || req.GetLinkDevice() != nil) {
+			c.establish()
+		}
+	}
+	budget.release()
+	resp.Id = req.Id
+	rs.answer(resp)
+}
+
+// answer queues resp's frame and, unless another goroutine is writing
+// already, writes everything queued, in as few writes as it can. Each
+// answer's in-flight slot is freed once its bytes are handed to QUIC.
+func (rs *reqStream) answer(resp *spec.Response) {
+	rs.wmu.Lock()
+	if !rs.broken {
+		var err error
+		if rs.pending, err = spec.AppendFrame(rs.pending, resp); err != nil {
+			// Too large to send: say so rather than go silent.
+			rs.pending, _ = spec.AppendFrame(rs.pending, &spec.Response{Id: resp.Id,
+				Error: rs.c.s.internal("encode a response", err)})
+		}
+	}
+	rs.slots++
+	if rs.writing {
+		rs.wmu.Unlock()
+		return
+	}
+	rs.writing = true
+	for rs.slots > 0 {
+		buf, n := rs.pending, rs.slots
+		rs.pending, rs.spare, rs.slots = rs.spare[:0], nil, 0
+		broken := rs.broken
+		rs.wmu.Unlock()
+		if !broken && len(buf) > 0 {
+			_ = rs.st.SetWriteDeadline(time.Now().Add(rs.c.s.cfg.AuthWait))
+			if _, err := rs.st.Write(buf); err != nil {
+				broken = true
+				// A client that does not read its answers loses the
+				// stream, not the relay's memory.
+				rs.st.CancelRead(0)
+				rs.st.CancelWrite(0)
+			}
+		}
+		for range n {
+			<-rs.c.slots
+		}
+		rs.wmu.Lock()
+		rs.broken = rs.broken || broken
+		if cap(buf) <= maxSpareAnswerBytes {
+			rs.spare = buf[:0]
+		}
+	}
+	rs.writing = false
+	rs.wmu.Unlock()
+}
+
+// maxSpareAnswerBytes bounds the write buffer a request stream keeps.
+const maxSpareAnswerBytes = 64 << 10
+
+func (rs *reqStream) isBroken() bool {
+	rs.wmu.Lock()
+	defer rs.wmu.Unlock()
+	return rs.broken
+}
