@@ -91,6 +91,11 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			// A permissions violation says the NATS user lacks a
+			// permission this relay needs (see the README's config).
+			nlog.Warn("NATS reports an error", "err", redactErr(err))
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			nlog.Warn("disconnected from NATS", "err", redactErr(err))
 		}),

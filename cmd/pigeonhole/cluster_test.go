@@ -130,26 +130,33 @@ func startNATSCluster(t testing.TB, n int) *natsCluster {
 		c.servers = append(c.servers, ns)
 		t.Cleanup(ns.Shutdown)
 	}
-	for _, ns := range c.servers {
+	waitMetaLeader(t, c.servers)
+	return c
+}
+
+// waitMetaLeader waits until the servers have a JetStream meta leader
+// that every one of them follows.
+func waitMetaLeader(t testing.TB, servers []*server.Server) {
+	t.Helper()
+	for _, ns := range servers {
 		if !ns.ReadyForConnections(patience) {
 			t.Fatal("nats server not ready")
 		}
 	}
-	// Wait for a JetStream meta leader that every server follows.
 	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		leader, current := false, true
-		for _, ns := range c.servers {
+		for _, ns := range servers {
 			leader = leader || ns.JetStreamIsLeader()
 			current = current && ns.JetStreamIsCurrent()
 		}
 		if leader && current {
-			return c
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader in 30 s")
+			t.Fatalf("no JetStream meta leader in %v", patience)
 		}
 		<-tick.C
 	}
