@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pigeonhole/pigeonhole/keys/jskeys"
 	"github.com/pigeonhole/pigeonhole/push/jstokens"
@@ -25,6 +26,7 @@ type clusterFlags struct {
 	name     string
 	expiry   time.Duration
 	batches  int
+	auth     natsAuthFlags
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet) {
@@ -33,6 +35,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.expiry, "presence-expiry", 10*time.Second, "with -store nats://..., a relay that stops sending heartbeats (every fifth of this) counts as dead after this `duration`, and its devices as offline (they get pushes again)")
 	fs.IntVar(&c.batches, "nats-batches", 16, "with -store nats://..., the most appends this relay has open at once (JetStream atomic batches; the stream allows 50 for all relays together unless jetstream.limits.batch.max_inflight_per_stream is raised)")
 	fs.StringVar(&c.name, "nats-name", "", "`name` this relay gives its NATS connection (shown in NATS monitoring; default: pigeonhole-relay)")
+	c.auth.register(fs)
 }
 
 // maxBatchDevices is the most device messages in one cluster append: a
@@ -54,11 +57,23 @@ type clusterStores struct {
 
 // open connects to the NATS servers and opens (creating if needed) the key
 // bucket, the queue stream, the push token bucket and the presence bucket.
-func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger) (*clusterStores, error) {
+func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger, reg prometheus.Registerer) (*clusterStores, error) {
 	for _, u := range strings.Split(c.store, ",") {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
 			return nil, fmt.Errorf("-store %q: want pebble or nats:// URLs", redactURLs(c.store))
 		}
+	}
+	clusterKey, err := c.auth.loadClusterKey()
+	if err != nil {
+		return nil, err
+	}
+	authOpts, authed, err := c.auth.options(c.store)
+	if err != nil {
+		return nil, err
+	}
+	rejected, err := registerRejected(reg)
+	if err != nil {
+		return nil, err
 	}
 	cs := &clusterStores{}
 	// A multi_send is one atomic batch, with one more message for its
@@ -72,18 +87,33 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 		name = "pigeonhole-relay"
 	}
 	nlog := log.With("component", "nats")
-	nc, err := nats.Connect(c.store,
+	nc, err := nats.Connect(c.store, append(authOpts,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			// A permissions violation says the NATS user lacks a
+			// permission this relay needs (see the README's config).
+			nlog.Warn("NATS reports an error", "err", redactErr(err))
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			nlog.Warn("disconnected from NATS", "err", redactErr(err))
 		}),
-	)
+	)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", redactURLs(c.store), redactErr(err))
+		hint := ""
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			hint = " (check -nats-creds, -nats-nkey, or -nats-user and -nats-password-file)"
+		}
+		return nil, fmt.Errorf("connect to NATS %s: %w%s", redactURLs(c.store), redactErr(err), hint)
 	}
 	cs.nc = nc
+	if !authed {
+		nlog.Warn("connected to NATS without credentials (-nats-insecure): anyone who can reach these NATS servers can read the queues and disrupt the cluster")
+	}
+	if _, err := nc.TLSConnectionState(); err != nil {
+		nlog.Warn("the NATS connection is not encrypted: queued envelopes, account ids and credentials cross the network in the clear (use tls:// URLs or -nats-ca)")
+	}
 	// One stored message must fit in one NATS message.
 	if need := int64(f.cfg.MaxEnvelopeBytes) + 4<<10; nc.MaxPayload() < need {
 		nc.Close()
@@ -96,6 +126,7 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	err = retry(openCtx, log, "open key directory", func(ctx context.Context) (err error) {
 		cs.keys, err = jskeys.Open(ctx, nc, jskeys.Config{
 			Replicas: c.replicas, MaxPreKeys: f.keyCfg.MaxPreKeys, MaxDevices: f.keyCfg.MaxDevices,
+			ClusterKey: clusterKey, Rejected: rejected, Log: log.With("component", "keys"),
 		})
 		return err
 	})
@@ -116,7 +147,9 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	}
 	if err == nil {
 		err = retry(openCtx, log, "open presence", func(ctx context.Context) (err error) {
-			cs.cluster, err = natscluster.New(ctx, nc, natscluster.Config{Replicas: c.replicas, Expiry: c.expiry, Heartbeat: c.expiry / 5}, log.With("component", "cluster"))
+			cs.cluster, err = natscluster.New(ctx, nc, natscluster.Config{
+				Replicas: c.replicas, Expiry: c.expiry, Heartbeat: c.expiry / 5, ClusterKey: clusterKey, Rejected: rejected,
+			}, log.With("component", "cluster"))
 			return err
 		})
 	}
@@ -136,6 +169,22 @@ func (c *clusterFlags) open(ctx context.Context, f *serveFlags, log *slog.Logger
 	})
 	log.Info("keys and queues in NATS JetStream", "servers", nc.ConnectedUrlRedacted(), "replicas", c.replicas)
 	return cs, nil
+}
+
+// registerRejected adds pigeonhole_cluster_records_rejected_total to reg
+// and returns the function that counts one rejection of a kind.
+func registerRejected(reg prometheus.Registerer) (func(kind string), error) {
+	cv := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pigeonhole_cluster_records_rejected_total",
+		Help: "Key directory records and cluster messages refused because they fail their cluster-key MAC (kind: account, prekeys, seen, presence, control): someone without the cluster key wrote to NATS.",
+	}, []string{"kind"})
+	for _, k := range []string{"account", "prekeys", "seen", "presence", "control"} {
+		cv.WithLabelValues(k)
+	}
+	if err := reg.Register(cv); err != nil {
+		return nil, err
+	}
+	return func(kind string) { cv.WithLabelValues(kind).Inc() }, nil
 }
 
 // connected reports whether the NATS connection is up (for /readyz).

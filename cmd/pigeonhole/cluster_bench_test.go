@@ -15,7 +15,7 @@ import (
 // Bob's receipt; reported as p50 and p99.
 func BenchmarkClusterDelivery(b *testing.B) {
 	nc := startNATSCluster(b, 3)
-	store := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off", "-register-burst", "1000", "-send-burst", "1000000000"}
+	store := append(nc.storeFlags(), "-nats-replicas", "3", "-media", "off", "-register-burst", "1000", "-send-burst", "1000000000")
 	ra := startRelayProc(b, b.TempDir(), store...)
 	rb := startRelayProc(b, b.TempDir(), store...)
 	for _, where := range []string{"same", "across"} {

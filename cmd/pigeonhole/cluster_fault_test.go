@@ -175,7 +175,7 @@ func (r *receiver) keep(t *testing.T, bob *client.Credentials, opts ...client.Op
 // every message that was accepted, before and after.
 func TestClusterRelayKilled(t *testing.T) {
 	nc := startNATSCluster(t, 3)
-	store := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off", "-send-burst", "100000"}
+	store := append(nc.storeFlags(), "-nats-replicas", "3", "-media", "off", "-send-burst", "100000")
 	ra := startRelayProc(t, t.TempDir(), store...)
 	rb := startRelayProc(t, t.TempDir(), store...)
 	rc := startRelayProc(t, t.TempDir(), store...)
@@ -211,7 +211,7 @@ func TestClusterRelayKilled(t *testing.T) {
 // accepted message is delivered, and the service continues on two nodes.
 func TestClusterNATSNodeKilled(t *testing.T) {
 	cl := startNATSCluster(t, 3)
-	store := []string{"-store", cl.urls(), "-nats-replicas", "3", "-media", "off", "-send-burst", "100000"}
+	store := append(cl.storeFlags(), "-nats-replicas", "3", "-media", "off", "-send-burst", "100000")
 	ra := startRelayProc(t, t.TempDir(), store...)
 	rb := startRelayProc(t, t.TempDir(), store...)
 	rc := startRelayProc(t, t.TempDir(), store...)
@@ -236,7 +236,7 @@ func TestClusterNATSNodeKilled(t *testing.T) {
 // its name. It may run on a sender's goroutine, so it reports with Error.
 func (c *natsCluster) killStreamLeader(t *testing.T, stream string) string {
 	t.Helper()
-	nc, err := nats.Connect(c.urls())
+	nc, err := nats.Connect(c.urls(), nats.UserInfo(testNATSUser, testNATSPassword))
 	if err != nil {
 		t.Error(err)
 		return ""

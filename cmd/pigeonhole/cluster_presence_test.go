@@ -61,10 +61,10 @@ func TestClusterPresence(t *testing.T) {
 		}
 	}
 	nc := startNATSCluster(t, 3)
-	flags := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off", "-presence-expiry", "1s",
+	flags := append(nc.storeFlags(), "-nats-replicas", "3", "-media", "off", "-presence-expiry", "1s",
 		"-apns-key", filepath.Join(dir, "apns.p8"), "-apns-key-id", a.KeyID, "-apns-team-id", a.TeamID,
 		"-apns-host", a.URL, "-push-ca", filepath.Join(dir, "apns-ca.pem"),
-		"-push-token-key", filepath.Join(dir, "token.key"), "-push-window", "1ms"}
+		"-push-token-key", filepath.Join(dir, "token.key"), "-push-window", "1ms")
 	ra := startRelayProc(t, t.TempDir(), flags...)
 	rb := startRelayProc(t, t.TempDir(), flags...)
 

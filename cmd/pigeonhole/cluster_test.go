@@ -2,9 +2,12 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,15 +15,83 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // natsCluster is n JetStream servers on 127.0.0.1, routed to each other,
-// running in the test process.
+// running in the test process. Clients must log in as testNATSUser; the
+// relays share one cluster key.
 type natsCluster struct {
 	servers []*server.Server
 	opts    []*server.Options
+	secrets string // directory with the password and cluster key files
+}
+
+// The NATS user of the test relays and its password.
+const (
+	testNATSUser     = "relay"
+	testNATSPassword = "relay-s3cret-password"
+)
+
+// newSecrets writes the relays' NATS password file and cluster key (hex)
+// into a new directory and returns it.
+func newSecrets(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	for name, b := range map[string][]byte{
+		"nats-password": []byte(testNATSPassword + "\n"),
+		"cluster.key":   []byte(hex.EncodeToString(key) + "\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// storeFlags are the flags that put a relay on this NATS cluster:
+// -store, its credentials and the cluster key. Callers add the rest.
+func (c *natsCluster) storeFlags() []string {
+	return []string{"-store", c.urls(), "-nats-user", testNATSUser,
+		"-nats-password-file", filepath.Join(c.secrets, "nats-password"),
+		"-cluster-key-file", filepath.Join(c.secrets, "cluster.key")}
+}
+
+// connect connects to the cluster as the relays' user does (for tests
+// that look into NATS or act as an attacker who has its credentials).
+func (c *natsCluster) connect(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(c.urls(), nats.UserInfo(testNATSUser, testNATSPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// testUsers is the servers' one user.
+func testUsers() []*server.User {
+	return []*server.User{{Username: testNATSUser, Password: testNATSPassword}}
+}
+
+// startNATS runs one JetStream server (no cluster) with the test user.
+func startNATS(t testing.TB) *natsCluster {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Users: testUsers()}
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(patience) {
+		t.Fatal("nats server not ready")
+	}
+	return &natsCluster{servers: []*server.Server{ns}, opts: []*server.Options{o}, secrets: newSecrets(t)}
 }
 
 // freePort returns a TCP port that was free a moment ago.
@@ -36,7 +107,7 @@ func freePort(t testing.TB) int {
 
 func startNATSCluster(t testing.TB, n int) *natsCluster {
 	t.Helper()
-	c := &natsCluster{}
+	c := &natsCluster{secrets: newSecrets(t)}
 	ports := make([]int, n)
 	routes := make([]*url.URL, n)
 	for i := range n {
@@ -48,7 +119,7 @@ func startNATSCluster(t testing.TB, n int) *natsCluster {
 			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 			Cluster: server.ClusterOpts{Name: "pigeonhole-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
+			Routes:  routes, Users: testUsers(),
 		}
 		c.opts = append(c.opts, o)
 		ns, err := server.NewServer(o)
@@ -59,26 +130,33 @@ func startNATSCluster(t testing.TB, n int) *natsCluster {
 		c.servers = append(c.servers, ns)
 		t.Cleanup(ns.Shutdown)
 	}
-	for _, ns := range c.servers {
+	waitMetaLeader(t, c.servers)
+	return c
+}
+
+// waitMetaLeader waits until the servers have a JetStream meta leader
+// that every one of them follows.
+func waitMetaLeader(t testing.TB, servers []*server.Server) {
+	t.Helper()
+	for _, ns := range servers {
 		if !ns.ReadyForConnections(patience) {
 			t.Fatal("nats server not ready")
 		}
 	}
-	// Wait for a JetStream meta leader that every server follows.
 	deadline := time.Now().Add(patience)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		leader, current := false, true
-		for _, ns := range c.servers {
+		for _, ns := range servers {
 			leader = leader || ns.JetStreamIsLeader()
 			current = current && ns.JetStreamIsCurrent()
 		}
 		if leader && current {
-			return c
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader in 30 s")
+			t.Fatalf("no JetStream meta leader in %v", patience)
 		}
 		<-tick.C
 	}
@@ -113,7 +191,7 @@ func textTo(to *client.Credentials, id []byte, body string) *client.Message {
 //     handed out once.
 func TestClusterAcrossRelays(t *testing.T) {
 	nc := startNATSCluster(t, 3)
-	store := []string{"-store", nc.urls(), "-nats-replicas", "3", "-media", "off"}
+	store := append(nc.storeFlags(), "-nats-replicas", "3", "-media", "off")
 	a := startRelayProc(t, t.TempDir(), store...)
 	b := startRelayProc(t, t.TempDir(), store...)
 	alice := registerProc(t, a.opts)

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/pigeonhole/pigeonhole/relay"
 )
 
@@ -15,16 +13,8 @@ import (
 // keys 15 times get 5 one-time prekeys, then bundles with the signed
 // prekey only, and the victim keeps the rest.
 func TestPreKeyClaimLimitOnJetStream(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(20 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	p := startRelayProc(t, t.TempDir(), "-store", ns.ClientURL(), "-nats-replicas", "1", "-media", "off", "-prekey-claim-burst", "5", "-prekey-claim-every", "1000h")
+	ns := startNATS(t)
+	p := startRelayProc(t, t.TempDir(), append(ns.storeFlags(), "-nats-replicas", "1", "-media", "off", "-prekey-claim-burst", "5", "-prekey-claim-every", "1000h")...)
 	victim, _ := registerIK(t, p.opts, 20)
 	with, without := 0, 0
 	for range 3 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ func (s *syncBuffer) String() string {
 // URL: it fails, and neither its error nor its log holds the secret.
 func TestNATSConnectErrorHidesPassword(t *testing.T) {
 	port := freePort(t) // closed again: nothing listens there
+	key := filepath.Join(newSecrets(t), "cluster.key")
 	for _, store := range []string{
 		fmt.Sprintf("nats://user:s3cret@127.0.0.1:%d", port),
 		fmt.Sprintf("nats://127.0.0.1:%d,nats://s3cret@127.0.0.1:%d", port, port),
@@ -41,7 +43,7 @@ func TestNATSConnectErrorHidesPassword(t *testing.T) {
 	} {
 		var f serveFlags
 		fs := serveFlagSet(&f)
-		if err := fs.Parse([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-media", "off", "-store", store}); err != nil {
+		if err := fs.Parse([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-media", "off", "-store", store, "-cluster-key-file", key}); err != nil {
 			t.Fatal(err)
 		}
 		var buf syncBuffer

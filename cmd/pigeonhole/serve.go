@@ -188,7 +188,7 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		if f.media.kind == "dir" {
 			return errors.New("with -store nats://..., media must be shared by every relay: use -media s3 (or off)")
 		}
-		if cs, err = f.cluster.open(ctx, f, log); err != nil {
+		if cs, err = f.cluster.open(ctx, f, log, reg); err != nil {
 			return err
 		}
 		defer cs.close()

@@ -12,4 +12,15 @@
 // when two relays fetch the same device's bundle at the same moment. The
 // last day a device was seen is a record of its own (s.…), written without
 // a revision check.
+//
+// Every record's value ends with an HMAC-SHA256 tag under a key derived
+// from the cluster key (Config.ClusterKey, shared by the relays and
+// never stored in NATS), bound to the bucket's name, the record's key and
+// its value. A record whose tag does not verify (written by someone with
+// access to NATS but not the key) is refused with ErrBadRecord, so a NATS
+// compromise cannot put an auth key, an identity key or a prekey of its
+// choosing into the directory. The tag does not stop an earlier
+// authentic value of the same record from being written back (undoing a
+// later change, such as a revoke), nor a record from being deleted:
+// access to NATS itself must be kept to the relays.
 package jskeys

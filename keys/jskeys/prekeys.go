@@ -19,7 +19,7 @@ func (s *Store) writePreKeys(ctx context.Context, a keys.AccountID, id uint32, p
 	if err != nil {
 		return fmt.Errorf("jskeys: %w", err)
 	}
-	if err := again(ctx, func() error { _, err := s.kv.Put(ctx, preKeysKey(a, id), val); return err }); err != nil {
+	if err := s.putAny(ctx, preKeysKey(a, id), val); err != nil {
 		return fmt.Errorf("jskeys: store prekeys: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
 	"slices"
@@ -36,6 +37,19 @@ type Config struct {
 	Timeout time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// ClusterKey is the ClusterKeySize-byte secret every relay of the
+	// cluster shares (never stored in NATS): every record carries a MAC
+	// under a key derived from it, and a record without a valid one is
+	// refused with ErrBadRecord. Required: Open returns ErrNoClusterKey
+	// without it.
+	ClusterKey []byte
+	// Rejected, if set, is called with the record's kind ("account",
+	// "prekeys" or "seen") whenever a record fails its MAC check (for a
+	// metric).
+	Rejected func(kind string)
+	// Log receives a warning per rejected record, without identifiers
+	// (default: discarded).
+	Log *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +72,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Store is the key directory on a JetStream key-value bucket. It is safe
@@ -65,6 +82,7 @@ func (c *Config) setDefaults() {
 type Store struct {
 	kv    jetstream.KeyValue
 	cfg   Config
+	mac   *macer
 	turns *turns // per-record turns of this process's prekey writers
 }
 
@@ -75,6 +93,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, errors.New("jskeys: nil connection")
 	}
 	cfg.setDefaults()
+	mac, err := newMacer(cfg.ClusterKey, cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jskeys: %w", err)
@@ -88,7 +110,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, cfg: cfg, turns: newTurns()}, nil
+	return &Store{kv: kv, cfg: cfg, mac: mac, turns: newTurns()}, nil
 }
 
 // account is an account's record.
@@ -120,7 +142,8 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, s.cfg.Timeout)
 }
 
-// get reads a record; rev 0 means there is none.
+// get reads a record and checks its MAC; rev 0 means there is none. A
+// record with a bad MAC is an error wrapping ErrBadRecord.
 func (s *Store) get(ctx context.Context, key string) ([]byte, uint64, error) {
 	var e jetstream.KeyValueEntry
 	err := again(ctx, func() (err error) {
@@ -133,12 +156,28 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("jskeys: read %s: %w", key[:1], err)
 	}
-	return e.Value(), e.Revision(), nil
+	val, err := s.mac.open(key, e.Value())
+	if err != nil {
+		kind := recordKind(key)
+		s.cfg.Log.Warn("key directory: refusing a record that fails its cluster-key check (written without the cluster key)", "kind", kind)
+		if s.cfg.Rejected != nil {
+			s.cfg.Rejected(kind)
+		}
+		return nil, 0, fmt.Errorf("jskeys: %s record: %w", kind, err)
+	}
+	return val, e.Revision(), nil
+}
+
+// putAny writes a record whatever its revision.
+func (s *Store) putAny(ctx context.Context, key string, val []byte) error {
+	sealed := s.mac.seal(key, val)
+	return again(ctx, func() error { _, err := s.kv.Put(ctx, key, sealed); return err })
 }
 
 // put writes a record if it is still at rev (0: if there is none). It
 // reports false when another writer came first.
 func (s *Store) put(ctx context.Context, key string, val []byte, rev uint64) (bool, error) {
+	val = s.mac.seal(key, val)
 	err := again(ctx, func() (err error) {
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, key, val)
@@ -362,7 +401,7 @@ func (s *Store) Seen(ctx context.Context, a keys.AccountID, id uint32, t time.Ti
 	if v, rev, err := s.get(ctx, seenKey(a, id)); err == nil && rev != 0 && string(v) == day {
 		return nil
 	}
-	if err := again(ctx, func() error { _, err := s.kv.Put(ctx, seenKey(a, id), []byte(day)); return err }); err != nil {
+	if err := s.putAny(ctx, seenKey(a, id), []byte(day)); err != nil {
 		return fmt.Errorf("jskeys: record last seen: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package jskeys_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -37,12 +38,16 @@ func startNATS(t testing.TB) *nats.Conn {
 	return nc
 }
 
+// testKey is the tests' cluster key.
+var testKey = bytes.Repeat([]byte{0x42}, jskeys.ClusterKeySize)
+
 func open(t testing.TB, nc *nats.Conn, cfg keys.Config) *jskeys.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := jskeys.Open(ctx, nc, jskeys.Config{
 		MaxPreKeys: cfg.MaxPreKeys, MaxBatch: cfg.MaxBatch, MaxDevices: cfg.MaxDevices, Now: cfg.Now,
+		ClusterKey: testKey,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,16 @@ type Config struct {
 	// Expiry is how long after its last heartbeat a relay counts as dead
 	// (default 10 s).
 	Expiry time.Duration
+	// ClusterKey is the ClusterKeySize-byte secret every relay of the
+	// cluster shares (never stored in NATS). Presence records and control
+	// messages carry an HMAC-SHA256 under keys derived from it, and those
+	// without a valid one are dropped. Required: New returns
+	// ErrNoClusterKey without it.
+	ClusterKey []byte
+	// Rejected, if set, is called with "presence" or "control" for each
+	// presence record or control message dropped for a bad MAC (for a
+	// metric).
+	Rejected func(kind string)
 }
 
 func (c *Config) setDefaults() {
@@ -47,11 +57,12 @@ func (c *Config) setDefaults() {
 
 // Cluster is one relay's view of the cluster.
 type Cluster struct {
-	nc  *nats.Conn
-	kv  jetstream.KeyValue
-	cfg Config
-	log *slog.Logger
-	id  string // this relay's id
+	nc   *nats.Conn
+	kv   jetstream.KeyValue
+	cfg  Config
+	keys macKeys
+	log  *slog.Logger
+	id   string // this relay's id
 
 	// locks order one device's presence writes on this relay (striped by
 	// the account's first byte, which is random): a session that ends and
@@ -72,6 +83,10 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Clu
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.setDefaults()
+	mk, err := deriveKeys(cfg.ClusterKey)
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("natscluster: %w", err)
@@ -83,7 +98,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*Clu
 		return nil, fmt.Errorf("natscluster: bucket %s: %w", cfg.Bucket, err)
 	}
 	return &Cluster{
-		nc: nc, kv: kv, cfg: cfg, log: log, id: strings.ToLower(nuid.Next()),
+		nc: nc, kv: kv, cfg: cfg, keys: mk, log: log, id: strings.ToLower(nuid.Next()),
 		where: make(map[queue.Address]string), alive: make(map[string]time.Time), mine: make(map[queue.Address]int),
 	}, nil
 }
@@ -139,7 +154,8 @@ func (c *Cluster) Start(ctx context.Context, h relay.ClusterHandlers) error {
 func (c *Cluster) beat(ctx context.Context) error {
 	bctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
 	defer cancel()
-	if _, err := c.kv.Put(bctx, "r."+c.id, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	key := "r." + c.id
+	if _, err := c.kv.Put(bctx, key, c.sealPresence(key, []byte(time.Now().UTC().Format(time.RFC3339Nano)))); err != nil {
 		return fmt.Errorf("natscluster: heartbeat: %w", err)
 	}
 	return nil
@@ -155,6 +171,20 @@ func (c *Cluster) watch(w jetstream.KeyWatcher) {
 			continue
 		}
 		gone := e.Operation() != jetstream.KeyValuePut
+		var val []byte
+		if !gone {
+			var ok bool
+			if val, ok = c.openPresence(e.Key(), e.Value()); !ok {
+				// A forged record: a heartbeat is not believed, and a
+				// device's record counts as gone (it gets pushes rather
+				// than have them suppressed by a forger).
+				c.rejected("presence")
+				if !strings.HasPrefix(e.Key(), "d.") {
+					continue
+				}
+				gone = true
+			}
+		}
 		c.mu.Lock()
 		switch k := e.Key(); {
 		case strings.HasPrefix(k, "r."):
@@ -176,7 +206,7 @@ func (c *Cluster) watch(w jetstream.KeyWatcher) {
 				if gone {
 					delete(c.where, a)
 				} else {
-					c.where[a] = string(e.Value())
+					c.where[a] = string(val)
 				}
 			}
 		}
@@ -190,8 +220,13 @@ func (c *Cluster) subscribe() ([]*nats.Subscription, error) {
 	add := func(subj string, fn func(a queue.Address, m *nats.Msg)) error {
 		prefix := strings.TrimSuffix(subj, ">")
 		s, err := c.nc.Subscribe(subj, func(m *nats.Msg) {
-			if m.Header.Get("Ph-Origin") == c.id {
+			origin := m.Header.Get("Ph-Origin")
+			if origin == c.id {
 				return // our own broadcast
+			}
+			if !c.controlOK(m.Subject, origin, m.Header.Get(macHeader), m.Data) {
+				c.rejected("control")
+				return
 			}
 			if a, ok := queue.ParseToken(strings.TrimPrefix(m.Subject, prefix)); ok {
 				fn(a, m)
@@ -222,6 +257,7 @@ func (c *Cluster) subscribe() ([]*nats.Subscription, error) {
 func (c *Cluster) publish(subj string, data []byte) {
 	m := nats.NewMsg(subj)
 	m.Header.Set("Ph-Origin", c.id)
+	m.Header.Set(macHeader, c.controlTag(subj, c.id, data))
 	m.Data = data
 	if err := c.nc.PublishMsg(m); err != nil {
 		c.log.Warn("cluster publish failed", "err", err)
@@ -268,7 +304,10 @@ func (c *Cluster) sweep(ctx context.Context) {
 	for _, a := range orphans {
 		// Only if it still names the dead relay (compare-and-delete).
 		e, err := c.kv.Get(ctx, deviceKey(a))
-		if err == nil && slices.Contains(dead, string(e.Value())) {
+		if err != nil {
+			continue
+		}
+		if r, ok := c.openPresence(e.Key(), e.Value()); ok && slices.Contains(dead, string(r)) {
 			_ = c.kv.Delete(ctx, deviceKey(a), jetstream.LastRevision(e.Revision()))
 		}
 	}
@@ -292,7 +331,7 @@ func (c *Cluster) SessionStarted(a queue.Address) {
 	if first {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := c.kv.Put(ctx, deviceKey(a), []byte(c.id)); err != nil {
+		if _, err := c.kv.Put(ctx, deviceKey(a), c.sealPresence(deviceKey(a), []byte(c.id))); err != nil {
 			c.log.Warn("cluster: record presence failed", "err", err)
 		}
 	}
@@ -316,7 +355,10 @@ func (c *Cluster) SessionEnded(a queue.Address) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e, err := c.kv.Get(ctx, deviceKey(a))
-	if err != nil || string(e.Value()) != c.id {
+	if err != nil {
+		return
+	}
+	if r, ok := c.openPresence(e.Key(), e.Value()); !ok || string(r) != c.id {
 		return
 	}
 	if err := c.kv.Delete(ctx, deviceKey(a), jetstream.LastRevision(e.Revision())); err != nil {

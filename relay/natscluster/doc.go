@@ -15,4 +15,14 @@
 // ph.ctl.notify.<account>.<device> (advisory events) to every relay, and
 // ph.relay.<relay id>.offer.<account>.<device> (an online-only envelope)
 // to the relay holding the session.
+//
+// Both are authenticated with the cluster key (Config.ClusterKey), which
+// the relays share and NATS never sees: a presence value ends with
+// HMAC-SHA256(k_presence, bucket, key, value), and a control message
+// carries HMAC-SHA256(k_control, subject, origin relay, data) in its
+// Ph-Mac header, where each k is derived from the cluster key with
+// HKDF-SHA256 and a label of its own. What fails the check is dropped (a
+// forged device record counts as no record) and counted. The tags stop
+// forgeries by someone who can reach NATS without the key, not replays of
+// messages or records a relay sent earlier.
 package natscluster
