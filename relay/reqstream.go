@@ -18,8 +18,10 @@ import (
 // requests complete, and answers that are ready together leave in one
 // stream write. A connection has at most spec.MaxRequestsInFlight
 // requests read and not yet written back, over all its streams: at the
-// limit the reader stops reading, so QUIC's flow control holds the client
-// back and the relay never buffers more than that many answers.
+// limit the reader reads no further frame than its header, so QUIC's
+// flow control holds the client back and the relay holds no more than
+// that many requests, or answers, per connection. Once the relay is
+// stopping, a request stream ends after the request read last.
 
 // reqStream is one request stream being served.
 type reqStream struct {
@@ -39,20 +41,31 @@ type reqStream struct {
 // serveRequests runs first, the stream's first request, and every request
 // after it until the client finishes the stream (then the relay finishes
 // its side once every answer is written) or the stream or connection
-// ends. budget is first's unauthenticated reservation, if any.
+// ends. budget is first's unauthenticated reservation, if any. Once the
+// relay is stopping, the stream ends after the request just read.
 func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unauthReservation) {
 	rs := &reqStream{c: c, st: st, id: st.StreamID()}
+	c.beginRequest(rs.id)
+	if !c.takeSlot() {
+		c.endRequest()
+		budget.release()
+		st.CancelRead(0)
+		st.CancelWrite(0)
+		return
+	}
 	req := first
 	for {
-		c.beginRequest(rs.id)
-		if !c.takeSlot() {
-			c.endRequest()
-			budget.release()
-			break
-		}
 		rs.wg.Add(1)
 		r, b := req, budget
 		c.s.workers.run(func() { rs.run(r, b) })
+		if c.s.isStopping() {
+			rs.wg.Wait()
+			if !rs.isBroken() {
+				_ = st.Close()
+			}
+			st.CancelRead(0)
+			return
+		}
 
 		var e *spec.Error
 		var err error
@@ -80,10 +93,6 @@ func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unaut
 			return
 		}
 	}
-	// The connection closed while waiting for a slot.
-	rs.wg.Wait()
-	st.CancelRead(0)
-	st.CancelWrite(0)
 }
 
 // takeSlot waits for one of the connection's in-flight slots; false means
@@ -97,22 +106,47 @@ func (c *conn) takeSlot() bool {
 	}
 }
 
-// readNextRequest reads the stream's next Request frame. err is set when
-// the stream ended (io.EOF: the client finished it); e when the frame is
-// refused.
+// errConnClosed ends a request stream's reader when its connection closes.
+var errConnClosed = errors.New("connection closed")
+
+// readNextRequest reads the stream's next Request frame: its header (with
+// no deadline: a request stream may idle), then, once the connection has
+// an in-flight slot for it, its payload (within AuthWait), so a
+// connection at the limit holds no frame it has not started to run. A
+// returned request holds a slot and counts as begun (beginRequest). err
+// is set when the stream ended (io.EOF: the client finished it); e when
+// the frame is refused.
 func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request, *unauthReservation, *spec.Error, error) {
-	raw, budget, e, err := c.readRequestFrame(st, id)
-	if err != nil || e != nil {
-		return nil, nil, e, err
+	_ = st.SetReadDeadline(time.Time{})
+	n, err := spec.ReadFrameHeader(st, spec.MaxFrameSize)
+	if errors.Is(err, spec.ErrFrameTooLarge) {
+		return nil, nil, readErrorToSpec(err), nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !c.takeSlot() {
+		return nil, nil, nil, errConnClosed
+	}
+	c.beginRequest(id)
+	refuse := func(e *spec.Error) (*spec.Request, *unauthReservation, *spec.Error, error) {
+		<-c.slots
+		c.endRequest()
+		return nil, nil, e, nil
+	}
+	_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
+	raw, budget, e := c.readPayload(st, id, n)
+	if e != nil {
+		return refuse(e)
 	}
 	req := new(spec.Request)
 	if proto.Unmarshal(raw, req) != nil {
 		budget.release()
-		return nil, nil, readErrorToSpec(errBadProto), nil
+		return refuse(readErrorToSpec(errBadProto))
 	}
 	if req.GetOpenSession() != nil || req.GetOpenProvisioning() != nil {
 		budget.release()
-		return nil, nil, spec.Err(spec.CodeProtocol, "open_session and open_provisioning are only a stream's first frame"), nil
+		return refuse(spec.Err(spec.CodeProtocol, "open_session and open_provisioning are only a stream's first frame"))
 	}
 	return req, budget, nil, nil
 }

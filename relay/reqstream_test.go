@@ -270,3 +270,22 @@ func TestClientPipelines(t *testing.T) {
 		}
 	}
 }
+
+// TestClientNewStreamAfterRefusal: the relay refuses a frame it cannot
+// take (a register over the unauthenticated cap) with id 0 and ends the
+// stream; the client fails that request with the relay's code and opens
+// a new stream for the next, which succeeds.
+func TestClientNewStreamAfterRefusal(t *testing.T) {
+	r := startRelay(t, testConfig())
+	c := r.dial(t)
+	big, _ := newRegistration(t, 600) // over 16 KiB
+	_, err := c.Register(ctxT(t), big)
+	var ce *client.Error
+	if !errors.As(err, &ce) || spec.Code(ce.Code) != spec.CodeFrameTooLarge {
+		t.Fatalf("register over the cap: %v, want FRAME_TOO_LARGE", err)
+	}
+	small, _ := newRegistration(t, 5)
+	if _, err := c.Register(ctxT(t), small); err != nil {
+		t.Fatalf("register on the same connection after the refusal: %v", err)
+	}
+}

@@ -213,30 +213,14 @@ func (c *conn) readFirstFrame(st *quic.Stream, id quic.StreamID) ([]byte, *unaut
 	return c.readPayload(st, id, n)
 }
 
-// readRequestFrame reads a request stream's next frame, under the same
-// rules as its first (readFirstFrame), with no deadline for the header
-// (a request stream may idle) and AuthWait for the payload. err is set
-// when the stream ended before a header: io.EOF when the client finished
-// it.
-func (c *conn) readRequestFrame(st *quic.Stream, id quic.StreamID) ([]byte, *unauthReservation, *spec.Error, error) {
-	_ = st.SetReadDeadline(time.Time{})
-	n, err := spec.ReadFrameHeader(st, spec.MaxFrameSize)
-	if errors.Is(err, spec.ErrFrameTooLarge) {
-		return nil, nil, readErrorToSpec(err), nil
-	}
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
-	raw, budget, e := c.readPayload(st, id, n)
-	return raw, budget, e, nil
-}
-
 // readPayload reads the n-byte payload of a frame whose header has been
 // read (readFirstFrame).
 func (c *conn) readPayload(st *quic.Stream, id quic.StreamID, n int) ([]byte, *unauthReservation, *spec.Error) {
 	if !c.authenticated() && n > c.s.cfg.UnauthFrameBytes {
 		if _, _, e := c.waitAuth(c.ctx, id); e != nil {
+			if spec.Code(e.Code) == spec.CodeShuttingDown {
+				return nil, nil, e
+			}
 			c.s.um.refused.WithLabelValues("too_large").Inc()
 			return nil, nil, spec.Err(spec.CodeFrameTooLarge,
 				"a frame over %d bytes needs an authenticated connection (open the session stream first)", c.s.cfg.UnauthFrameBytes)

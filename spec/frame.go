@@ -37,16 +37,19 @@ const frameHeaderSize = 4
 // reader was given.
 var ErrFrameTooLarge = errors.New("frame too large")
 
-// AppendFrame appends the framed encoding of m to b.
+// AppendFrame appends the framed encoding of m to b. On an error b is
+// returned as it was.
 func AppendFrame(b []byte, m proto.Message) ([]byte, error) {
 	size := proto.Size(m)
 	if size > MaxFrameSize {
 		return b, fmt.Errorf("encode frame: %d bytes: %w", size, ErrFrameTooLarge)
 	}
+	start := len(b)
 	b = binary.BigEndian.AppendUint32(b, uint32(size))
 	b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
 	if err != nil {
-		return b, fmt.Errorf("encode frame: %w", err)
+		// Nothing of a frame that failed stays in b.
+		return b[:start], fmt.Errorf("encode frame: %w", err)
 	}
 	return b, nil
 }

@@ -25,7 +25,7 @@ type requestMux struct {
 	cur     *muxStream    // the live request stream, nil if none
 	opening chan struct{} // non-nil while a stream is being opened
 	nextID  uint64
-	waiting map[uint64]waiter
+	waiting map[uint64]*waiter
 }
 
 // muxStream is one request stream; its fields are under requestMux.mu.
@@ -34,11 +34,16 @@ type muxStream struct {
 	pending []byte // frames not yet written
 	writing bool   // a caller is writing pending
 	dead    error  // why the stream was retired, once it was
+	retired bool   // takes no new requests (dead, or a write failed)
 }
 
+// waiter is a request sent and not yet answered. It holds one of
+// requestMux.slots until its answer or its stream's end, also when its
+// caller has given up (abandoned), because the relay still runs it.
 type waiter struct {
-	ms *muxStream
-	ch chan muxResult
+	ms        *muxStream
+	ch        chan muxResult
+	abandoned bool
 }
 
 type muxResult struct {
@@ -60,29 +65,32 @@ func (c *Conn) roundTrip(ctx context.Context, req *spec.Request) (*spec.Response
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-m.slots }()
-	ms, err := c.requestStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ch := make(chan muxResult, 1)
-	m.mu.Lock()
-	if ms.dead != nil {
-		// The stream died between opening and now.
-		err := ms.dead
+	var ms *muxStream
+	for {
+		var err error
+		if ms, err = c.requestStream(ctx); err != nil {
+			<-m.slots
+			return nil, err
+		}
+		m.mu.Lock()
+		if !ms.retired {
+			break
+		}
+		// The stream was retired between opening and now: the next
+		// call opens a new one.
 		m.mu.Unlock()
-		return nil, err
 	}
 	m.nextID++
 	id := m.nextID
 	req.Id = id
-	before := len(ms.pending)
+	var err error
 	if ms.pending, err = spec.AppendFrame(ms.pending, req); err != nil {
-		ms.pending = ms.pending[:before]
 		m.mu.Unlock()
+		<-m.slots
 		return nil, err
 	}
-	m.waiting[id] = waiter{ms: ms, ch: ch}
+	w := &waiter{ms: ms, ch: make(chan muxResult, 1)}
+	m.waiting[id] = w
 	if !ms.writing {
 		// The write happens off the caller, so a caller whose context
 		// ends never stays stuck in a write the relay does not take.
@@ -92,7 +100,8 @@ func (c *Conn) roundTrip(ctx context.Context, req *spec.Request) (*spec.Response
 	m.mu.Unlock()
 
 	select {
-	case r := <-ch:
+	case r := <-w.ch:
+		<-m.slots
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -102,10 +111,28 @@ func (c *Conn) roundTrip(ctx context.Context, req *spec.Request) (*spec.Response
 		return r.resp, nil
 	case <-ctx.Done():
 		m.mu.Lock()
-		delete(m.waiting, id)
-		m.mu.Unlock()
+		if m.waiting[id] == w {
+			// Still in flight: its slot is freed when the answer comes.
+			w.abandoned = true
+			m.mu.Unlock()
+		} else {
+			m.mu.Unlock()
+			<-w.ch
+			<-m.slots
+		}
 		return nil, ctx.Err()
 	}
+}
+
+// completeLocked hands r to the waiter for id, or frees the slot of a
+// waiter whose caller gave up. m.mu is held.
+func (m *requestMux) completeLocked(id uint64, w *waiter, r muxResult) {
+	delete(m.waiting, id)
+	if w.abandoned {
+		<-m.slots
+		return
+	}
+	w.ch <- r
 }
 
 // flush writes ms's pending frames until none are left, releasing m.mu
@@ -115,7 +142,7 @@ func (m *requestMux) flush(ms *muxStream) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var spare []byte
-	for len(ms.pending) > 0 && ms.dead == nil {
+	for len(ms.pending) > 0 && !ms.retired {
 		buf := ms.pending
 		ms.pending = spare[:0]
 		m.mu.Unlock()
@@ -123,8 +150,16 @@ func (m *requestMux) flush(ms *muxStream) {
 		m.mu.Lock()
 		spare = buf
 		if err != nil {
-			ms.st.CancelRead(0)
-			m.failLocked(ms, fmt.Errorf("write request: %w", err))
+			// The relay stopped reading (it ended the stream after a
+			// frame it could not take) or the connection ended: the
+			// stream takes no more requests, but the answers to those
+			// it took are still read (readAnswers ends the waiters).
+			ms.retired = true
+			ms.pending = nil
+			if m.cur == ms {
+				m.cur = nil
+			}
+			ms.st.CancelWrite(0)
 		}
 	}
 	ms.writing = false
@@ -164,7 +199,7 @@ func (c *Conn) requestStream(ctx context.Context) (*muxStream, error) {
 		ms := &muxStream{st: st}
 		m.cur = ms
 		if m.waiting == nil {
-			m.waiting = make(map[uint64]waiter)
+			m.waiting = make(map[uint64]*waiter)
 		}
 		m.mu.Unlock()
 		go c.readAnswers(ms)
@@ -193,21 +228,17 @@ func (c *Conn) readAnswers(ms *muxStream) {
 				err = cause // the connection closed: say why
 			}
 			st.CancelWrite(0)
+			st.CancelRead(0)
 			m.mu.Lock()
 			m.failLocked(ms, fmt.Errorf("read response: %w", err))
 			m.mu.Unlock()
 			return
 		}
 		m.mu.Lock()
-		w, ok := m.waiting[resp.Id]
-		ok = ok && w.ms == ms
-		if ok {
-			delete(m.waiting, resp.Id)
+		if w, ok := m.waiting[resp.Id]; ok && w.ms == ms {
+			m.completeLocked(resp.Id, w, muxResult{resp: resp})
 		}
 		m.mu.Unlock()
-		if ok {
-			w.ch <- muxResult{resp: resp}
-		}
 	}
 }
 
@@ -218,14 +249,14 @@ func (m *requestMux) failLocked(ms *muxStream, err error) {
 		return
 	}
 	ms.dead = err
+	ms.retired = true
 	ms.pending = nil
 	if m.cur == ms {
 		m.cur = nil
 	}
 	for id, w := range m.waiting {
 		if w.ms == ms {
-			delete(m.waiting, id)
-			w.ch <- muxResult{err: err}
+			m.completeLocked(id, w, muxResult{err: err})
 		}
 	}
 }
