@@ -48,6 +48,9 @@ flags:
 type serveFlags struct {
 	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel, logFormat string
 	pprof                                                                            bool
+	// listening is set once the relay has served: from then on a failure
+	// never removes the data directory.
+	listening bool
 
 	cfg      relay.Config
 	qcfg     queue.Config
@@ -140,7 +143,17 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	_, statErr := os.Stat(f.data)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	if err := runRelay(ctx, &f, log); err != nil {
+		if fresh && !f.listening {
+			// A start that failed (a busy port, a bad flag found late)
+			// leaves no data directory behind for the next try to trip
+			// over: nothing was ever served from it.
+			if rmErr := os.RemoveAll(f.data); rmErr != nil {
+				log.Warn("could not remove the data directory this failed start created", "data", f.data, "err", rmErr)
+			}
+		}
 		return fail("%v", redactErr(err)) // no NATS password in the message
 	}
 	return 0
@@ -268,8 +281,9 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		}
 	}
 	// Said once everything is up (metrics and the ready file included),
-	// so whoever waits for this line can use all of it.
-	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
+	// so whoever waits for this line can use all of it; said once, on
+	// stdout (the log has no second "listening" line).
+	f.listening = true
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
 	var wg sync.WaitGroup
 	defer wg.Wait()
