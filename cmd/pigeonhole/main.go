@@ -5,6 +5,7 @@
 //	pigeonhole backup [-data DIR] DEST    back the data directory up, running or not
 //	pigeonhole accounts list|delete ID    list or delete accounts (operator)
 //	pigeonhole queues stats               queue sizes: messages and bytes waiting, no contents
+//	pigeonhole completion bash|zsh|fish   print a shell completion script
 //	pigeonhole version                    print the version
 //
 // Run `pigeonhole serve -h` for every flag and the configuration precedence.
@@ -63,6 +64,7 @@ func commands() []command {
 			{name: "stats", help: "messages and bytes waiting, in total and in the largest queues; no contents", run: queuesStats,
 				flags: func() *flag.FlagSet { return queuesStatsFlagSet(&adminFlags{}) }},
 		}},
+		{name: "completion", args: "bash|zsh|fish", help: "print a shell completion script", run: completionCmd, words: shells},
 		{name: "version", help: "print the version", run: func([]string) int { printVersion(os.Stdout); return 0 }},
 	}
 }
