@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -21,10 +22,19 @@ import (
 // most one request may carry).
 const initialPreKeys = 100
 
+// initFlags are the flags of "pigeon init".
+type initFlags struct{ addr, fp string }
+
+func (f *initFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "relay", "", "relay `host:port`")
+	fs.StringVar(&f.fp, "fingerprint", "", "relay certificate SHA-256 `fingerprint` (pigeonhole serve prints it)")
+}
+
 func (c *cli) init(ctx context.Context, args []string) error {
 	fs := c.flagSet("init")
-	addr := fs.String("relay", "", "relay `host:port`")
-	fp := fs.String("fingerprint", "", "relay certificate SHA-256 `fingerprint` (pigeonhole serve prints it)")
+	var f initFlags
+	f.register(fs)
+	addr, fp := &f.addr, &f.fp
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

@@ -11,12 +11,16 @@ import (
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
+// revokeCommand is the subcommand of "pigeon devices" that removes a
+// device (the command table lists it for completion).
+const revokeCommand = "revoke"
+
 // devices lists the account's devices, or revokes one.
 func (c *cli) devices(ctx context.Context, args []string) error {
 	revoke := uint32(0)
 	switch {
 	case len(args) == 0:
-	case len(args) == 2 && args[0] == "revoke":
+	case len(args) == 2 && args[0] == revokeCommand:
 		id, err := strconv.ParseUint(args[1], 10, 32)
 		if err != nil || id == 0 {
 			return usagef("pigeon devices revoke ID", "%q is not a device id", args[1])

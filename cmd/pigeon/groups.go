@@ -78,19 +78,26 @@ func looksLikeID(s string) bool {
 	return err == nil && len(b) == 16
 }
 
+// groupCommands are the subcommands of "pigeon group".
+func groupCommands() []command {
+	change := func(op string) func(*cli, context.Context, []string) error {
+		return func(c *cli, ctx context.Context, args []string) error { return c.groupChange(ctx, op, args) }
+	}
+	return []command{
+		{name: "create", run: (*cli).groupCreate},
+		{name: "send", run: (*cli).send},
+		{name: "add", run: change("add")},
+		{name: "remove", run: change("remove")},
+		{name: "list", run: func(c *cli, _ context.Context, args []string) error { return c.groupList(args) }},
+	}
+}
+
 func (c *cli) group(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usagef(`pigeon group create NAME ACCOUNT... | send GROUP TEXT | add GROUP ACCOUNT... | remove GROUP ACCOUNT... | list`, "group needs a subcommand")
 	}
-	switch args[0] {
-	case "create":
-		return c.groupCreate(ctx, args[1:])
-	case "send":
-		return c.send(ctx, args[1:])
-	case "add", "remove":
-		return c.groupChange(ctx, args[0], args[1:])
-	case "list":
-		return c.groupList(args[1:])
+	if sub, ok := lookup(groupCommands(), args[0]); ok {
+		return sub.run(c, ctx, args[1:])
 	}
 	return usagef(`pigeon group create | send | add | remove | list`, "unknown group command %q", args[0])
 }

@@ -50,6 +50,14 @@ func commandHelp(cmd string) string {
 	return "usage: pigeon [-dir DIR] " + strings.TrimPrefix(b.String(), "  ")
 }
 
+// help is "pigeon help [COMMAND]".
+func (c *cli) help(args []string) error {
+	if len(args) > 1 {
+		return usagef("pigeon help [COMMAND]", "help takes at most one command")
+	}
+	return printHelp(c.stdout, strings.Join(args, ""))
+}
+
 // printHelp writes cmd's help to w, or the whole usage for "".
 func printHelp(w io.Writer, cmd string) error {
 	if cmd == "" {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,16 +23,28 @@ import (
 const linkUsage = `pigeon link -relay HOST:PORT -fingerprint HEX [-png FILE] [-name NAME]   (on the new device)
 pigeon link -approve URI_OR_PNG                                           (on the primary device)`
 
+// linkFlags are the flags of "pigeon link".
+type linkFlags struct {
+	addr, fp, png, name, approve string
+	yes                          bool
+}
+
+func (f *linkFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "relay", "", "relay `host:port`")
+	fs.StringVar(&f.fp, "fingerprint", "", "relay certificate `fingerprint`")
+	fs.StringVar(&f.png, "png", "", "also write the QR code to this PNG `file`")
+	fs.StringVar(&f.name, "name", "", "this device's `name`, as the account's devices will list it (default: the host name)")
+	fs.StringVar(&f.approve, "approve", "", "approve the new device whose link URI or QR code PNG `file` this is")
+	fs.BoolVar(&f.yes, "yes", false, "with -approve: do not ask (the check code is still printed)")
+}
+
 // link runs either side of linking a device: the new device shows a code
 // and waits; the primary approves it.
 func (c *cli) link(ctx context.Context, args []string) error {
 	fs := c.flagSet("link")
-	addr := fs.String("relay", "", "relay `host:port`")
-	fp := fs.String("fingerprint", "", "relay certificate `fingerprint`")
-	png := fs.String("png", "", "also write the QR code to this PNG `file`")
-	name := fs.String("name", "", "this device's `name`, as the account's devices will list it (default: the host name)")
-	approve := fs.String("approve", "", "approve the new device whose link URI or QR code PNG `file` this is")
-	yes := fs.Bool("yes", false, "with -approve: do not ask (the check code is still printed)")
+	var f linkFlags
+	f.register(fs)
+	addr, fp, png, name, approve, yes := &f.addr, &f.fp, &f.png, &f.name, &f.approve, &f.yes
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

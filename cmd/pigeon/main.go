@@ -16,6 +16,7 @@
 //	pigeon read ACCOUNT|GROUP                       send read receipts
 //	pigeon delete ACCOUNT|GROUP ID                  delete a sent message for everyone
 //	pigeon history ACCOUNT|GROUP                    the conversation, with sent/delivered/read marks
+//	pigeon completion bash|zsh|fish                 print a shell completion script
 //
 // State (keys, sessions) lives in -dir, $PIGEON_HOME, or the user config
 // directory's "pigeon" folder, with 0700/0600 modes. Messages follow the
@@ -31,7 +32,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 )
 
@@ -66,6 +66,8 @@ commands:
   delete [-limit 48h] ACCOUNT|GROUP ID     delete a message you sent, for everyone
   history ACCOUNT|GROUP                    the conversation, with message ids and sent,
                                            delivered and read marks
+  help [COMMAND]                           the commands, or one command's help
+  completion bash|zsh|fish                 print a shell completion script
   version                                  print the version
 
 GROUP is a group's id or its name, when no other group has that name.
@@ -103,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pigeon", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {}
-	dir := fs.String("dir", "", "state `directory`")
+	dir := globalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -125,47 +127,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, commandHelp(cmd))
 		return 0
 	}
-	switch cmd {
-	case "init":
-		err = c.init(ctx, rest)
-	case "id":
-		err = c.id(rest)
-	case "send":
-		err = c.send(ctx, rest)
-	case "recv":
-		err = c.receive(ctx, rest, false)
-	case "listen":
-		err = c.receive(ctx, rest, true)
-	case "verify":
-		err = c.verify(rest)
-	case "push-token":
-		err = c.pushToken(ctx, rest)
-	case "link":
-		err = c.link(ctx, rest)
-	case "devices":
-		err = c.devices(ctx, rest)
-	case "send-file":
-		err = c.sendFile(ctx, rest)
-	case "group":
-		err = c.group(ctx, rest)
-	case "typing":
-		err = c.typing(ctx, rest)
-	case "read":
-		err = c.read(ctx, rest)
-	case "delete":
-		err = c.deleteForEveryone(ctx, rest)
-	case "history":
-		err = c.history(rest)
-	case "version":
-		printVersion(stdout)
-		return 0
-	case "help":
-		if len(rest) > 1 {
-			err = usagef("pigeon help [COMMAND]", "help takes at most one command")
-			break
-		}
-		err = printHelp(stdout, strings.Join(rest, ""))
-	default:
+	if command, ok := lookup(commands(), cmd); ok {
+		err = command.run(c, ctx, rest)
+	} else {
 		err = usagef(`run "pigeon help" for the commands`, "unknown command %q", cmd)
 	}
 	if err == nil {
@@ -186,6 +150,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "pigeon: %v\n", err)
 	return 1
+}
+
+// globalFlags declares the flags that come before the command.
+func globalFlags(fs *flag.FlagSet) (dir *string) {
+	return fs.String("dir", "", "state `directory`")
 }
 
 func stateDir(flagDir string) string {

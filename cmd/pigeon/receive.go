@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -20,6 +21,19 @@ import (
 // receivers ignore deletes of messages they got longer ago.
 const defaultDeleteLimit = 48 * time.Hour
 
+// receiveFlags are the flags of "pigeon recv" and "pigeon listen".
+type receiveFlags struct {
+	count       int
+	saveDir     string
+	deleteLimit time.Duration
+}
+
+func (f *receiveFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.count, "n", 0, "exit after printing this many messages (listen; 0: never)")
+	fs.StringVar(&f.saveDir, "save", ".", "save received files in this `directory`")
+	fs.DurationVar(&f.deleteLimit, "delete-limit", defaultDeleteLimit, "honour \"delete for everyone\" for messages received at most this `long` ago")
+}
+
 // receive prints messages: what is queued (recv), or everything until
 // interrupted (listen).
 func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
@@ -28,12 +42,13 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 		name = "listen"
 	}
 	fs := c.flagSet(name)
-	count := fs.Int("n", 0, "exit after printing this many messages (listen; 0: never)")
-	fs.StringVar(&c.saveDir, "save", ".", "save received files in this `directory`")
-	deleteLimit := fs.Duration("delete-limit", defaultDeleteLimit, "honour \"delete for everyone\" for messages received at most this `long` ago")
+	var f receiveFlags
+	f.register(fs)
+	count, deleteLimit := &f.count, &f.deleteLimit
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
+	c.saveDir = f.saveDir
 	if fs.NArg() != 0 {
 		return usagef("pigeon "+name+" [-save DIR] [-delete-limit 48h]", "%s takes no arguments", name)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -12,11 +13,16 @@ import (
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
+// typingFlags declares the flags of "pigeon typing".
+func typingFlags(fs *flag.FlagSet) (stop *bool) {
+	return fs.Bool("stop", false, "say typing stopped")
+}
+
 // typing sends a typing indicator, online-only: devices not connected
 // now never see it, and nothing is stored or pushed.
 func (c *cli) typing(ctx context.Context, args []string) error {
 	fs := c.flagSet("typing")
-	stop := fs.Bool("stop", false, "say typing stopped")
+	stop := typingFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}
@@ -114,11 +120,16 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	return nil
 }
 
+// deleteFlags declares the flags of "pigeon delete".
+func deleteFlags(fs *flag.FlagSet) (limit *time.Duration) {
+	return fs.Duration("limit", defaultDeleteLimit, "refuse messages sent longer ago than this `duration` (recipients apply their own limit too)")
+}
+
 // deleteForEveryone asks the recipients of a message this account sent
 // to delete it.
 func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
 	fs := c.flagSet("delete")
-	limit := fs.Duration("limit", defaultDeleteLimit, "refuse messages sent longer ago than this `duration` (recipients apply their own limit too)")
+	limit := deleteFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsageShown
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,11 +17,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 )
-
-// adminSocketName is the running relay's admin socket in its data
-// directory: a Unix socket (mode 0600), so only the relay's own user can
-// ask for a backup.
-const adminSocketName = "admin.sock"
 
 const backupUsage = `usage: pigeonhole backup [-data DIR] DEST
 
@@ -38,11 +32,17 @@ messages as at the moment of the backup.
 flags:
 `
 
-// backup is "pigeonhole backup".
-func backup(args []string) int {
+func backupFlagSet(data *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), backupUsage); fs.PrintDefaults() }
-	data := fs.String("data", "pigeonhole-data", "data `directory` of the relay")
+	fs.StringVar(data, "data", "pigeonhole-data", "data `directory` of the relay")
+	return fs
+}
+
+// backup is "pigeonhole backup".
+func backup(args []string) int {
+	data := new(string)
+	fs := backupFlagSet(data)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -77,11 +77,7 @@ func runBackup(ctx context.Context, data, dest string) (string, error) {
 	if _, err := os.Stat(filepath.Join(data, "db")); err != nil {
 		return "", fmt.Errorf("no relay database in %s (is -data right?)", data)
 	}
-	sock := filepath.Join(data, adminSocketName)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
+	hc := adminClient(data)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://relay/backup?dest="+url.QueryEscape(dest), nil)
 	if err != nil {
 		return "", err
@@ -176,44 +172,4 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// serveAdmin listens on the admin socket in data and serves POST
-// /backup?dest=ABS. It returns a function that stops it.
-func serveAdmin(data string, db *pebble.DB, log *slog.Logger) (func(), error) {
-	sock := filepath.Join(data, adminSocketName)
-	_ = os.Remove(sock) // left by a relay that was killed
-	// The data directory is 0700, so nobody else reaches the socket even
-	// in the moment before the chmod.
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /backup", func(w http.ResponseWriter, r *http.Request) {
-		dest := r.URL.Query().Get("dest")
-		if !filepath.IsAbs(dest) {
-			http.Error(w, "dest must be an absolute path", http.StatusBadRequest)
-			return
-		}
-		if _, err := os.Stat(dest); err == nil {
-			http.Error(w, dest+" exists: give a new directory", http.StatusConflict)
-			return
-		}
-		start := time.Now()
-		if err := copyDataDir(db, data, dest); err != nil {
-			log.Error("backup failed", "err", err)
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		log.Info("backup made", "took", time.Since(start).Round(time.Millisecond))
-		fmt.Fprintln(w, "ok")
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return func() { hs.Close(); os.Remove(sock) }, nil
 }

@@ -48,6 +48,9 @@ flags:
 type serveFlags struct {
 	config, data, listen, certFile, keyFile, metrics, readyFile, logLevel, logFormat string
 	pprof                                                                            bool
+	// listening is set once the relay has served: from then on a failure
+	// never removes the data directory.
+	listening bool
 
 	cfg      relay.Config
 	qcfg     queue.Config
@@ -140,7 +143,17 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	_, statErr := os.Stat(f.data)
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	if err := runRelay(ctx, &f, log); err != nil {
+		if fresh && !f.listening {
+			// A start that failed (a busy port, a bad flag found late)
+			// leaves no data directory behind for the next try to trip
+			// over: nothing was ever served from it.
+			if rmErr := os.RemoveAll(f.data); rmErr != nil {
+				log.Warn("could not remove the data directory this failed start created", "data", f.data, "err", rmErr)
+			}
+		}
 		return fail("%v", redactErr(err)) // no NATS password in the message
 	}
 	return 0
@@ -168,13 +181,6 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	if stopAdmin, err := serveAdmin(f.data, db, log); err != nil {
-		// A data path too long for a Unix socket (108 bytes) must not
-		// keep the relay from running: only a live backup needs it.
-		log.Warn("no admin socket: pigeonhole backup will need the relay stopped", "err", err)
-	} else {
-		defer stopAdmin()
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var (
@@ -183,6 +189,8 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		expire func(context.Context) error // the Pebble queues' expiry pass
 		cs     *clusterStores
 		tokens push.Records // nil: in the local database
+		pks    *keys.Store  // nil in cluster mode
+		pqs    *queue.Store // nil in cluster mode
 	)
 	if f.cluster.clustered() {
 		if f.media.kind == "dir" {
@@ -194,11 +202,10 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		defer cs.close()
 		ks, qs, tokens = cs.keys, cs.queues, cs.tokens
 	} else {
-		pks, err := keys.Open(db, f.keyCfg)
-		if err != nil {
+		if pks, err = keys.Open(db, f.keyCfg); err != nil {
 			return fmt.Errorf("open key directory: %w", err)
 		}
-		pqs, err := queue.Open(db, f.qcfg, log.With("component", "queue"))
+		pqs, err = queue.Open(db, f.qcfg, log.With("component", "queue"))
 		if err != nil {
 			return fmt.Errorf("open queues: %w", err)
 		}
@@ -220,6 +227,14 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	if ps != nil {
 		srv.UsePush(ps)
+	}
+	if stopAdmin, err := serveAdmin(adminStores{data: f.data, db: db, keys: pks, queues: pqs, srv: srv}, log); err != nil {
+		// A data path too long for a Unix socket (108 bytes) must not
+		// keep the relay from running: the admin commands then need the
+		// relay stopped.
+		log.Warn("no admin socket: pigeonhole backup, accounts and queues will need the relay stopped", "err", err)
+	} else {
+		defer stopAdmin()
 	}
 	f.media.maxBlob = f.cfg.MaxBlobBytes
 	md, err := f.media.open(ctx, f.data, log)
@@ -268,8 +283,9 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		}
 	}
 	// Said once everything is up (metrics and the ready file included),
-	// so whoever waits for this line can use all of it.
-	log.Info("relay listening", "addr", ln.Addr().String(), "data", f.data)
+	// so whoever waits for this line can use all of it; said once, on
+	// stdout (the log has no second "listening" line).
+	f.listening = true
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -391,10 +407,20 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-func fingerprint(args []string) int {
+// fingerprintFlags are the flags of "pigeonhole fingerprint".
+type fingerprintFlags struct{ data, certFile string }
+
+func fingerprintFlagSet(f *fingerprintFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("fingerprint", flag.ContinueOnError)
-	data := fs.String("data", "pigeonhole-data", "data `directory` of the relay")
-	certFile := fs.String("cert", "", "TLS certificate `file` (PEM) instead of the self-signed one")
+	fs.StringVar(&f.data, "data", "pigeonhole-data", "data `directory` of the relay")
+	fs.StringVar(&f.certFile, "cert", "", "TLS certificate `file` (PEM) instead of the self-signed one")
+	return fs
+}
+
+func fingerprint(args []string) int {
+	var f fingerprintFlags
+	fs := fingerprintFlagSet(&f)
+	data, certFile := &f.data, &f.certFile
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
