@@ -312,3 +312,46 @@ func TestVectorFramesTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorRequestStream checks protocol 2's ids: two pipelined requests
+// and the answer to the second, byte for byte and decoded.
+func TestVectorRequestStream(t *testing.T) {
+	status := func(id uint64) *Request {
+		return &Request{Id: id, Body: &Request_PrekeyStatus{PrekeyStatus: &PreKeyStatusRequest{}}}
+	}
+	var got []byte
+	for _, id := range []uint64{1, 300} {
+		var err error
+		if got, err = AppendFrame(got, status(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkVector(t, "request_stream", got)
+	r := bytes.NewReader(readVector(t, "request_stream"))
+	for _, id := range []uint64{1, 300} {
+		var req Request
+		if err := ReadFrame(r, MaxFrameSize, &req); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&req, status(id)) {
+			t.Errorf("decoded %v, want id %d with prekey_status", &req, id)
+		}
+	}
+	if r.Len() != 0 {
+		t.Errorf("%d bytes left after the two frames", r.Len())
+	}
+
+	resp := &Response{Id: 300, Body: &Response_PrekeyStatus{PrekeyStatus: &PreKeyStatusResponse{Stored: 7}}}
+	got, err := AppendFrame(nil, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVector(t, "response_id", got)
+	var dec Response
+	if err := ReadFrame(bytes.NewReader(readVector(t, "response_id")), MaxFrameSize, &dec); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&dec, resp) {
+		t.Errorf("decoded %v, want %v", &dec, resp)
+	}
+}

@@ -67,6 +67,9 @@ func main() {
 				{DeviceId: 1, Type: 3, Content: []byte("ciphertext")},
 			},
 		}}}),
+		"request_stream": append(frame(prekeyStatus(1)), frame(prekeyStatus(300))...),
+		"response_id": frame(&spec.Response{Id: 300, Body: &spec.Response_PrekeyStatus{
+			PrekeyStatus: &spec.PreKeyStatusResponse{Stored: 7}}}),
 		"auth_message":   must(spec.AuthMessage(exporter, account, 1)),
 		"register_proof": must(spec.RegisterProof(exporter, authKey)),
 		"envelope_frame": frame(&spec.ServerEvent{Body: &spec.ServerEvent_Envelope{Envelope: &spec.Envelope{
@@ -85,4 +88,9 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+}
+
+// prekeyStatus is a prekey_status request with the given id.
+func prekeyStatus(id uint64) *spec.Request {
+	return &spec.Request{Id: id, Body: &spec.Request_PrekeyStatus{PrekeyStatus: &spec.PreKeyStatusRequest{}}}
 }
