@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/pigeonhole/pigeonhole/cmd/internal/completion"
 )
 
 // jsonLines checks the JSON Lines output of a -json command in FILE
@@ -91,4 +95,25 @@ func jsonText(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestJSONFlagCompletes checks that the commands with -json declare it in
+// the command table, so shell completion offers it, as a bool flag.
+func TestJSONFlagCompletes(t *testing.T) {
+	seen := 0
+	for _, cmd := range completionSpec().Subs {
+		if !slices.Contains([]string{"recv", "listen", "devices", "id"}, cmd.Name) {
+			continue
+		}
+		seen++
+		i := slices.IndexFunc(cmd.Flags, func(f completion.Flag) bool { return f.Name == "json" })
+		if i < 0 {
+			t.Errorf("completion of %q does not offer -json; it has %v", cmd.Name, cmd.Flags)
+		} else if cmd.Flags[i].Value || cmd.Flags[i].Help != jsonUsage {
+			t.Errorf("completion of %q: -json is %+v, want a bool flag with the shared help", cmd.Name, cmd.Flags[i])
+		}
+	}
+	if seen != 4 {
+		t.Errorf("found %d of recv, listen, devices and id in the command table", seen)
+	}
 }
