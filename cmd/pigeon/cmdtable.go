@@ -29,7 +29,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "init", run: (*cli).init, flags: func(fs *flag.FlagSet) { new(initFlags).register(fs) }},
-		{name: "id", run: func(c *cli, _ context.Context, args []string) error { return c.id(args) }},
+		{name: "id", run: func(c *cli, _ context.Context, args []string) error { return c.id(args) },
+			flags: func(fs *flag.FlagSet) { idFlags(fs, new(bool)) }},
 		{name: "send", run: (*cli).send},
 		{name: "recv", run: func(c *cli, ctx context.Context, args []string) error { return c.receive(ctx, args, false) },
 			flags: func(fs *flag.FlagSet) { new(receiveFlags).register(fs) }},
@@ -38,7 +39,8 @@ func commands() []command {
 		{name: "verify", run: func(c *cli, _ context.Context, args []string) error { return c.verify(args) }},
 		{name: "push-token", run: (*cli).pushToken, subs: pushTokenCommands()},
 		{name: "link", run: (*cli).link, flags: func(fs *flag.FlagSet) { new(linkFlags).register(fs) }},
-		{name: "devices", run: (*cli).devices, subs: []command{{name: revokeCommand}}},
+		{name: "devices", run: (*cli).devices, subs: []command{{name: revokeCommand}},
+			flags: func(fs *flag.FlagSet) { devicesFlags(fs, new(bool)) }},
 		{name: "send-file", run: (*cli).sendFile},
 		{name: "group", run: (*cli).group, subs: groupCommands()},
 		{name: "typing", run: (*cli).typing, flags: func(fs *flag.FlagSet) { typingFlags(fs) }},

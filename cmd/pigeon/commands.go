@@ -90,15 +90,52 @@ func register(ctx context.Context, opts *client.Options, reg *client.Registratio
 	return acct, nil
 }
 
+// idJSON is what "pigeon id -json" prints. The field names are stable
+// and documented in UX.md; nothing in it is secret.
+type idJSON struct {
+	Account string `json:"account"` // 32 hex digits
+	Device  uint32 `json:"device"`
+	// IdentityKey is the account's public identity key (hex), what
+	// safety numbers are made from.
+	IdentityKey string `json:"identity_key"`
+	// Relay and RelayFingerprint are the relay this device uses and its
+	// pinned certificate fingerprint.
+	Relay            string `json:"relay"`
+	RelayFingerprint string `json:"relay_fingerprint"`
+}
+
+// idFlags declares the flags of "pigeon id".
+func idFlags(fs *flag.FlagSet, asJSON *bool) { jsonFlag(fs, asJSON) }
+
 func (c *cli) id(args []string) error {
-	if len(args) != 0 {
-		return usagef("pigeon id", "id takes no arguments")
+	fs := c.flagSet("id")
+	var asJSON bool
+	idFlags(fs, &asJSON)
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	if fs.NArg() != 0 {
+		return usagef("pigeon id [-json]", "id takes no arguments")
 	}
 	d, err := c.device()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, hex.EncodeToString(d.AccountID()))
+	if !asJSON {
+		fmt.Fprintln(c.stdout, hex.EncodeToString(d.AccountID()))
+		return nil
+	}
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	emit(c.stdout, idJSON{
+		Account:          hex.EncodeToString(d.AccountID()),
+		Device:           d.DeviceID(),
+		IdentityKey:      hex.EncodeToString(d.IdentityKey()),
+		Relay:            opts.Addr,
+		RelayFingerprint: opts.Fingerprint,
+	})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"time"
@@ -15,8 +16,34 @@ import (
 // device (the command table lists it for completion).
 const revokeCommand = "revoke"
 
+// deviceJSON is one line of "pigeon devices -json". The field names are
+// stable and documented in UX.md.
+type deviceJSON struct {
+	ID   uint32 `json:"id"`
+	Name string `json:"name"` // "" when it has none or it cannot be read
+	// NameUnreadable is true when the device has a name this device
+	// cannot decrypt.
+	NameUnreadable bool `json:"name_unreadable,omitempty"`
+	// Linked and LastSeen are RFC 3339 (UTC); LastSeen is left out when
+	// the relay has never seen the device.
+	Linked   string `json:"linked"`
+	LastSeen string `json:"last_seen,omitempty"`
+	// This is true for the device running the command.
+	This bool `json:"this"`
+}
+
+// devicesFlags declares the flags of "pigeon devices".
+func devicesFlags(fs *flag.FlagSet, asJSON *bool) { jsonFlag(fs, asJSON) }
+
 // devices lists the account's devices, or revokes one.
 func (c *cli) devices(ctx context.Context, args []string) error {
+	fs := c.flagSet("devices")
+	var asJSON bool
+	devicesFlags(fs, &asJSON)
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	args = fs.Args()
 	revoke := uint32(0)
 	switch {
 	case len(args) == 0:
@@ -27,7 +54,7 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 		}
 		revoke = uint32(id)
 	default:
-		return usagef("pigeon devices | pigeon devices revoke ID", "unknown devices command")
+		return usagef("pigeon devices [-json] | pigeon devices revoke ID", "unknown devices command")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -62,13 +89,27 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 		return relayError("list devices", err)
 	}
 	for _, info := range infos {
-		name := "(no name)"
+		name, unreadable := "", false
 		if len(info.EncryptedName) > 0 {
 			if n, err := d.OpenDeviceName(info.EncryptedName); err == nil {
 				name = n
 			} else {
-				name = "(unreadable name)"
+				unreadable = true
 			}
+		}
+		if asJSON {
+			j := deviceJSON{ID: info.DeviceID, Name: name, NameUnreadable: unreadable, Linked: info.Linked.UTC().Format(time.RFC3339), This: info.DeviceID == d.DeviceID()}
+			if !info.LastSeen.IsZero() {
+				j.LastSeen = info.LastSeen.UTC().Format(time.RFC3339)
+			}
+			emit(c.stdout, j)
+			continue
+		}
+		switch {
+		case unreadable:
+			name = "(unreadable name)"
+		case name == "":
+			name = "(no name)"
 		}
 		seen := "never"
 		if !info.LastSeen.IsZero() {

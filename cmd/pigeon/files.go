@@ -90,37 +90,37 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 }
 
 // saveAttachment downloads, verifies and decrypts an attachment into dir,
-// and reports whether it saved it.
+// and returns the path it saved it as ("" when it did not).
 // The plaintext goes to a temporary file that is renamed only when every
 // chunk and the digest check out; otherwise nothing is left behind.
-func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment, when string) bool {
+func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment) string {
 	name := safeName(a.GetFileName())
 	fail := func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "pigeon: refused the file %q from %s: %s\n", name, short(sender), fmt.Sprintf(format, args...))
 	}
 	if a.GetSize() > uint64(media.MaxSize) || len(a.GetKey()) != media.KeySize {
 		fail("the message describing it is malformed")
-		return false
+		return ""
 	}
 	conn, err := cl.Conn(ctx)
 	if err != nil {
 		fail("cannot reach the relay: %v", err)
-		return false
+		return ""
 	}
 	body, _, err := conn.DownloadBlob(ctx, a.GetBlobId())
 	if err != nil {
 		fail("%v", err)
-		return false
+		return ""
 	}
 	defer body.Close()
 	if err := os.MkdirAll(c.saveDir, 0o700); err != nil {
 		fail("%v", err)
-		return false
+		return ""
 	}
 	tmp, err := os.CreateTemp(c.saveDir, ".pigeon-*.part")
 	if err != nil {
 		fail("%v", err)
-		return false
+		return ""
 	}
 	size := int64(a.GetSize())
 	bar := c.progress("downloading "+name, size)
@@ -139,17 +139,16 @@ func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []by
 		} else {
 			fail("%v; nothing was saved", err)
 		}
-		return false
+		return ""
 	}
 	// Linked into place under a name nothing has: never over a file.
 	final, err := linkFree(tmp.Name(), c.saveDir, name)
 	_ = os.Remove(tmp.Name())
 	if err != nil {
 		fail("%v", err)
-		return false
+		return ""
 	}
-	fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", when, sender, name, final, humanSize(size))
-	return true
+	return final
 }
 
 // safeName keeps a sender's file name to a plain base name without

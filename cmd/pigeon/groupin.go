@@ -36,6 +36,7 @@ func (in *inbox) showGroup(ctx context.Context, m *incoming) bool {
 		return false
 	case *spec.Content_Receipt:
 		in.applyReceipt(from, gid, true, b.Receipt)
+		in.emitReceipt(m, b.Receipt)
 		return false
 	}
 	ch, err := c.readChat(gid, true)
@@ -58,13 +59,19 @@ func (in *inbox) showGroup(ctx context.Context, m *incoming) bool {
 			rec.To = slices.DeleteFunc(slices.Clone(g.Members), func(a string) bool { return a == me })
 		}
 		in.record(gid, true, m, rec)
-		fmt.Fprintf(c.stdout, "%s %s%s: %s\n", m.when, label, m.sender(d), b.Text.GetBody())
+		if in.json {
+			e := in.newEvent("message", m)
+			e.GroupName, e.Text = g.Name, b.Text.GetBody()
+			emit(c.stdout, e)
+		} else {
+			fmt.Fprintf(c.stdout, "%s %s%s: %s\n", m.when, label, m.sender(d), b.Text.GetBody())
+		}
 		return true
 	case *spec.Content_Typing:
-		fmt.Fprintf(c.stdout, "%s %s%s %s\n", m.when, label, m.sender(d), typingText(b.Typing))
+		in.showTyping(m, b.Typing, g.Name)
 		return true
 	case *spec.Content_Delete:
-		return in.applyDelete(m, gid, true, label)
+		return in.applyDelete(m, gid, true, g.Name)
 	}
 	fmt.Fprintf(c.stderr, "pigeon: %s sent a kind of group message this version of pigeon cannot show\n", short(from))
 	return false
@@ -140,6 +147,13 @@ func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 	label, actor := "["+u.GetName()+"] ", admin
 	if admin == me {
 		actor = "you"
+	}
+	if in.json && what != "" {
+		e := in.newEvent("group", m)
+		e.GroupName, e.Change, e.Members = u.GetName(), what, len(members)
+		e.Added, e.Removed = added, gone
+		emit(c.stdout, e)
+		return true
 	}
 	switch what {
 	case "joined":

@@ -2,14 +2,14 @@
 // the terminal.
 //
 //	pigeon init -relay HOST:PORT -fingerprint HEX   create an identity and register
-//	pigeon id                                       print this account's id
+//	pigeon id [-json]                               print this account's id
 //	pigeon send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message
-//	pigeon recv                                     print queued messages, then exit
-//	pigeon listen                                   print messages as they arrive
+//	pigeon recv [-json]                             print queued messages, then exit
+//	pigeon listen [-json]                           print messages as they arrive
 //	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
 //	pigeon push-token apns|fcm|clear ...            register this device's push token
 //	pigeon link ... | link -approve URI_OR_PNG      link a new device by QR code
-//	pigeon devices [revoke ID]                      list or revoke the account's devices
+//	pigeon devices [-json] | devices revoke ID      list or revoke the account's devices
 //	pigeon send-file ACCOUNT PATH                   send a file, end-to-end encrypted
 //	pigeon group create|send|add|remove|list ...    groups, on Signal sender keys
 //	pigeon typing [-stop] ACCOUNT|GROUP             a typing indicator (online-only)
@@ -39,7 +39,8 @@ const usage = `usage: pigeon [-dir DIR] <command> [arguments]
 
 commands:
   init -relay HOST:PORT -fingerprint HEX   create an identity and register it
-  id                                       print this account's id
+  id [-json]                               print this account's id (-json: with its device,
+                                           identity key and relay, as one JSON object)
   send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message; prints its id
                                            (TEXT "-" reads it from stdin; "--" before a TEXT
                                            starting with "-")
@@ -52,11 +53,14 @@ commands:
   link -relay HOST:PORT -fingerprint HEX [-png FILE] [-name NAME]
                                            on a new device: show a QR code and join an account
   link -approve URI_OR_PNG                 on the primary: approve the new device
-  devices                                  list this account's devices
+  devices [-json]                          list this account's devices (-json: one JSON
+                                           object per device)
   devices revoke ID                        remove a device (primary only)
   send-file ACCOUNT PATH                   send a file, end-to-end encrypted
   recv/listen [-save DIR]                  received files are saved in DIR (default .)
   recv/listen [-delete-limit 48h]          honour "delete for everyone" for messages this recent
+  recv/listen [-json]                      print one JSON object per line (JSON Lines), for
+                                           scripts; see UX.md for the fields
   group create NAME ACCOUNT...             make a group (you are its admin); prints its id
   group send GROUP TEXT                    the same as send GROUP TEXT
   group add|remove GROUP ACCOUNT...        change the members (admin only)

@@ -26,12 +26,14 @@ type receiveFlags struct {
 	count       int
 	saveDir     string
 	deleteLimit time.Duration
+	json        bool
 }
 
 func (f *receiveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.count, "n", 0, "exit after printing this many messages (listen; 0: never)")
 	fs.StringVar(&f.saveDir, "save", ".", "save received files in this `directory`")
 	fs.DurationVar(&f.deleteLimit, "delete-limit", defaultDeleteLimit, "honour \"delete for everyone\" for messages received at most this `long` ago")
+	jsonFlag(fs, &f.json)
 }
 
 // receive prints messages: what is queued (recv), or everything until
@@ -50,7 +52,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	}
 	c.saveDir = f.saveDir
 	if fs.NArg() != 0 {
-		return usagef("pigeon "+name+" [-save DIR] [-delete-limit 48h]", "%s takes no arguments", name)
+		return usagef("pigeon "+name+" [-json] [-save DIR] [-delete-limit 48h]", "%s takes no arguments", name)
 	}
 	d, opts, creds, err := c.registered()
 	if err != nil {
@@ -83,7 +85,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 			cancel()
 		}
 	}
-	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, receipts: map[receiptKey][][]byte{}}
+	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, json: f.json, receipts: map[receiptKey][][]byte{}}
 	if follow {
 		fmt.Fprintln(c.stderr, "pigeon: listening; Ctrl-C stops")
 	}
@@ -138,6 +140,9 @@ type inbox struct {
 	d           *e2e.Device
 	cl          *client.Client
 	deleteLimit time.Duration
+	// json prints events as JSON Lines (recv/listen -json) instead of
+	// lines for people.
+	json bool
 	// receipts are the delivered receipts not sent yet, by sender and group.
 	receipts map[receiptKey][][]byte
 }
@@ -222,13 +227,28 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 	switch b := content.Body.(type) {
 	case *spec.Content_Text:
 		in.record(from, false, m, &chatMessage{Text: b.Text.GetBody()})
-		fmt.Fprintf(c.stdout, "%s %x: %s\n", m.when, from, b.Text.GetBody())
+		if in.json {
+			e := in.newEvent("message", m)
+			e.Text = b.Text.GetBody()
+			emit(c.stdout, e)
+		} else {
+			fmt.Fprintf(c.stdout, "%s %x: %s\n", m.when, from, b.Text.GetBody())
+		}
 		return true
 	case *spec.Content_Attachment:
-		if !c.saveAttachment(ctx, in.cl, from, b.Attachment, m.when) {
+		saved := c.saveAttachment(ctx, in.cl, from, b.Attachment)
+		if saved == "" {
 			return false
 		}
-		in.record(from, false, m, &chatMessage{File: safeName(b.Attachment.GetFileName())})
+		name, size := safeName(b.Attachment.GetFileName()), int64(b.Attachment.GetSize())
+		in.record(from, false, m, &chatMessage{File: name})
+		if in.json {
+			e := in.newEvent("file", m)
+			e.File, e.Path, e.Size = name, saved, size
+			emit(c.stdout, e)
+		} else {
+			fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", m.when, from, name, saved, humanSize(size))
+		}
 		return true
 	case *spec.Content_Sent:
 		if !m.fromSelf(d) || len(b.Sent.GetDestination()) != 16 {
@@ -238,13 +258,23 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 		dest := b.Sent.GetDestination()
 		sent := &spec.Content{Id: b.Sent.GetId(), SentAtMs: content.GetSentAtMs()}
 		c.recordSent(dest, false, sent, &chatMessage{Text: b.Sent.GetText().GetBody(), To: []string{hex.EncodeToString(dest)}})
-		fmt.Fprintf(c.stdout, "%s you to %x: %s\n", m.when, dest, b.Sent.GetText().GetBody())
+		if in.json {
+			e := in.newEvent("sent", m)
+			if id := b.Sent.GetId(); len(id) == messageIDSize {
+				e.ID = hex.EncodeToString(id)
+			}
+			e.To, e.Text = hex.EncodeToString(dest), b.Sent.GetText().GetBody()
+			emit(c.stdout, e)
+		} else {
+			fmt.Fprintf(c.stdout, "%s you to %x: %s\n", m.when, dest, b.Sent.GetText().GetBody())
+		}
 		return true
 	case *spec.Content_Receipt:
 		in.applyReceipt(from, from, false, b.Receipt)
+		in.emitReceipt(m, b.Receipt)
 		return false
 	case *spec.Content_Typing:
-		fmt.Fprintf(c.stdout, "%s %x %s\n", m.when, from, typingText(b.Typing))
+		in.showTyping(m, b.Typing, "")
 		return true
 	case *spec.Content_Delete:
 		conv := from
@@ -255,6 +285,44 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 	}
 	fmt.Fprintf(c.stderr, "pigeon: %s sent a kind of message this version of pigeon cannot show\n", short(from))
 	return false
+}
+
+// showTyping prints a typing indicator (group: the group's name, "" for
+// a one-to-one conversation).
+func (in *inbox) showTyping(m *incoming, t *spec.Typing, group string) {
+	if in.json {
+		e := in.newEvent("typing", m)
+		e.GroupName = group
+		started := t.GetStarted()
+		e.Typing = &started
+		emit(in.c.stdout, e)
+		return
+	}
+	if group == "" {
+		fmt.Fprintf(in.c.stdout, "%s %x %s\n", m.when, m.env.Sender, typingText(t))
+		return
+	}
+	fmt.Fprintf(in.c.stdout, "%s [%s] %s %s\n", m.when, group, m.sender(in.d), typingText(t))
+}
+
+// emitReceipt prints a delivered or read receipt from someone else, with
+// -json only (people see receipts as marks in "pigeon history").
+func (in *inbox) emitReceipt(m *incoming, r *spec.Receipt) {
+	if !in.json || m.fromSelf(in.d) {
+		return
+	}
+	var kind string
+	switch r.GetType() {
+	case spec.Receipt_TYPE_DELIVERED:
+		kind = "delivered"
+	case spec.Receipt_TYPE_READ:
+		kind = "read"
+	default:
+		return
+	}
+	e := in.newEvent("receipt", m)
+	e.Receipt, e.IDs = kind, hexIDs(r.GetIds())
+	emit(in.c.stdout, e)
 }
 
 func typingText(t *spec.Typing) string {
@@ -355,9 +423,14 @@ func (in *inbox) applyReceipt(from, conv []byte, group bool, r *spec.Receipt) {
 
 // applyDelete honours a delete for everyone of a message its sender sent
 // in conversation conv, if it arrived within the limit. It reports
-// whether it printed anything.
-func (in *inbox) applyDelete(m *incoming, conv []byte, group bool, label string) bool {
+// whether it printed anything. groupName is the group's, "" for a
+// one-to-one conversation.
+func (in *inbox) applyDelete(m *incoming, conv []byte, group bool, groupName string) bool {
 	c := in.c
+	label := ""
+	if groupName != "" {
+		label = "[" + groupName + "] "
+	}
 	if len(conv) != 16 {
 		return false
 	}
@@ -387,6 +460,11 @@ func (in *inbox) applyDelete(m *incoming, conv []byte, group bool, label string)
 	switch {
 	case err != nil:
 		fmt.Fprintf(c.stderr, "pigeon: could not delete a message: %v\n", err)
+	case result == "deleted" && in.json:
+		e := in.newEvent("delete", m)
+		e.Deleted, e.GroupName = id, groupName
+		emit(c.stdout, e)
+		return true
 	case result == "deleted":
 		fmt.Fprintf(c.stdout, "%s %s%s deleted a message\n", m.when, label, m.sender(in.d))
 		return true

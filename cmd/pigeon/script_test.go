@@ -61,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"stealqueued":  stealQueued,
 			"groupdecrypt": groupDecrypt,
 			"waitgrep":     waitGrep,
+			"jsonl":        jsonLines,
 		},
 	})
 }
