@@ -66,6 +66,30 @@ func sessionOpen(t *testing.T, d *device, exp []byte) *spec.Request {
 	}}}
 }
 
+// holdSessionStream opens a stream on qc and writes nothing on it yet:
+// requests on later streams wait for its first frame, which may be
+// open_session (protocol.md, "Requests on other streams"). The relay
+// learns of it when a later stream arrives.
+func holdSessionStream(t *testing.T, qc *quic.Conn) *quic.Stream {
+	t.Helper()
+	sess, err := qc.OpenStreamSync(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
+// openSessionOn writes d's open_session on sess and waits for ready.
+func openSessionOn(t *testing.T, sess *quic.Stream, d *device, exp []byte) {
+	t.Helper()
+	if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextRawEvent(t, sess); ev.GetReady() == nil {
+		t.Fatalf("session: %v, want ready", ev)
+	}
+}
+
 // TestRequestStreamAnswersByCompletion sends two requests on one stream:
 // the first needs the session, which the client holds back, the second
 // does not. The second's answer comes first, with its id; the first is
@@ -75,26 +99,13 @@ func TestRequestStreamAnswersByCompletion(t *testing.T) {
 	d := r.register(t, 5)
 	qc, exp := r.rawConn(t)
 
-	// Stream 0 is opened with nothing on it: requests on later streams
-	// wait for its first frame, which may be open_session.
-	sess, err := qc.OpenStreamSync(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sess.Write(nil); err != nil {
-		t.Fatal(err)
-	}
+	sess := holdSessionStream(t, qc)
 	st := openRequestStream(t, qc, prekeyStatus(7), &spec.Request{Id: 8})
 	first := readResponse(t, st)
 	if first.Id != 8 || spec.Code(first.GetError().GetCode()) != spec.CodeUnsupported {
 		t.Fatalf("first answer %v, want id 8 UNSUPPORTED (the request that needs no session)", first)
 	}
-	if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextRawEvent(t, sess); ev.GetReady() == nil {
-		t.Fatalf("session: %v, want ready", ev)
-	}
+	openSessionOn(t, sess, d, exp)
 	second := readResponse(t, st)
 	if second.Id != 7 || second.GetError() != nil || second.GetPrekeyStatus() == nil {
 		t.Fatalf("second answer %v, want id 7 with a prekey status", second)
@@ -126,13 +137,7 @@ func TestRequestStreamInFlightLimit(t *testing.T) {
 	d := r.register(t, 5)
 	for _, waiting := range []int{spec.MaxRequestsInFlight - 1, spec.MaxRequestsInFlight} {
 		qc, exp := r.rawConn(t)
-		sess, err := qc.OpenStreamSync(ctxT(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sess.Write(nil); err != nil {
-			t.Fatal(err)
-		}
+		sess := holdSessionStream(t, qc)
 		reqs := make([]*spec.Request, 0, waiting+1)
 		for i := range waiting {
 			reqs = append(reqs, prekeyStatus(uint64(i+1)))
@@ -150,9 +155,7 @@ func TestRequestStreamInFlightLimit(t *testing.T) {
 			}
 			seen[last] = true
 		}
-		if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
-			t.Fatal(err)
-		}
+		openSessionOn(t, sess, d, exp)
 		for i := 0; len(seen) < waiting+1; i++ {
 			resp := readResponse(t, st)
 			if seen[resp.Id] || resp.Id == 0 || resp.Id > last {
@@ -177,16 +180,7 @@ func TestRequestStreamBadFrame(t *testing.T) {
 	r := startRelay(t, testConfig())
 	d := r.register(t, 5)
 	qc, exp := r.rawConn(t)
-	sess, err := qc.OpenStreamSync(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextRawEvent(t, sess); ev.GetReady() == nil {
-		t.Fatalf("session: %v, want ready", ev)
-	}
+	openSessionOn(t, holdSessionStream(t, qc), d, exp)
 	cases := []struct {
 		name string
 		bad  []byte
