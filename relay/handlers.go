@@ -318,6 +318,7 @@ func (c *conn) send(id quic.StreamID, r *spec.SendRequest) (*spec.SendResponse, 
 		se.MissingDevices, se.ExtraDevices = missing, extra
 		return nil, se
 	}
+	c.s.m.sendChecks.Observe(time.Since(start).Seconds())
 	return c.commitSend(start, sender, senderDev, r.ClientMessageId, msgs, r.OnlineOnly)
 }
 

@@ -17,7 +17,17 @@ type metrics struct {
 	online       prometheus.Counter
 	ackFlushSecs prometheus.Histogram
 	limited      *prometheus.CounterVec // limit: new_accounts, prekey_claims, provisioning_source
+
+	// Where the time of one message goes (README, "Where the time goes").
+	requestWait  prometheus.Histogram     // frame read to handler start
+	sendStage    *prometheus.HistogramVec // stage: checks, store
+	sendChecks   prometheus.Observer      // sendStage's checks
+	sendStore    prometheus.Observer      // sendStage's store
+	deliverWrite prometheus.Histogram     // queue wake-up to envelopes written
 }
+
+// stageBuckets resolve 25 µs to 0.8 s.
+var stageBuckets = prometheus.ExponentialBuckets(25e-6, 2, 16)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -56,11 +66,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pigeonhole_limited_total",
 			Help: "Requests held back by a relay-wide or per-target limit: new_accounts (the relay-wide ceiling), prekey_claims (bundles served without a one-time prekey), provisioning_source (a source prefix's share of provisioning slots).",
 		}, []string{"limit"}),
+		requestWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pigeonhole_request_wait_seconds",
+			Help:    "Time from a request frame's arrival (read off its stream) until a worker starts on it.",
+			Buckets: stageBuckets,
+		}),
+		sendStage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pigeonhole_send_stage_seconds",
+			Help:    "Time a send spends in each stage: checks (authentication, rate limit, the recipient's device list) and store (idempotency claim and the synced commit).",
+			Buckets: stageBuckets,
+		}, []string{"stage"}),
+		deliverWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pigeonhole_delivery_write_seconds",
+			Help:    "Time from a session being woken by an append until the new envelopes are handed to QUIC (queue read, framing, stream write).",
+			Buckets: stageBuckets,
+		}),
 	}
+	m.sendChecks = m.sendStage.WithLabelValues("checks")
+	m.sendStore = m.sendStage.WithLabelValues("store")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.online, m.ackFlushSecs, m.limited} {
+	for _, c := range []prometheus.Collector{m.connections, m.sessions, m.requests, m.sendSeconds, m.accepted, m.delivered, m.acked, m.online, m.ackFlushSecs, m.limited, m.requestWait, m.sendStage, m.deliverWrite} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -65,6 +65,7 @@ func (c *conn) multiSend(id quic.StreamID, r *spec.MultiSendRequest) (*spec.Send
 		se.StaleAccounts = stale
 		return nil, se
 	}
+	c.s.m.sendChecks.Observe(time.Since(start).Seconds())
 	return c.commitSend(start, sender, senderDev, r.ClientMessageId, msgs, r.OnlineOnly)
 }
 
@@ -105,7 +106,9 @@ func (c *conn) commitSend(start time.Time, sender keys.AccountID, senderDev uint
 	if onlineOnly {
 		return &spec.SendResponse{TimestampMs: c.s.now().UnixMilli(), Reached: uint32(c.s.deliverOnline(msgs))}, nil
 	}
+	stored := time.Now()
 	res, err := c.s.queues.Append(c.ctx, dedupKey(sender, senderDev, msgID), msgs)
+	c.s.m.sendStore.Observe(time.Since(stored).Seconds())
 	if err != nil {
 		if errors.Is(err, queue.ErrQueueFull) {
 			return nil, spec.Err(spec.CodeQueueFull, "a recipient queue is full; retry later")

@@ -56,8 +56,8 @@ func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unaut
 	req := first
 	for {
 		rs.wg.Add(1)
-		r, b := req, budget
-		c.s.workers.run(func() { rs.run(r, b) })
+		r, b, read := req, budget, time.Now()
+		c.s.workers.run(func() { rs.run(r, b, read) })
 		if c.s.isStopping() {
 			rs.wg.Wait()
 			if !rs.isBroken() {
@@ -151,9 +151,11 @@ func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request
 	return req, budget, nil, nil
 }
 
-// run answers one request and frees its place.
-func (rs *reqStream) run(req *spec.Request, budget *unauthReservation) {
+// run answers one request, read off the stream at read, and frees its
+// place.
+func (rs *reqStream) run(req *spec.Request, budget *unauthReservation, read time.Time) {
 	c := rs.c
+	c.s.m.requestWait.Observe(time.Since(read).Seconds())
 	defer rs.wg.Done()
 	defer c.endRequest()
 	var resp *spec.Response

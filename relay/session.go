@@ -270,6 +270,7 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 		inflight = make(map[uint64]struct{})
 		drained  bool
 		buf      []byte
+		woke     time.Time // when an append woke the session, until its envelopes are written
 	)
 	defer func() { unacked = len(inflight) > 0 }()
 	for {
@@ -299,9 +300,14 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 				if _, err := s.st.Write(buf); err != nil {
 					return
 				}
+				if !woke.IsZero() {
+					s.c.s.m.deliverWrite.Observe(time.Since(woke).Seconds())
+					woke = time.Time{}
+				}
 				drained = false
 				continue
 			}
+			woke = time.Time{} // nothing new: the wake-up was for an earlier read
 			if !drained {
 				drained = true
 				if err := spec.WriteFrame(s.st, &spec.ServerEvent{Body: &spec.ServerEvent_Drained{Drained: &spec.QueueDrained{}}}); err != nil {
@@ -311,6 +317,7 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 		}
 		select {
 		case <-wake:
+			woke = time.Now()
 		case seqs := <-s.acked:
 			for _, q := range seqs {
 				delete(inflight, q)
