@@ -145,8 +145,8 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 		}()
 	}
 	s.beginStop()
+	s.closeListener(ln)
 	s.wg.Wait()
-	_ = ln.Close()
 	// A listener from Listen owns its transport and socket: close them
 	// now (quic-go would otherwise keep the socket open while closed
 	// connections drain), so the address can be bound again at once.
