@@ -177,7 +177,7 @@ func (s *Server) Listen(addr string, cert tls.Certificate) (*quic.Listener, erro
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: statelessResetKey(cert)}
 	ln, err := tr.Listen(TLSConfig(cert), s.QUICConfig())
 	if err != nil {
 		udp.Close()
