@@ -76,3 +76,69 @@ func TestClientReconnectsWithBackoff(t *testing.T) {
 		t.Fatal("Close did not interrupt the reconnect loop")
 	}
 }
+
+// TestClientReconnectsAfterLongDrain: a client.Client with the default
+// backoff (as `pigeon listen` runs it) hears the going-away close at once
+// and dials again while the relay is still draining another connection
+// (held open here for the whole grace by a stream whose first frame
+// never comes, as a busy relay's drain lasts). That dial must not end up
+// on a connection the draining relay completed but never serves, which
+// would hang until the idle timeout (a minute): after the restart on the
+// same address, what was sent meanwhile arrives within 15 s.
+func TestClientReconnectsAfterLongDrain(t *testing.T) {
+	cfg := testConfig()
+	cfg.ShutdownGrace = 2 * time.Second
+	dir := t.TempDir()
+	r := startRelayIn(t, cfg, queue.Config{}, dir, "127.0.0.1:0")
+	addr := r.opts.Addr
+	alice, bob := r.register(t, 0), r.register(t, 0)
+	bc := client.New(&r.opts, bob.creds(), 16)
+	defer bc.Close()
+	for {
+		ev, err := bc.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == client.EventDrained {
+			break
+		}
+	}
+	got := make(chan *client.Envelope, 1)
+	errs := make(chan error, 1)
+	go func() {
+		for {
+			ev, err := bc.Next(ctxT(t))
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ev.Kind == client.EventEnvelope {
+				got <- ev.Envelope
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	startShutdown(t, r) // Bob's connection is idle: closed at once
+	r.stop(t)
+	t.Logf("relay drained in %v", time.Since(start))
+	r = startRelayIn(t, cfg, queue.Config{}, dir, addr)
+	ac := r.session(t, alice, 0)
+	if _, err := sendText(t, ac, bob, []uint32{1}, "after the drain"); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	select {
+	case env := <-got:
+		if string(env.Content) != "after the drain" {
+			t.Fatalf("got %q", env.Content)
+		}
+		t.Logf("delivered %v after the send to the restarted relay", time.Since(sent))
+	case err := <-errs:
+		t.Fatalf("client gave up: %v", err)
+	case <-deadline.C:
+		t.Fatal("no delivery within 15 s of the restart: the client is stuck on a connection of the drained relay")
+	}
+}

@@ -145,8 +145,8 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 		}()
 	}
 	s.beginStop()
+	s.closeListener(ln)
 	s.wg.Wait()
-	_ = ln.Close()
 	// A listener from Listen owns its transport and socket: close them
 	// now (quic-go would otherwise keep the socket open while closed
 	// connections drain), so the address can be bound again at once.
@@ -177,7 +177,7 @@ func (s *Server) Listen(addr string, cert tls.Certificate) (*quic.Listener, erro
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen on %s: %w", addr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: statelessResetKey(cert)}
 	ln, err := tr.Listen(TLSConfig(cert), s.QUICConfig())
 	if err != nil {
 		udp.Close()

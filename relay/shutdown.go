@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -46,6 +47,28 @@ func (s *Server) beginStop() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		go c.goAway(s.cfg.ShutdownGrace)
+	}
+}
+
+// closeListener stops the handshakes when shutdown begins: quic-go
+// refuses those in progress (CONNECTION_REFUSED) and answers no new one,
+// so a client's retransmitted Initial reaches whichever relay binds the
+// address next. A connection whose handshake had completed but that
+// Serve had not taken yet waits in quic-go's accept queue, where nothing
+// would ever read its streams or close it: it is closed here with the
+// going-away code. (Left there, it would hang until the transport closed
+// under it without a CONNECTION_CLOSE, and its client would wait for the
+// idle timeout, a minute, before dialling again.)
+func (s *Server) closeListener(ln *quic.Listener) {
+	_ = ln.Close()
+	for {
+		// After Close, Accept returns the queued connections, then an
+		// error.
+		qc, err := ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		_ = qc.CloseWithError(spec.CloseGoingAway, "relay shutting down")
 	}
 }
 
