@@ -282,12 +282,24 @@ func TestPQXDHBadKEMPreKey(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, mallory := newPQParty(t, 0xa), newPQParty(t, 0xb), newPQParty(t, 0xd)
 	bad := map[string]func(k e2e.KEMPreKey) e2e.KEMPreKey{
-		"signature bit": func(k e2e.KEMPreKey) e2e.KEMPreKey { k.Signature = bytes.Clone(k.Signature); k.Signature[10] ^= 4; return k },
-		"key bit":       func(k e2e.KEMPreKey) e2e.KEMPreKey { k.PublicKey = bytes.Clone(k.PublicKey); k.PublicKey[900] ^= 1; return k },
-		"type byte":     func(k e2e.KEMPreKey) e2e.KEMPreKey { k.PublicKey = bytes.Clone(k.PublicKey); k.PublicKey[0] = 0x0A; return k },
-		"short key":     func(k e2e.KEMPreKey) e2e.KEMPreKey { k.PublicKey = k.PublicKey[:1000]; return k },
-		"short sig":     func(k e2e.KEMPreKey) e2e.KEMPreKey { k.Signature = k.Signature[:63]; return k },
-		"other signer":  func(e2e.KEMPreKey) e2e.KEMPreKey { return mallory.kem[0] },
+		"signature bit": func(k e2e.KEMPreKey) e2e.KEMPreKey {
+			k.Signature = bytes.Clone(k.Signature)
+			k.Signature[10] ^= 4
+			return k
+		},
+		"key bit": func(k e2e.KEMPreKey) e2e.KEMPreKey {
+			k.PublicKey = bytes.Clone(k.PublicKey)
+			k.PublicKey[900] ^= 1
+			return k
+		},
+		"type byte": func(k e2e.KEMPreKey) e2e.KEMPreKey {
+			k.PublicKey = bytes.Clone(k.PublicKey)
+			k.PublicKey[0] = 0x0A
+			return k
+		},
+		"short key":    func(k e2e.KEMPreKey) e2e.KEMPreKey { k.PublicKey = k.PublicKey[:1000]; return k },
+		"short sig":    func(k e2e.KEMPreKey) e2e.KEMPreKey { k.Signature = k.Signature[:63]; return k },
+		"other signer": func(e2e.KEMPreKey) e2e.KEMPreKey { return mallory.kem[0] },
 	}
 	for name, change := range bad {
 		err := alice.dev.StartSessionsKEM(ctx, bob.keys(0), kemFor(change(bob.kem[0])), nil)
@@ -388,4 +400,39 @@ func FuzzParsePQXDH(f *testing.F) {
 			t.Fatalf("re-encoding grew from %d to %d bytes", len(b), len(again))
 		}
 	})
+}
+
+// TestLegacySessionFile: a session file from before PQXDH (libsignal's
+// bare record) still works, reads as an X3DH session, and is rewritten in
+// the new layout on the next message.
+func TestLegacySessionFile(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newParty(t, 0xa), newParty(t, 0xb)
+	if err := alice.dev.StartSessions(ctx, bob.keys(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(alice.dev.Dir(), "sessions", hex.EncodeToString(bob.acct)+".1")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Record json.RawMessage `json:"record"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil || len(f.Record) == 0 {
+		t.Fatalf("session file: %v", err)
+	}
+	if err := os.WriteFile(path, f.Record, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := encryptOne(t, alice, bob.acct, "from an old file")
+	if m.Type != e2e.TypePreKey {
+		t.Fatalf("type %d", m.Type)
+	}
+	if got, err := bob.dev.Decrypt(ctx, envelope(alice, m)); err != nil || string(got) != "from an old file" {
+		t.Fatalf("decrypt %q, %v", got, err)
+	}
+	if h := handshake(t, alice.dev, bob.acct); h != "x3dh" {
+		t.Fatalf("rewritten session file says %q", h)
+	}
 }

@@ -27,16 +27,17 @@ const sessionFileVersion = 1
 // with a device, an X3DH initial message from it is refused
 // (ErrDowngrade), so neither a relay that strips KEM prekeys nor anyone
 // else turns it back into a session without a KEM secret. Files written
-// before PQXDH existed hold the bare protobuf record and read as x3dh.
+// before PQXDH existed hold libsignal's bare record (JSON too, with the
+// keys SessionState and PreviousStates, never "v") and read as x3dh.
 //
 // Pending holds, while this device is the initiator and the responder has
 // not answered yet, the KEM prekey id and ciphertext that every initial
 // message of that session carries, keyed by the session's base key.
 type sessionDoc struct {
-	Version   int          `json:"v"`
-	Handshake string       `json:"handshake"`
-	Pending   []pendingKEM `json:"pending,omitempty"`
-	Record    []byte       `json:"record"`
+	Version   int             `json:"v"`
+	Handshake string          `json:"handshake"`
+	Pending   []pendingKEM    `json:"pending,omitempty"`
+	Record    json.RawMessage `json:"record"` // libsignal's record, itself JSON
 }
 
 // pendingKEM is the KEM part of an unacknowledged PQXDH initial message.
@@ -62,12 +63,16 @@ func (s *fileStore) loadSessionFile(a *protocol.SignalAddress) (*record.Session,
 		return nil, nil, err
 	}
 	f := &sessionDoc{Version: sessionFileVersion, Handshake: handshakeX3DH}
-	switch {
-	case b == nil:
+	if b == nil {
 		return record.NewSession(ser.Session, ser.State), f, nil
-	case b[0] == '{':
-		// A libsignal record (protobuf RecordStructure) never starts with
-		// '{' (field 15, wire type 3): it has fields 1 and 2 only.
+	}
+	var probe struct {
+		Version *int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, nil, fmt.Errorf("%w: session with %s: %v", ErrDamaged, a, err)
+	}
+	if probe.Version != nil {
 		if err := json.Unmarshal(b, f); err != nil {
 			return nil, nil, fmt.Errorf("%w: session with %s: %v", ErrDamaged, a, err)
 		}
