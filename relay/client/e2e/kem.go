@@ -10,14 +10,12 @@ import (
 )
 
 // KEMKeyType is the byte that starts an encoded KEM prekey public key
-// (EncodeKEM in the PQXDH specification): 0x08 followed by the 1568-byte
-// ML-KEM-1024 encapsulation key. It is the value the key directory's wire
-// format (issue 18, branch pqkeys) gives ML-KEM-1024. Note that Signal's
-// libsignal (rust/protocol/src/kem.rs, KeyType::value) uses 0x08 for
-// round-3 Kyber1024 and 0x0A for ML-KEM-1024; Pigeonhole has only
-// ML-KEM-1024 and does not interoperate with Signal, so the byte only
-// has to agree between Pigeonhole clients.
-const KEMKeyType = 0x08
+// (EncodeKEM in the PQXDH specification): 0x0A followed by the 1568-byte
+// ML-KEM-1024 encapsulation key, the value Signal's libsignal gives
+// ML-KEM-1024 (rust/protocol/src/kem.rs, KeyType::value; 0x08 there is
+// round-3 Kyber1024, which Pigeonhole does not use), and the one the
+// relay's key directory checks (protocol.md, "KEM prekeys").
+const KEMKeyType = 0x0A
 
 // KEMPublicKeySize is the size of an encoded KEM prekey public key: the
 // type byte and the ML-KEM-1024 encapsulation key (FIPS 203, table 3).

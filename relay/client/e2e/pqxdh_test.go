@@ -94,10 +94,10 @@ func TestPQXDHConversation(t *testing.T) {
 			t.Fatalf("initial message of type %d", m.Type)
 		}
 	}
-	// The documented layout: version, KEM prekey id, 0x08 || ciphertext,
+	// The documented layout: version, KEM prekey id, 0x0A || ciphertext,
 	// then libsignal's prekey message.
 	head := 1 + 4 + 1 + 1568
-	if first.Content[0] != 1 || binary.BigEndian.Uint32(first.Content[1:5]) != bob.kem[0].ID || first.Content[5] != 0x08 {
+	if first.Content[0] != 1 || binary.BigEndian.Uint32(first.Content[1:5]) != bob.kem[0].ID || first.Content[5] != e2e.KEMKeyType {
 		t.Fatalf("header % x", first.Content[:6])
 	}
 	if !bytes.Equal(first.Content[:head], second.Content[:head]) {
@@ -256,7 +256,7 @@ func TestPQXDHTamperedCiphertext(t *testing.T) {
 	for _, i := range []int{6, 700, 5 + 1568} { // first, middle and last ciphertext byte
 		tamper("ciphertext byte "+strconv.Itoa(i), func(b []byte) []byte { b[i] ^= 0x01; return b })
 	}
-	tamper("KEM type", func(b []byte) []byte { b[5] = 0x0A; return b })
+	tamper("KEM type", func(b []byte) []byte { b[5] = 0x08; return b })
 	tamper("KEM prekey id", func(b []byte) []byte { binary.BigEndian.PutUint32(b[1:5], bob.kem[1].ID); return b })
 	tamper("version", func(b []byte) []byte { b[0] = 2; return b })
 	tamper("truncated", func(b []byte) []byte { return b[:100] })
@@ -294,7 +294,7 @@ func TestPQXDHBadKEMPreKey(t *testing.T) {
 		},
 		"type byte": func(k e2e.KEMPreKey) e2e.KEMPreKey {
 			k.PublicKey = bytes.Clone(k.PublicKey)
-			k.PublicKey[0] = 0x0A
+			k.PublicKey[0] = 0x08 // round-3 Kyber1024
 			return k
 		},
 		"short key":    func(k e2e.KEMPreKey) e2e.KEMPreKey { k.PublicKey = k.PublicKey[:1000]; return k },
