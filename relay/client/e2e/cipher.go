@@ -37,6 +37,21 @@ const (
 	TypePreKey = protocol.PREKEY_TYPE  // the first message of a session (X3DH)
 )
 
+// refuseDowngrade fails with ErrDowngrade when msg, an X3DH initial
+// message, would start a new session with a device this device has a
+// PQXDH session with. One that belongs to a session already in the
+// record (a redelivery) passes, and decrypts as before.
+func (d *Device) refuseDowngrade(addr *protocol.SignalAddress, msg *protocol.PreKeySignalMessage) error {
+	r, f, err := d.store.loadSessionFile(addr)
+	if err != nil {
+		return err
+	}
+	if f.Handshake == handshakePQXDH && !r.HasSessionState(msg.MessageVersion(), msg.BaseKey().Serialize()) {
+		return fmt.Errorf("%w (device %d)", ErrDowngrade, addr.DeviceID())
+	}
+	return nil
+}
+
 // PaddingBlock is the size plaintexts are padded to a multiple of, so the
 // ciphertext length tells little about the message.
 const PaddingBlock = 160
@@ -85,6 +100,15 @@ func (d *Device) SessionDevices(account []byte) ([]uint32, error) {
 // contact's identity key is trusted on first use; a different one later
 // fails with ErrIdentityChanged.
 func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices []uint32) error {
+	return d.StartSessionsKEM(ctx, keys, nil, devices)
+}
+
+// StartSessionsKEM is StartSessions with the devices' KEM prekeys, by
+// device id: a device with a KEM prekey gets a PQXDH session (PQXDH.md),
+// one without gets an X3DH session. A KEM prekey that is malformed or
+// whose signature does not verify fails with ErrBadKEMPreKey, and no
+// session is started with that device.
+func (d *Device) StartSessionsKEM(ctx context.Context, keys *client.Keys, kem map[uint32]KEMPreKey, devices []uint32) error {
 	unlock, err := lockDir(d.dir)
 	if err != nil {
 		return err
@@ -105,7 +129,12 @@ func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices [
 		if err != nil {
 			return fmt.Errorf("e2e: device %d: %w", b.DeviceID, err)
 		}
-		if err := d.builder(addr).ProcessBundle(ctx, bundle); err != nil {
+		if k, ok := kem[b.DeviceID]; ok {
+			err = d.startPQXDH(ctx, addr, bundle, k)
+		} else {
+			err = d.builder(addr).ProcessBundle(ctx, bundle)
+		}
+		if err != nil {
 			if errors.Is(err, signalerror.ErrUntrustedIdentity) {
 				return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
 			}
@@ -184,7 +213,13 @@ func (d *Device) Encrypt(ctx context.Context, account []byte, devices []uint32, 
 		if err != nil {
 			return nil, fmt.Errorf("e2e: encrypt for device %d: %w", id, err)
 		}
-		out = append(out, client.DeviceMessage{DeviceID: id, Type: ct.Type(), Content: ct.Serialize()})
+		typ, content := ct.Type(), ct.Serialize()
+		if pk, ok := ct.(*protocol.PreKeySignalMessage); ok {
+			if typ, content, err = d.wrapPQXDH(addr, pk); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, client.DeviceMessage{DeviceID: id, Type: typ, Content: content})
 	}
 	return out, nil
 }
@@ -206,9 +241,17 @@ func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, err
 		if err != nil {
 			return nil, fmt.Errorf("e2e: malformed prekey message: %w", err)
 		}
+		if err := d.refuseDowngrade(addr, msg); err != nil {
+			return nil, err
+		}
 		plain, err = cipher.DecryptMessage(ctx, msg)
 		if err != nil {
 			return nil, decryptError(err)
+		}
+	case TypePQXDH:
+		plain, err = d.decryptPQXDH(ctx, addr, env.Content)
+		if err != nil {
+			return nil, err
 		}
 	case TypeSignal:
 		msg, err := protocol.NewSignalMessageFromBytes(env.Content, ser.SignalMessage)

@@ -55,6 +55,7 @@ type state struct {
 	IdentityPrivate []byte `json:"identity_private"`
 	SignedPreKeyID  uint32 `json:"signed_prekey_id"`
 	NextPreKeyID    uint32 `json:"next_prekey_id"`
+	NextKEMPreKeyID uint32 `json:"next_kem_prekey_id,omitempty"` // 0 before the first KEM prekey
 }
 
 // Device is one device's end-to-end state in a directory. Its methods may

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,9 +22,10 @@ var ser = serialize.NewProtoBufSerializer()
 // device's own identity, so another process holding the directory lock
 // sees every change.
 //
-//	sessions/<account hex>.<device>   session record
+//	sessions/<account hex>.<device>   session record (sessionfile.go)
 //	prekeys/<id>                      one-time prekey record
 //	signed/<id>                       signed prekey record
+//	kemprekeys/<id>                   KEM prekey private part (kem.go)
 //	identities/<account hex>          a contact's identity key (trusted on first use)
 type fileStore struct {
 	dir   string
@@ -135,18 +135,8 @@ func (s *fileStore) RemoveSignedPreKey(_ context.Context, id uint32) error {
 
 // LoadSession returns the session with a, or a fresh empty one.
 func (s *fileStore) LoadSession(_ context.Context, a *protocol.SignalAddress) (*record.Session, error) {
-	b, err := readFile(s.path("sessions", sessionFile(a)))
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		return record.NewSession(ser.Session, ser.State), nil
-	}
-	r, err := record.NewSessionFromBytes(b, ser.Session, ser.State)
-	if err != nil {
-		return nil, fmt.Errorf("session with %s: %w", a, err)
-	}
-	return r, nil
+	r, _, err := s.loadSessionFile(a)
+	return r, err
 }
 
 // GetSubDeviceSessions returns the device ids of an account with a
@@ -169,9 +159,14 @@ func (s *fileStore) GetSubDeviceSessions(_ context.Context, name string) ([]uint
 	return out, nil
 }
 
-// StoreSession stores the session with a.
+// StoreSession stores the session with a, keeping what the session file
+// holds beside libsignal's record (sessionfile.go).
 func (s *fileStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r *record.Session) error {
-	return writeFile(s.path("sessions", sessionFile(a)), r.Serialize())
+	_, f, err := s.loadSessionFile(a)
+	if err != nil {
+		return err
+	}
+	return s.storeSessionFile(a, r, f)
 }
 
 // ContainsSession reports whether there is a session with a.
