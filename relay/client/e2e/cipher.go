@@ -107,6 +107,9 @@ func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices [
 		}
 		if err := d.builder(addr).ProcessBundle(ctx, bundle); err != nil {
 			if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+				if err := d.offer(keys.AccountID, b.IdentityKey); err != nil {
+					return err
+				}
 				return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
 			}
 			return fmt.Errorf("e2e: session with device %d: %w", b.DeviceID, err)
@@ -207,6 +210,11 @@ func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, err
 			return nil, fmt.Errorf("e2e: malformed prekey message: %w", err)
 		}
 		plain, err = cipher.DecryptMessage(ctx, msg)
+		if errors.Is(err, signalerror.ErrUntrustedIdentity) && msg.IdentityKey() != nil {
+			if err := d.offer(env.Sender, msg.IdentityKey().Serialize()); err != nil {
+				return nil, err
+			}
+		}
 		if err != nil {
 			return nil, decryptError(err)
 		}
