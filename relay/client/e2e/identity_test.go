@@ -72,3 +72,27 @@ func TestOfferedIdentity(t *testing.T) {
 		t.Fatalf("after accepting: %q %v", got, err)
 	}
 }
+
+// TestOfferedByPrekeyMessage: a prekey message alone (no key fetch) with
+// another identity key for a known account offers that key.
+func TestOfferedByPrekeyMessage(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newParty(t, 0xa), newParty(t, 0xb)
+	if err := alice.dev.StartSessions(ctx, bob.keys(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	impostor := newParty(t, 0xb)
+	if err := impostor.dev.StartSessions(ctx, alice.keys(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := impostor.dev.Encrypt(ctx, alice.acct, []uint32{1}, []byte("it is me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.dev.Decrypt(ctx, envelope(impostor, msgs[0])); !errors.Is(err, e2e.ErrIdentityChanged) {
+		t.Fatalf("prekey message with another identity: %v", err)
+	}
+	if _, offered, err := alice.dev.IdentityKeys(bob.acct); err != nil || !bytes.Equal(offered, impostor.reg.IdentityKey) {
+		t.Fatalf("offered %x (%v), want the impostor's key", offered, err)
+	}
+}
