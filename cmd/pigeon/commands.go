@@ -23,11 +23,12 @@ import (
 const initialPreKeys = 100
 
 // initFlags are the flags of "pigeon init".
-type initFlags struct{ addr, fp string }
+type initFlags struct{ addr, fp, name string }
 
 func (f *initFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "relay", "", "relay `host:port`")
 	fs.StringVar(&f.fp, "fingerprint", "", "relay certificate SHA-256 `fingerprint` (pigeonhole serve prints it)")
+	fs.StringVar(&f.name, "name", "", "this device's `name`, as \"pigeon devices\" and \"pigeon status\" show it here (default: none)")
 }
 
 func (c *cli) init(ctx context.Context, args []string) error {
@@ -42,6 +43,9 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return usagef(`pigeon init -relay HOST:PORT -fingerprint HEX`, "init needs the relay address and its certificate fingerprint")
 	}
 	if err := checkRelayFlags(*addr, *fp); err != nil {
+		return err
+	}
+	if err := checkDeviceName(f.name); err != nil {
 		return err
 	}
 	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
@@ -71,6 +75,9 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	}
 	b, _ := json.Marshal(relayInfo{Addr: *addr, Fingerprint: *fp})
 	if err := os.WriteFile(filepath.Join(c.dir, relayFile), b, 0o600); err != nil {
+		return err
+	}
+	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
@@ -136,27 +143,6 @@ func (c *cli) id(args []string) error {
 		Relay:            opts.Addr,
 		RelayFingerprint: opts.Fingerprint,
 	})
-	return nil
-}
-
-func (c *cli) verify(args []string) error {
-	if len(args) != 1 {
-		return usagef("pigeon verify ACCOUNT", "verify needs one account id")
-	}
-	contact, err := parseAccount(args[0])
-	if err != nil {
-		return err
-	}
-	d, err := c.device()
-	if err != nil {
-		return err
-	}
-	sn, err := d.SafetyNumber(contact)
-	if err != nil {
-		return failf("send or receive a message with them first", "no identity key known for %s", short(contact))
-	}
-	fmt.Fprintln(c.stdout, sn)
-	fmt.Fprintf(c.stderr, "pigeon: this is your safety number with %s; compare it with theirs in person or on a call (if it differs, someone may be in the middle)\n", short(contact))
 	return nil
 }
 

@@ -89,37 +89,12 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 		return relayError("list devices", err)
 	}
 	for _, info := range infos {
-		name, unreadable := "", false
-		if len(info.EncryptedName) > 0 {
-			if n, err := d.OpenDeviceName(info.EncryptedName); err == nil {
-				name = n
-			} else {
-				unreadable = true
-			}
-		}
+		j, line := c.deviceRow(d, info)
 		if asJSON {
-			j := deviceJSON{ID: info.DeviceID, Name: name, NameUnreadable: unreadable, Linked: info.Linked.UTC().Format(time.RFC3339), This: info.DeviceID == d.DeviceID()}
-			if !info.LastSeen.IsZero() {
-				j.LastSeen = info.LastSeen.UTC().Format(time.RFC3339)
-			}
 			emit(c.stdout, j)
-			continue
+		} else {
+			fmt.Fprintln(c.stdout, line)
 		}
-		switch {
-		case unreadable:
-			name = "(unreadable name)"
-		case name == "":
-			name = "(no name)"
-		}
-		seen := "never"
-		if !info.LastSeen.IsZero() {
-			seen = info.LastSeen.Format("2006-01-02")
-		}
-		this := ""
-		if info.DeviceID == d.DeviceID() {
-			this = " (this device)"
-		}
-		fmt.Fprintf(c.stdout, "%d\t%s\tlinked %s\tlast seen %s%s\n", info.DeviceID, name, info.Linked.Format("2006-01-02"), seen, this)
 	}
 	return nil
 }

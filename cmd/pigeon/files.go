@@ -26,7 +26,7 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	if len(args) != 2 {
 		return usagef("pigeon send-file ACCOUNT PATH", "send-file needs an account id and a file")
 	}
-	to, err := parseAccount(args[0])
+	to, err := c.account(args[0])
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	}
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(id))
-	fmt.Fprintf(c.stderr, "pigeon: sent %s (%s) to %s (%d device%s)\n", name, humanSize(size), short(to), n, plural(n))
+	fmt.Fprintf(c.stderr, "pigeon: sent %s (%s) to %s (%d device%s)\n", name, humanSize(size), c.names(d.AccountID()).short(to), n, plural(n))
 	return nil
 }
 

@@ -59,12 +59,13 @@ func (in *inbox) showGroup(ctx context.Context, m *incoming) bool {
 			rec.To = slices.DeleteFunc(slices.Clone(g.Members), func(a string) bool { return a == me })
 		}
 		in.record(gid, true, m, rec)
+		key := in.key(gid, m, m.content.GetId())
 		if in.json {
 			e := in.newEvent("message", m)
 			e.GroupName, e.Text = g.Name, b.Text.GetBody()
-			emit(c.stdout, e)
+			in.outJSON(key, e)
 		} else {
-			fmt.Fprintf(c.stdout, "%s %s%s: %s\n", m.when, label, m.sender(d), b.Text.GetBody())
+			in.out(key, fmt.Sprintf("%s %s%s: %s", m.when, label, in.sender(m), b.Text.GetBody()))
 		}
 		return true
 	case *spec.Content_Typing:
@@ -144,34 +145,38 @@ func (in *inbox) applyGroupUpdate(m *incoming, u *spec.GroupUpdate) bool {
 		fmt.Fprintf(c.stderr, "pigeon: could not apply a group update: %v\n", err)
 		return false
 	}
-	label, actor := "["+u.GetName()+"] ", admin
-	if admin == me {
-		actor = "you"
-	}
+	label, actor := "["+u.GetName()+"] ", in.names.of(admin)
 	if in.json && what != "" {
 		e := in.newEvent("group", m)
 		e.GroupName, e.Change, e.Members = u.GetName(), what, len(members)
 		e.Added, e.Removed = added, gone
-		emit(c.stdout, e)
+		in.outJSON("", e)
 		return true
+	}
+	shown := func(accts []string) string {
+		out := make([]string, len(accts))
+		for i, a := range accts {
+			out[i] = in.names.of(a)
+		}
+		return strings.Join(out, ", ")
 	}
 	switch what {
 	case "joined":
-		fmt.Fprintf(c.stdout, "%s %s%s added you to the group (%d members)\n", m.when, label, actor, len(members))
+		in.out("", fmt.Sprintf("%s %s%s added you to the group (%d members)", m.when, label, actor, len(members)))
 	case "removed":
-		fmt.Fprintf(c.stdout, "%s %s%s removed you from the group\n", m.when, label, actor)
+		in.out("", fmt.Sprintf("%s %s%s removed you from the group", m.when, label, actor))
 	case "changed":
 		var parts []string
 		if len(added) > 0 {
-			parts = append(parts, "added "+strings.Join(added, ", "))
+			parts = append(parts, "added "+shown(added))
 		}
 		if len(gone) > 0 {
-			parts = append(parts, "removed "+strings.Join(gone, ", "))
+			parts = append(parts, "removed "+shown(gone))
 		}
 		if len(parts) == 0 {
 			parts = append(parts, "renamed the group")
 		}
-		fmt.Fprintf(c.stdout, "%s %s%s %s\n", m.when, label, actor, strings.Join(parts, "; "))
+		in.out("", fmt.Sprintf("%s %s%s %s", m.when, label, actor, strings.Join(parts, "; ")))
 	default:
 		return false
 	}

@@ -34,8 +34,9 @@ type conversation struct {
 	name  string // the group's name
 }
 
-// resolve reads a conversation argument: a group's id or unique name, or
-// an account id.
+// resolve reads a conversation argument: a group's id, an account id, a
+// contact's name, or a group's unique name (a name both a contact and a
+// group have is refused).
 func (c *cli) resolve(arg string) (*conversation, error) {
 	groups, err := c.groupChats()
 	if err != nil {
@@ -60,6 +61,17 @@ func (c *cli) resolve(arg string) (*conversation, error) {
 			named = append(named, id)
 		}
 	}
+	contacts, err := c.loadContacts()
+	if err != nil {
+		return nil, err
+	}
+	if h := contacts.byName(arg); h != "" {
+		if len(named) > 0 {
+			sort.Strings(named)
+			return nil, failf("use the id: "+strings.Join(append([]string{h}, named...), ", "), "%q is both a contact and a group", arg)
+		}
+		return &conversation{id: mustHex(h)}, nil
+	}
 	switch len(named) {
 	case 1:
 		id, _ := hex.DecodeString(named[0])
@@ -69,7 +81,7 @@ func (c *cli) resolve(arg string) (*conversation, error) {
 		sort.Strings(named)
 		return nil, failf("use the group id (\"pigeon group list\" shows them): "+strings.Join(named, ", "), "%d groups are called %q", len(named), arg)
 	}
-	return nil, failf(`an account id is the 32 hex digits "pigeon id" prints; "pigeon group list" shows the groups`, "%q is neither an account id nor a group", arg)
+	return nil, failf(`an account id is the 32 hex digits "pigeon id" prints; "pigeon contact list" shows the contacts and "pigeon group list" the groups`, "%q is neither an account id, a contact nor a group", arg)
 }
 
 // looksLikeID reports whether s is 32 hex digits, an account or group id.
@@ -119,7 +131,7 @@ func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	me := hex.EncodeToString(d.AccountID())
 	members := []string{me}
 	for _, a := range args[1:] {
-		acct, err := parseAccount(a)
+		acct, err := c.account(a)
 		if err != nil {
 			return err
 		}
@@ -181,7 +193,7 @@ func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
 	}
 	var accts []string
 	for _, a := range args[1:] {
-		acct, err := parseAccount(a)
+		acct, err := c.account(a)
 		if err != nil {
 			return err
 		}
@@ -324,6 +336,7 @@ func (c *cli) groupList(args []string) error {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return groups[ids[i]].Group.Name < groups[ids[j]].Group.Name })
+	n := c.names(d.AccountID())
 	for _, id := range ids {
 		g := groups[id].Group
 		note := ""
@@ -338,6 +351,8 @@ func (c *cli) groupList(args []string) error {
 			who := m
 			if m == me {
 				who += " (you)"
+			} else if name := n.name(m); name != "" {
+				who += " " + name
 			}
 			fmt.Fprintf(c.stdout, "  %s\n", who)
 		}

@@ -29,6 +29,8 @@ type event struct {
 	// device.
 	From       string `json:"from"`
 	FromDevice uint32 `json:"from_device"`
+	// FromName is the sender's contact name, when it has one.
+	FromName string `json:"from_name,omitempty"`
 	// Self is true when the sender is another device of this account.
 	Self bool `json:"self,omitempty"`
 	// SentAt is when the sender says it sent it, RFC 3339 (UTC).
@@ -36,8 +38,9 @@ type event struct {
 	// Group and GroupName are the group's id and name, for group events.
 	Group     string `json:"group,omitempty"`
 	GroupName string `json:"group_name,omitempty"`
-	// To is the recipient of a "sent" copy.
-	To string `json:"to,omitempty"`
+	// To is the recipient of a "sent" copy, ToName its contact name.
+	To     string `json:"to,omitempty"`
+	ToName string `json:"to_name,omitempty"`
 	// Text is the message's text ("message", "sent").
 	Text string `json:"text,omitempty"`
 	// File, Path and Size describe a saved "file": the sender's name for
@@ -68,6 +71,7 @@ func (in *inbox) newEvent(typ string, m *incoming) *event {
 		Type:       typ,
 		From:       hex.EncodeToString(m.env.Sender),
 		FromDevice: m.env.SenderDevice,
+		FromName:   in.names.name(hex.EncodeToString(m.env.Sender)),
 		Self:       m.fromSelf(in.d),
 		SentAt:     time.UnixMilli(m.content.GetSentAtMs()).UTC().Format(time.RFC3339),
 	}

@@ -148,6 +148,9 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 	if err := os.WriteFile(filepath.Join(c.dir, relayFile), b, 0o600); err != nil {
 		return err
 	}
+	if err := c.saveLocalName(truncateName(name)); err != nil {
+		return err
+	}
 	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", acct.DeviceID, hex.EncodeToString(acct.AccountID))
 	return nil
 }

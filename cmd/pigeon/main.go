@@ -1,12 +1,14 @@
 // Command pigeon is Pigeonhole's end-to-end-encrypted messaging client for
 // the terminal.
 //
-//	pigeon init -relay HOST:PORT -fingerprint HEX   create an identity and register
+//	pigeon init -relay HOST:PORT -fingerprint HEX   create an identity and register (-name NAME)
 //	pigeon id [-json]                               print this account's id
 //	pigeon send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message
 //	pigeon recv [-json]                             print queued messages, then exit
 //	pigeon listen [-json]                           print messages as they arrive
-//	pigeon verify ACCOUNT                           show the safety number with ACCOUNT
+//	pigeon verify [-mark] ACCOUNT                   show (or mark as compared) the safety number
+//	pigeon status [-json]                           identity, devices, relay reachability, prekeys
+//	pigeon contact add|list|remove ...              local names for accounts
 //	pigeon push-token apns|fcm|clear ...            register this device's push token
 //	pigeon link ... | link -approve URI_OR_PNG      link a new device by QR code
 //	pigeon devices [-json] | devices revoke ID      list or revoke the account's devices
@@ -38,7 +40,9 @@ import (
 const usage = `usage: pigeon [-dir DIR] <command> [arguments]
 
 commands:
-  init -relay HOST:PORT -fingerprint HEX   create an identity and register it
+  init -relay HOST:PORT -fingerprint HEX [-name NAME]
+                                           create an identity and register it (-name: this
+                                           device's name, shown by devices and status)
   id [-json]                               print this account's id (-json: with its device,
                                            identity key and relay, as one JSON object)
   send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message; prints its id
@@ -46,7 +50,15 @@ commands:
                                            starting with "-")
   recv                                     print queued messages, then exit
   listen                                   print messages as they arrive (Ctrl-C stops)
-  verify ACCOUNT                           show the safety number to compare with ACCOUNT
+  verify [-mark] ACCOUNT                   show the safety number to compare with ACCOUNT and
+                                           whether you verified it (-mark: you compared it;
+                                           also accepts a changed identity key)
+  status [-json]                           this device, the account's devices, the relay (is it
+                                           reachable) and the one-time prekeys it holds
+  contact add NAME ACCOUNT                 give an account a local name, usable wherever an
+                                           ACCOUNT goes and shown instead of its id
+  contact list                             the contacts and their account ids
+  contact remove|rm NAME                   forget a contact's name
   push-token apns [-sandbox] TOPIC HEX     register an APNs device token (as an app does)
   push-token fcm TOKEN                     register an FCM registration token
   push-token clear                         remove this device's push token
@@ -74,7 +86,8 @@ commands:
   completion bash|zsh|fish                 print a shell completion script
   version                                  print the version
 
-GROUP is a group's id or its name, when no other group has that name.
+ACCOUNT is an account id or a contact's name. GROUP is a group's id or
+its name, when no other group (and no contact) has that name.
 
 The state directory is -dir, else $PIGEON_HOME, else the "pigeon" folder
 in the user config directory.
@@ -138,6 +151,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil {
 		return 0
+	}
+	var ic *identityChangedError
+	if errors.As(err, &ic) {
+		err = c.identityChangedFailure(ic.account)
 	}
 	var ue *userError
 	if errors.As(err, &ue) {

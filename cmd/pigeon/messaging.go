@@ -66,7 +66,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	}
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(id))
-	fmt.Fprintf(c.stderr, "pigeon: sent to %s (%d device%s)\n", short(to), n, plural(n))
+	fmt.Fprintf(c.stderr, "pigeon: sent to %s (%d device%s)\n", c.names(d.AccountID()).short(to), n, plural(n))
 	return nil
 }
 
@@ -220,7 +220,7 @@ func startSessions(ctx context.Context, conn *client.Conn, d *e2e.Device, to []b
 		}
 	}
 	if err := d.StartSessions(ctx, keys, only); errors.Is(err, e2e.ErrIdentityChanged) {
-		return nil, failf(`if they reinstalled, check with them and run "pigeon verify"`, "%s's identity key changed; not sending", short(to))
+		return nil, &identityChangedError{account: to}
 	} else if err != nil {
 		return nil, err
 	}

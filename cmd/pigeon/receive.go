@@ -85,11 +85,11 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 			cancel()
 		}
 	}
-	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, json: f.json, receipts: map[receiptKey][][]byte{}}
+	in := &inbox{c: c, d: d, cl: cl, deleteLimit: *deleteLimit, json: f.json, receipts: map[receiptKey][][]byte{}, limit: *count}
+	defer in.flush(false)
 	if follow {
 		fmt.Fprintln(c.stderr, "pigeon: listening; Ctrl-C stops")
 	}
-	printed := 0
 	drained := false
 	for {
 		ev, err := cl.Next(ctx)
@@ -105,17 +105,17 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 		}
 		switch ev.Kind {
 		case client.EventEnvelope:
-			shown := in.show(ctx, ev.Envelope)
+			if ev.Envelope.Seq != 0 {
+				in.hold() // until the relay says the batch is drained
+			}
+			in.show(ctx, ev.Envelope)
 			if err := cl.Ack(ev.Envelope.Seq); err != nil {
 				return relayError("ack", err)
 			}
 			if drained {
 				in.sendReceipts(ctx)
 			}
-			if shown {
-				printed++
-			}
-			if *count > 0 && printed >= *count {
+			if *count > 0 && in.printed >= *count {
 				in.finish()
 				return nil
 			}
@@ -125,6 +125,11 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
 		case client.EventDrained:
 			drained = true
+			in.flush(false)
+			if *count > 0 && in.printed >= *count {
+				in.finish()
+				return nil
+			}
 			in.sendReceipts(ctx)
 			if !follow {
 				in.finish()
@@ -145,6 +150,16 @@ type inbox struct {
 	json bool
 	// receipts are the delivered receipts not sent yet, by sender and group.
 	receipts map[receiptKey][][]byte
+	// names shows accounts by their contact names.
+	names *names
+	// holding, held and heldBytes are the output of a batch held back
+	// (inboxout.go); printed counts the lines printed, limit is
+	// "listen -n" (0: none).
+	holding   bool
+	held      []heldLine
+	heldBytes int
+	printed   int
+	limit     int
 }
 
 type receiptKey struct{ to, group string }
@@ -152,6 +167,7 @@ type receiptKey struct{ to, group string }
 // finish sends the receipts still owed and ends the session so the relay
 // makes the acks durable.
 func (in *inbox) finish() {
+	in.flush(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	in.sendReceipts(ctx)
@@ -166,6 +182,7 @@ func (in *inbox) finish() {
 // same: it would never decrypt later.
 func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 	c := in.c
+	in.names = c.names(in.d.AccountID())
 	var plain, group []byte
 	var err error
 	if env.Type == e2e.TypeGroup {
@@ -177,7 +194,8 @@ func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 	case errors.Is(err, e2e.ErrDuplicate):
 		return false
 	case errors.Is(err, e2e.ErrIdentityChanged):
-		fmt.Fprintf(c.stderr, "pigeon: dropped a message from %s: their identity key changed\npigeon: hint: check with them and run \"pigeon verify %x\"\n", short(env.Sender), env.Sender)
+		fmt.Fprintf(c.stderr, "pigeon: dropped a message from %s: their identity key changed\n", in.names.short(env.Sender))
+		c.identityChanged(in.d, env.Sender)
 		return false
 	case errors.Is(err, e2e.ErrNoSenderKey):
 		fmt.Fprintf(c.stderr, "pigeon: could not decrypt a group message from %s: this device does not have their group key (it is given only to members)\n", short(env.Sender))
@@ -213,12 +231,19 @@ type incoming struct {
 func (m *incoming) fromSelf(d *e2e.Device) bool { return string(m.env.Sender) == string(d.AccountID()) }
 
 // sender is how a message's sender is shown: "you" for this account's
-// other devices, else the account id.
-func (m *incoming) sender(d *e2e.Device) string {
-	if m.fromSelf(d) {
-		return "you"
+// other devices, else the contact name or the account id.
+func (in *inbox) sender(m *incoming) string {
+	return in.names.of(hex.EncodeToString(m.env.Sender))
+}
+
+// key names the message m in conversation conv, for a delete in the same
+// batch (msgKey).
+func (in *inbox) key(conv []byte, m *incoming, id []byte) string {
+	from := ""
+	if !m.fromSelf(in.d) {
+		from = hex.EncodeToString(m.env.Sender)
 	}
-	return hex.EncodeToString(m.env.Sender)
+	return msgKey(conv, from, id)
 }
 
 // showDirect handles a one-to-one message.
@@ -227,12 +252,13 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 	switch b := content.Body.(type) {
 	case *spec.Content_Text:
 		in.record(from, false, m, &chatMessage{Text: b.Text.GetBody()})
+		key := in.key(from, m, content.GetId())
 		if in.json {
 			e := in.newEvent("message", m)
 			e.Text = b.Text.GetBody()
-			emit(c.stdout, e)
+			in.outJSON(key, e)
 		} else {
-			fmt.Fprintf(c.stdout, "%s %x: %s\n", m.when, from, b.Text.GetBody())
+			in.out(key, fmt.Sprintf("%s %s: %s", m.when, in.sender(m), b.Text.GetBody()))
 		}
 		return true
 	case *spec.Content_Attachment:
@@ -242,12 +268,13 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 		}
 		name, size := safeName(b.Attachment.GetFileName()), int64(b.Attachment.GetSize())
 		in.record(from, false, m, &chatMessage{File: name})
+		key := in.key(from, m, content.GetId())
 		if in.json {
 			e := in.newEvent("file", m)
 			e.File, e.Path, e.Size = name, saved, size
-			emit(c.stdout, e)
+			in.outJSON(key, e)
 		} else {
-			fmt.Fprintf(c.stdout, "%s %x: file %s saved as %s (%s)\n", m.when, from, name, saved, humanSize(size))
+			in.out(key, fmt.Sprintf("%s %s: file %s saved as %s (%s)", m.when, in.sender(m), name, saved, humanSize(size)))
 		}
 		return true
 	case *spec.Content_Sent:
@@ -258,15 +285,17 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 		dest := b.Sent.GetDestination()
 		sent := &spec.Content{Id: b.Sent.GetId(), SentAtMs: content.GetSentAtMs()}
 		c.recordSent(dest, false, sent, &chatMessage{Text: b.Sent.GetText().GetBody(), To: []string{hex.EncodeToString(dest)}})
+		key := in.key(dest, m, b.Sent.GetId())
 		if in.json {
 			e := in.newEvent("sent", m)
 			if id := b.Sent.GetId(); len(id) == messageIDSize {
 				e.ID = hex.EncodeToString(id)
 			}
 			e.To, e.Text = hex.EncodeToString(dest), b.Sent.GetText().GetBody()
-			emit(c.stdout, e)
+			e.ToName = in.names.name(e.To)
+			in.outJSON(key, e)
 		} else {
-			fmt.Fprintf(c.stdout, "%s you to %x: %s\n", m.when, dest, b.Sent.GetText().GetBody())
+			in.out(key, fmt.Sprintf("%s you to %s: %s", m.when, in.names.of(hex.EncodeToString(dest)), b.Sent.GetText().GetBody()))
 		}
 		return true
 	case *spec.Content_Receipt:
@@ -283,7 +312,7 @@ func (in *inbox) showDirect(ctx context.Context, m *incoming) bool {
 		}
 		return in.applyDelete(m, conv, false, "")
 	}
-	fmt.Fprintf(c.stderr, "pigeon: %s sent a kind of message this version of pigeon cannot show\n", short(from))
+	fmt.Fprintf(c.stderr, "pigeon: %s sent a kind of message this version of pigeon cannot show\n", in.names.short(from))
 	return false
 }
 
@@ -295,14 +324,14 @@ func (in *inbox) showTyping(m *incoming, t *spec.Typing, group string) {
 		e.GroupName = group
 		started := t.GetStarted()
 		e.Typing = &started
-		emit(in.c.stdout, e)
+		in.outJSON("", e)
 		return
 	}
 	if group == "" {
-		fmt.Fprintf(in.c.stdout, "%s %x %s\n", m.when, m.env.Sender, typingText(t))
+		in.out("", fmt.Sprintf("%s %s %s", m.when, in.sender(m), typingText(t)))
 		return
 	}
-	fmt.Fprintf(in.c.stdout, "%s [%s] %s %s\n", m.when, group, m.sender(in.d), typingText(t))
+	in.out("", fmt.Sprintf("%s [%s] %s %s", m.when, group, in.sender(m), typingText(t)))
 }
 
 // emitReceipt prints a delivered or read receipt from someone else, with
@@ -322,7 +351,7 @@ func (in *inbox) emitReceipt(m *incoming, r *spec.Receipt) {
 	}
 	e := in.newEvent("receipt", m)
 	e.Receipt, e.IDs = kind, hexIDs(r.GetIds())
-	emit(in.c.stdout, e)
+	in.outJSON("", e)
 }
 
 func typingText(t *spec.Typing) string {
@@ -461,15 +490,18 @@ func (in *inbox) applyDelete(m *incoming, conv []byte, group bool, groupName str
 	case err != nil:
 		fmt.Fprintf(c.stderr, "pigeon: could not delete a message: %v\n", err)
 	case result == "deleted" && in.json:
+		in.unprint(msgKey(conv, from, m.content.GetDelete().GetId()))
 		e := in.newEvent("delete", m)
 		e.Deleted, e.GroupName = id, groupName
-		emit(c.stdout, e)
+		in.outJSON("", e)
 		return true
 	case result == "deleted":
-		fmt.Fprintf(c.stdout, "%s %s%s deleted a message\n", m.when, label, m.sender(in.d))
+		// The message's own line, if this batch holds it, never shows.
+		in.unprint(msgKey(conv, from, m.content.GetDelete().GetId()))
+		in.out("", fmt.Sprintf("%s %s%s deleted a message", m.when, label, in.sender(m)))
 		return true
 	case result == "late":
-		fmt.Fprintf(c.stderr, "pigeon: %s asked to delete a message older than the %v limit; it was kept\n", m.sender(in.d), in.deleteLimit)
+		fmt.Fprintf(c.stderr, "pigeon: %s asked to delete a message older than the %v limit; it was kept\n", in.sender(m), in.deleteLimit)
 	}
 	return false
 }

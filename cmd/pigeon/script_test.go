@@ -62,6 +62,7 @@ func TestScripts(t *testing.T) {
 			"groupdecrypt": groupDecrypt,
 			"waitgrep":     waitGrep,
 			"jsonl":        jsonLines,
+			"impostor":     impostor,
 		},
 	})
 }

@@ -205,10 +205,13 @@ func (c *cli) history(args []string) error {
 	if err != nil {
 		return err
 	}
+	n := c.contacts()
 	for _, m := range ch.Messages {
 		who := m.From
 		if who == "" {
 			who = "you"
+		} else if name := n.byAccount(who); name != "" {
+			who = name
 		}
 		body := m.Text
 		if m.File != "" {

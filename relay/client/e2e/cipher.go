@@ -136,6 +136,9 @@ func (d *Device) StartSessionsKEM(ctx context.Context, keys *client.Keys, kem ma
 		}
 		if err != nil {
 			if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+				if err := d.offer(keys.AccountID, b.IdentityKey); err != nil {
+					return err
+				}
 				return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
 			}
 			return fmt.Errorf("e2e: session with device %d: %w", b.DeviceID, err)
@@ -245,6 +248,11 @@ func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, err
 			return nil, err
 		}
 		plain, err = cipher.DecryptMessage(ctx, msg)
+		if errors.Is(err, signalerror.ErrUntrustedIdentity) && msg.IdentityKey() != nil {
+			if err := d.offer(env.Sender, msg.IdentityKey().Serialize()); err != nil {
+				return nil, err
+			}
+		}
 		if err != nil {
 			return nil, decryptError(err)
 		}

@@ -32,6 +32,12 @@ func (d *Device) SafetyNumber(contact []byte) (string, error) {
 	if theirs == nil {
 		return "", fmt.Errorf("e2e: no identity key known for %s…: exchange a message first", hex.EncodeToString(contact)[:6])
 	}
+	return d.safetyNumber(contact, theirs), nil
+}
+
+// safetyNumber is the safety number of this account and a contact whose
+// identity key is theirs.
+func (d *Device) safetyNumber(contact, theirs []byte) string {
 	mine := fingerprintHalf(d.st.IdentityPublic, d.st.AccountID)
 	other := fingerprintHalf(theirs, addressName(contact))
 	digits := fingerprint.NewDisplay(mine, other).DisplayText()
@@ -39,7 +45,7 @@ func (d *Device) SafetyNumber(contact []byte) (string, error) {
 	for i := 0; i+5 <= len(digits); i += 5 {
 		groups = append(groups, digits[i:i+5])
 	}
-	return strings.Join(groups, " "), nil
+	return strings.Join(groups, " ")
 }
 
 // fingerprintHalf is Signal's numeric fingerprint of one party (version
