@@ -160,12 +160,12 @@ func badKemKeys(t testing.TB, ik, other *identity.KeyPair) map[string]keys.KemPr
 	}
 	// A key whose first coefficient is 0xfff (above q = 3329), re-signed:
 	// the right size and a good signature, but no ML-KEM-1024 key.
-	outOfRange := with(func(k *keys.KemPreKey) { k.PublicKey[1], k.PublicKey[2] = 0xff, 0x0f })
-	sig := ecc.CalculateSignature(ik.PrivateKey(), outOfRange.PublicKey)
-	outOfRange.Signature = sig[:]
-	kyberType := with(func(k *keys.KemPreKey) { k.PublicKey[0] = 0x08 })
-	sig = ecc.CalculateSignature(ik.PrivateKey(), kyberType.PublicKey)
-	kyberType.Signature = sig[:]
+	resign := func(k *keys.KemPreKey) {
+		sig := ecc.CalculateSignature(ik.PrivateKey(), k.PublicKey)
+		k.Signature = sig[:]
+	}
+	outOfRange := with(func(k *keys.KemPreKey) { k.PublicKey[1], k.PublicKey[2] = 0xff, 0x0f; resign(k) })
+	kyberType := with(func(k *keys.KemPreKey) { k.PublicKey[0] = 0x08; resign(k) })
 	return map[string]keys.KemPreKey{
 		"signed by another identity": KemPreKey(t, other, 9),
 		"flipped signature bit":      with(func(k *keys.KemPreKey) { k.Signature[3] ^= 1 }),
