@@ -58,11 +58,11 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	acct, err := register(ctx, opts, reg)
+	acct, err := c.register(ctx, opts, reg, dev)
 	if err != nil {
 		// Leave nothing half made behind, so init can be run again:
 		// the directory too when init made it.
-		for _, name := range []string{"device.json", "prekeys", "signed", "lock"} {
+		for _, name := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
 			_ = os.RemoveAll(filepath.Join(c.dir, name))
 		}
 		if madeDir {
@@ -84,7 +84,9 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	return nil
 }
 
-func register(ctx context.Context, opts *client.Options, reg *client.Registration) (*client.Account, error) {
+// register registers the new device dev and uploads its one-time KEM
+// prekeys on the same connection.
+func (c *cli) register(ctx context.Context, opts *client.Options, reg *client.Registration, dev *e2e.Device) (*client.Account, error) {
 	conn, err := dial(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -94,6 +96,7 @@ func register(ctx context.Context, opts *client.Options, reg *client.Registratio
 	if err != nil {
 		return nil, relayError("register", err)
 	}
+	c.uploadKEMPreKeys(ctx, conn, dev, 0)
 	return acct, nil
 }
 

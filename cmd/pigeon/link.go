@@ -119,7 +119,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 		return err
 	}
 	undo := func() {
-		for _, n := range []string{"device.json", "prekeys", "signed", "lock"} {
+		for _, n := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
 			_ = os.RemoveAll(filepath.Join(c.dir, n))
 		}
 	}
@@ -141,6 +141,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 		}
 		return relayError("link", err)
 	}
+	c.uploadKEMPreKeys(ctx, conn, dev, 0)
 	if err := dev.Registered(acct.AccountID, acct.DeviceID); err != nil {
 		return err
 	}
