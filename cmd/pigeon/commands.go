@@ -58,7 +58,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	acct, err := c.register(ctx, opts, reg, dev)
+	acct, err := register(ctx, opts, reg)
 	if err != nil {
 		// Leave nothing half made behind, so init can be run again:
 		// the directory too when init made it.
@@ -80,13 +80,12 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
+	c.uploadFirstKEMPreKeys(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
 	return nil
 }
 
-// register registers the new device dev and uploads its one-time KEM
-// prekeys on the same connection.
-func (c *cli) register(ctx context.Context, opts *client.Options, reg *client.Registration, dev *e2e.Device) (*client.Account, error) {
+func register(ctx context.Context, opts *client.Options, reg *client.Registration) (*client.Account, error) {
 	conn, err := dial(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -96,7 +95,6 @@ func (c *cli) register(ctx context.Context, opts *client.Options, reg *client.Re
 	if err != nil {
 		return nil, relayError("register", err)
 	}
-	c.uploadKEMPreKeys(ctx, conn, dev, 0)
 	return acct, nil
 }
 

@@ -32,6 +32,27 @@ func (c *cli) uploadKEMPreKeys(ctx context.Context, conn *client.Conn, d *e2e.De
 	}
 }
 
+// uploadFirstKEMPreKeys uploads a new device's one-time KEM prekeys, on a
+// connection of their own: they are too large for the unauthenticated
+// connection that registered the device (protocol.md, "Limits").
+func (c *cli) uploadFirstKEMPreKeys(ctx context.Context) {
+	d, opts, creds, err := c.registered()
+	if err != nil {
+		return
+	}
+	conn, err := dial(ctx, opts)
+	if err == nil {
+		defer conn.Close()
+		_, err = conn.Authenticate(ctx, creds, 0)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "pigeon: could not upload post-quantum prekeys (contacts use the last-resort one meanwhile; \"pigeon recv\" tries again): %v\n", err)
+		return
+	}
+	c.uploadKEMPreKeys(ctx, conn, d, 0)
+	_ = conn.Finish(ctx)
+}
+
 // printSessionKinds says, for verify, which key agreement each session
 // with acct's devices was started with: PQXDH (post-quantum) or X3DH.
 func (c *cli) printSessionKinds(d *e2e.Device, acct []byte, who string) {

@@ -141,7 +141,6 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 		}
 		return relayError("link", err)
 	}
-	c.uploadKEMPreKeys(ctx, conn, dev, 0)
 	if err := dev.Registered(acct.AccountID, acct.DeviceID); err != nil {
 		return err
 	}
@@ -152,6 +151,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 	if err := c.saveLocalName(truncateName(name)); err != nil {
 		return err
 	}
+	c.uploadFirstKEMPreKeys(ctx)
 	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", acct.DeviceID, hex.EncodeToString(acct.AccountID))
 	return nil
 }
