@@ -182,6 +182,9 @@ func (c *conn) checkNewDevice(authKey, authProof []byte, spk *spec.SignedPreKey,
 }
 
 func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
+	if len(r.EncryptedName) > keys.MaxNameBytes {
+		return nil, spec.Err(spec.CodeBadRequest, "encrypted_name is at most %d bytes", keys.MaxNameBytes)
+	}
 	undo, e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys))
 	if e != nil {
 		return nil, e
@@ -202,6 +205,7 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 		RegistrationID: r.RegistrationId,
 		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
 		KemLastResort:  kemPreKeyFrom(r.LastResortKemPrekey),
+		Name:           bytes.Clone(r.EncryptedName),
 	}, preKeysFrom(r.Prekeys))
 	if err != nil {
 		undoAccount()

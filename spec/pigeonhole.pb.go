@@ -1088,8 +1088,11 @@ type RegisterRequest struct {
 	// rotate_last_resort_kem_prekey). One-time KEM prekeys are uploaded
 	// with upload_kem_prekeys once the connection is authenticated.
 	LastResortKemPrekey *KemPreKey `protobuf:"bytes,7,opt,name=last_resort_kem_prekey,json=lastResortKemPrekey,proto3" json:"last_resort_kem_prekey,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The device's display name, sealed as LinkDeviceRequest's is (opaque to
+	// the relay, at most 256 bytes; optional).
+	EncryptedName []byte `protobuf:"bytes,8,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -1167,6 +1170,13 @@ func (x *RegisterRequest) GetPrekeys() []*PreKey {
 func (x *RegisterRequest) GetLastResortKemPrekey() *KemPreKey {
 	if x != nil {
 		return x.LastResortKemPrekey
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetEncryptedName() []byte {
+	if x != nil {
+		return x.EncryptedName
 	}
 	return nil
 }
@@ -4184,7 +4194,7 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xd9\x02\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x80\x03\n" +
 	"\x0fRegisterRequest\x12\x19\n" +
 	"\bauth_key\x18\x01 \x01(\fR\aauthKey\x12\x1d\n" +
 	"\n" +
@@ -4193,7 +4203,8 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x0fregistration_id\x18\x04 \x01(\rR\x0eregistrationId\x12@\n" +
 	"\rsigned_prekey\x18\x05 \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\x12/\n" +
 	"\aprekeys\x18\x06 \x03(\v2\x15.pigeonhole.v1.PreKeyR\aprekeys\x12M\n" +
-	"\x16last_resort_kem_prekey\x18\a \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\x13lastResortKemPrekey\"N\n" +
+	"\x16last_resort_kem_prekey\x18\a \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\x13lastResortKemPrekey\x12%\n" +
+	"\x0eencrypted_name\x18\b \x01(\fR\rencryptedName\"N\n" +
 	"\x10RegisterResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +

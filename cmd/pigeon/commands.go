@@ -58,6 +58,11 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.name != "" {
+		if reg.EncryptedName, err = dev.SealDeviceName(truncateName(f.name)); err != nil {
+			return err
+		}
+	}
 	acct, err := register(ctx, opts, reg)
 	if err != nil {
 		// Leave nothing half made behind, so init can be run again:

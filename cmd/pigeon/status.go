@@ -128,7 +128,7 @@ func (c *cli) askRelay(ctx context.Context, opts *client.Options, creds *client.
 // deviceRow describes one device of the account, for -json and for
 // people (as "pigeon devices" prints it). This device's name is the one
 // given to "pigeon init -name" or "pigeon link -name" when the relay has
-// none (the protocol stores no name for an account's first device).
+// none (a first device registered before RegisterRequest had a name).
 func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, string) {
 	name, unreadable := "", false
 	if len(info.EncryptedName) > 0 {

@@ -35,6 +35,10 @@ type Registration struct {
 	// see NewKemPreKey). One-time KEM prekeys go up with
 	// UploadKemPreKeys once the device is authenticated.
 	KemLastResort *KemPreKey
+	// EncryptedName is the device's display name, sealed so that only the
+	// account's devices can read it (e2e.Device.SealDeviceName; optional,
+	// at most 256 bytes). LinkDevice takes it as an argument instead.
+	EncryptedName []byte
 }
 
 // Account identifies a device of an account.
@@ -74,6 +78,7 @@ func (c *Conn) Register(ctx context.Context, r *Registration) (*Account, error) 
 		SignedPrekey:        toSpecSigned(r.SignedPreKey),
 		Prekeys:             toSpecPreKeys(r.PreKeys),
 		LastResortKemPrekey: toSpecKem(r.KemLastResort),
+		EncryptedName:       r.EncryptedName,
 	}}})
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
