@@ -33,6 +33,10 @@ type Config struct {
 	// SignedPreKeyRotationHours is how often the signed prekey is
 	// replaced. Zero means 168 (a week).
 	SignedPreKeyRotationHours int
+	// KeepAliveMillis is the QUIC keep-alive period; a connection silent
+	// for three of them is given up (and a new one dialed). Zero means
+	// 20 s; it must stay under the relay's idle timeout (60 s by default).
+	KeepAliveMillis int64
 	// NoDeliveryReceipts stops the automatic delivered receipts for
 	// messages the handler took.
 	NoDeliveryReceipts bool
@@ -74,5 +78,6 @@ func (c *Config) rotation() time.Duration {
 }
 
 func (c *Config) options() *client.Options {
-	return &client.Options{Addr: c.RelayAddr, Fingerprint: c.Fingerprint, ServerName: c.ServerName}
+	return &client.Options{Addr: c.RelayAddr, Fingerprint: c.Fingerprint, ServerName: c.ServerName,
+		KeepAlive: time.Duration(c.KeepAliveMillis) * time.Millisecond}
 }

@@ -17,11 +17,11 @@ import (
 type receiver struct {
 	mu       sync.Mutex
 	running  bool
-	handler  Handler                  // for OnConnection
-	pending  map[[32]byte]event       // events whose handler failed, by envelope
-	order    [][32]byte               // pending's keys, oldest first
-	receipts map[receiptKey][]byte    // delivered receipts owed, ids concatenated
-	keyOrder []receiptKey             // receipts' keys, in order
+	handler  Handler               // for OnConnection
+	pending  map[[32]byte]event    // events whose handler failed, by envelope
+	order    [][32]byte            // pending's keys, oldest first
+	receipts map[receiptKey][]byte // delivered receipts owed, ids concatenated
+	keyOrder []receiptKey          // receipts' keys, in order
 }
 
 // current is the handler of the running receive loop, or nil.
