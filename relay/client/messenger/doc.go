@@ -58,8 +58,11 @@
 // sessions, prekeys, sender keys; *e2e.Device implements those
 // interfaces as it is) and the messenger's own records (group state,
 // the key schedule). DirStore keeps both in one directory, the layout
-// cmd/pigeon uses. An app with its own database implements Store; one
-// Messenger should own a store at a time. Session start is in one
+// cmd/pigeon uses. An app with its own database implements Store:
+// Records is plain keys and values, but Identity, Sessions, SenderKeys
+// and PreKeys are e2e's operations, not bytes, so such a store runs
+// libsignal on its own tables until e2e itself sits on a byte store.
+// One Messenger should own a store at a time. Session start is in one
 // function (startSessions), so a change of key agreement (PQXDH) is
 // made there.
 package messenger
