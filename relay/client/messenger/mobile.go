@@ -117,7 +117,9 @@ func (b *Mobile) ApproveLink(uri string) error {
 }
 
 // Start receives in the background (Messenger.Run) until Stop or
-// Close; h gets every event. A second Start replaces the first.
+// Close; h gets every event. A second Start replaces the first. If
+// receiving ends for good (this device was revoked), h.OnConnection gets
+// false, the reason and a retry of -1.
 func (b *Mobile) Start(h Handler) {
 	b.Stop()
 	ctx, stop := context.WithCancel(b.ctx)
