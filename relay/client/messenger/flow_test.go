@@ -102,3 +102,32 @@ func TestGroupSend(t *testing.T) {
 	}
 	nextMessage(t, bob.rec, "two of us")
 }
+
+// TestRevokedDeviceDropped: Bob revokes his second device; Alice's next
+// send names it, is refused as stale (an extra device), forgets it and
+// lands on Bob's first device only.
+func TestRevokedDeviceDropped(t *testing.T) {
+	r := newRelay(t)
+	alice, bob := register(t, r), register(t, r)
+	bob2 := link(t, r, bob)
+	ctx := ctxT(t)
+	if res, err := alice.Send(ctx, bob.AccountID(), &Content{Text: "both"}); err != nil || res.Devices != 2 {
+		t.Fatalf("send to both: %+v, %v", res, err)
+	}
+	l, err := bob.Devices(ctx)
+	if err != nil || l.Count() != 2 || !l.IsThis(0) || l.Name(1) != "second" || l.ID(1) != bob2.DeviceID() {
+		t.Fatalf("devices: %+v, %v", l, err)
+	}
+	if err := bob2.RevokeDevice(ctx, 1); err == nil {
+		t.Fatal("a linked device revoked the primary")
+	}
+	if err := bob.RevokeDevice(ctx, bob2.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.run(t)
+	res, err := alice.Send(ctx, bob.AccountID(), &Content{Text: "one left"})
+	if err != nil || res.Devices != 1 {
+		t.Fatalf("send after the revoke: %+v, %v", res, err)
+	}
+	nextMessage(t, bob.rec, "one left")
+}

@@ -196,3 +196,17 @@ func (l *MobileLink) Wait(timeoutMillis int64) (*Mobile, error) {
 
 // Cancel gives the link up.
 func (l *MobileLink) Cancel() { l.l.Close() }
+
+// Devices is Messenger.Devices.
+func (b *Mobile) Devices() (*DeviceList, error) {
+	ctx, cancel := b.call()
+	defer cancel()
+	return b.m.Devices(ctx)
+}
+
+// RevokeDevice is Messenger.RevokeDevice.
+func (b *Mobile) RevokeDevice(id int64) error {
+	ctx, cancel := b.call()
+	defer cancel()
+	return b.m.RevokeDevice(ctx, id)
+}
