@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
 
 // rotationKey is the record holding when the signed prekey was last
@@ -28,6 +29,9 @@ func noteRotation(r Records, now time.Time) error {
 // the configured number are left.
 func (m *Messenger) refill(ctx context.Context, remaining int) {
 	want := m.cfg.preKeys() - remaining
+	if want <= 0 {
+		return // the other kind ran low
+	}
 	for want > 0 {
 		n := min(want, maxUpload)
 		pks, err := m.store.NewPreKeys(n)
@@ -46,6 +50,35 @@ func (m *Messenger) refill(ctx context.Context, remaining int) {
 		want -= n
 	}
 	m.log.Info("uploaded new one-time prekeys", "count", m.cfg.preKeys()-remaining)
+}
+
+// refillKEM uploads new one-time KEM prekeys when the relay says fewer
+// than the configured number (the same as for X25519 prekeys) are left,
+// so that contacts start PQXDH sessions with a one-time KEM prekey rather
+// than the last-resort one.
+func (m *Messenger) refillKEM(ctx context.Context, remaining int) {
+	want := m.cfg.preKeys() - remaining
+	if want <= 0 {
+		return
+	}
+	for want > 0 {
+		n := min(want, maxUpload)
+		ks, err := m.store.NewKEMPreKeys(n)
+		if err != nil {
+			m.log.Warn("could not make new KEM prekeys", "err", err)
+			return
+		}
+		err = m.conn(ctx, func(c *client.Conn) error {
+			_, err := c.UploadKemPreKeys(ctx, e2e.UploadAll(ks))
+			return err
+		})
+		if err != nil {
+			m.log.Warn("could not upload new KEM prekeys", "err", err)
+			return
+		}
+		want -= n
+	}
+	m.log.Info("uploaded new one-time KEM prekeys", "count", m.cfg.preKeys()-remaining)
 }
 
 // keySchedule rotates the signed prekey when it is due, checking at

@@ -95,7 +95,7 @@ func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) 
 // undoCreate removes a device created in dir that the relay did not
 // take, so dir can be used again.
 func undoCreate(dir string) {
-	for _, n := range []string{"device.json", "prekeys", "signed", "lock"} {
+	for _, n := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
 		_ = os.RemoveAll(filepath.Join(dir, n))
 	}
 }

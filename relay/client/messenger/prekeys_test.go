@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // signalHandler is a slog.Handler that hands each record's message to
@@ -46,24 +48,44 @@ func TestPreKeyRefill(t *testing.T) {
 	bob := &device{Messenger: bobM, dir: dir, rec: newRecorder()}
 	t.Cleanup(func() { bobM.Close() })
 	bob.run(t)
+	// It registered with a last-resort KEM prekey only, so its first
+	// session is told its one-time KEM prekeys are low, and uploads them.
+	deadline := time.After(patience)
+	waitLog(t, logs, deadline, "uploaded new one-time KEM prekeys")
 	for range 2 { // 11 - 2 = 9 left: under the threshold
 		err := alice.conn(ctx, func(c *clientConn) error { _, err := c.FetchKeys(ctx, bob.AccountID()); return err })
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.After(patience)
-	for done := false; !done; {
-		select {
-		case msg := <-logs.msgs:
-			done = msg == "uploaded new one-time prekeys"
-		case <-deadline:
-			t.Fatal("no prekeys uploaded")
-		}
-	}
+	// Each fetch also claimed a one-time KEM prekey, so the same low
+	// notice makes the device top up its KEM prekeys right after the
+	// X25519 ones.
+	waitLog(t, logs, deadline, "uploaded new one-time prekeys")
+	waitLog(t, logs, deadline, "uploaded new one-time KEM prekeys")
 	var n int
 	err = bob.conn(ctx, func(c *clientConn) error { var err error; n, err = c.PreKeyStatus(ctx); return err })
 	if err != nil || n != 11 {
 		t.Fatalf("relay holds %d prekeys (%v), want 11", n, err)
+	}
+	var counts *client.PreKeyCounts
+	err = bob.conn(ctx, func(c *clientConn) error { var err error; counts, err = c.PreKeyCounts(ctx); return err })
+	if err != nil || counts.KemPreKeys != 11 || !counts.KemLastResort {
+		t.Fatalf("relay holds %+v KEM prekeys (%v), want 11 one-time and a last-resort one", counts, err)
+	}
+}
+
+// waitLog waits until the messenger logs want.
+func waitLog(t *testing.T, logs signalHandler, deadline <-chan time.Time, want string) {
+	t.Helper()
+	for {
+		select {
+		case msg := <-logs.msgs:
+			if msg == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log %q", want)
+		}
 	}
 }

@@ -118,6 +118,7 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 			}
 		case client.EventPreKeysLow:
 			m.refill(ctx, ev.PreKeysRemaining)
+			m.refillKEM(ctx, ev.KemPreKeysRemaining)
 		case client.EventDevices:
 			if err := h.OnDevices(&DeviceChange{ids: ev.DeviceIDs}); err != nil {
 				m.log.Info("device change handler failed", "err", err)

@@ -66,6 +66,8 @@ type SenderKeys interface {
 // parts stay in the store; the public parts go to the relay).
 type PreKeys interface {
 	NewPreKeys(n int) ([]client.PreKey, error)
+	// NewKEMPreKeys makes one-time ML-KEM-1024 prekeys, for PQXDH.
+	NewKEMPreKeys(n int) ([]e2e.KEMPreKey, error)
 	RotateSignedPreKey() (client.SignedPreKey, error)
 }
 
