@@ -105,6 +105,13 @@ type Config struct {
 	// (one token per request, whatever the number of recipients).
 	// Default a burst of 300, then one per 50 ms (20 a second).
 	SendLimit Limit
+	// ConnRequestBytes is how many bytes of request payloads one
+	// connection may hold at once: read (or being read) and not yet
+	// answered, over all its request streams. Past it the relay reads no
+	// further than the next frame's header until an answer is written
+	// (QUIC's flow control then holds the client back); a frame larger
+	// than the whole budget is read alone. Default 8 MiB.
+	ConnRequestBytes int64
 	// ShutdownGrace bounds how long a connection stays open once the
 	// relay begins to shut down, for the requests in progress to be
 	// answered (new ones get SHUTTING_DOWN). Default 5 s.
@@ -211,6 +218,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PreKeyClaimLimit.Every <= 0 {
 		c.PreKeyClaimLimit.Every = time.Minute
+	}
+	if c.ConnRequestBytes <= 0 {
+		c.ConnRequestBytes = 8 << 20
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pigeonhole/pigeonhole/keys"
@@ -53,7 +54,8 @@ type conn struct {
 	busy       int       // requests read and not yet answered
 	lastAnswer time.Time // when the last request was answered
 
-	slots chan struct{} // one per request read and not yet answered (reqstream.go)
+	slots    chan struct{}       // one per request read and not yet answered (reqstream.go)
+	reqBytes *semaphore.Weighted // request payload bytes held (reqbytes.go)
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -70,6 +72,7 @@ func newConn(s *Server, qc *quic.Conn) *conn {
 		undecoded: make(map[quic.StreamID]struct{}),
 		changed:   make(chan struct{}),
 		slots:     make(chan struct{}, spec.MaxRequestsInFlight),
+		reqBytes:  semaphore.NewWeighted(s.cfg.ConnRequestBytes),
 	}
 }
 
@@ -203,12 +206,13 @@ func (c *conn) handleStream(st *quic.Stream) {
 	id := st.StreamID()
 	_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
 	var req spec.Request
-	raw, budget, e := c.readFirstFrame(st, id)
+	raw, budget, held, e := c.readFirstFrame(st, id)
 	if e == nil && proto.Unmarshal(raw, &req) != nil {
 		e = readErrorToSpec(errBadProto)
 	}
 	if e != nil {
 		budget.release()
+		c.releaseRequestBytes(held)
 		c.decoded(id)
 		c.refuseStream(st, e)
 		return
@@ -216,6 +220,7 @@ func (c *conn) handleStream(st *quic.Stream) {
 	_ = st.SetReadDeadline(time.Time{})
 	if open := req.GetOpenSession(); open != nil {
 		budget.release()
+		c.releaseRequestBytes(held)
 		if c.s.isStopping() {
 			c.decoded(id)
 			c.refuseSession(st, errShuttingDown())
@@ -230,11 +235,12 @@ func (c *conn) handleStream(st *quic.Stream) {
 	}
 	if req.GetOpenProvisioning() != nil {
 		budget.release()
+		c.releaseRequestBytes(held)
 		c.decoded(id)
 		c.runProvisioning(st)
 		return
 	}
-	c.serveRequests(st, &req, budget)
+	c.serveRequests(st, &req, budget, held)
 }
 
 var errBadProto = errors.New("malformed protobuf")

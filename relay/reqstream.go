@@ -17,10 +17,11 @@ import (
 // hands each to a worker of its own; answers are written in the order the
 // requests complete, and answers that are ready together leave in one
 // stream write. A connection has at most spec.MaxRequestsInFlight
-// requests read and not yet written back, over all its streams: at the
-// limit the reader reads no further frame than its header, so QUIC's
-// flow control holds the client back and the relay holds no more than
-// that many requests, or answers, per connection. Once the relay is
+// requests read and not yet written back, over all its streams, and at
+// most Config.ConnRequestBytes of their payloads (reqbytes.go): at
+// either limit the reader reads no further frame than its header, so
+// QUIC's flow control holds the client back and the relay holds no more
+// than that many requests, or answers, per connection. Once the relay is
 // stopping, a request stream ends after the request read last.
 
 // reqStream is one request stream being served.
@@ -34,6 +35,7 @@ type reqStream struct {
 	pending []byte // framed answers not yet written
 	spare   []byte // the previous write's buffer, for reuse
 	slots   int    // in-flight slots the answers in pending hold
+	held    int64  // request byte budget the answers in pending hold
 	writing bool   // a goroutine is writing; it also writes what others add
 	broken  bool   // a write failed: answers are dropped
 }
@@ -41,14 +43,16 @@ type reqStream struct {
 // serveRequests runs first, the stream's first request, and every request
 // after it until the client finishes the stream (then the relay finishes
 // its side once every answer is written) or the stream or connection
-// ends. budget is first's unauthenticated reservation, if any. Once the
-// relay is stopping, the stream ends after the request just read.
-func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unauthReservation) {
+// ends. budget is first's unauthenticated reservation, if any, and held
+// the request byte budget it holds. Once the relay is stopping, the
+// stream ends after the request just read.
+func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unauthReservation, held int64) {
 	rs := &reqStream{c: c, st: st, id: st.StreamID()}
 	c.beginRequest(rs.id)
 	if !c.takeSlot() {
 		c.endRequest()
 		budget.release()
+		c.releaseRequestBytes(held)
 		st.CancelRead(0)
 		st.CancelWrite(0)
 		return
@@ -56,8 +60,8 @@ func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unaut
 	req := first
 	for {
 		rs.wg.Add(1)
-		r, b, read := req, budget, time.Now()
-		c.s.workers.run(func() { rs.run(r, b, read) })
+		r, b, h, read := req, budget, held, time.Now()
+		c.s.workers.run(func() { rs.run(r, b, h, read) })
 		if c.s.isStopping() {
 			rs.wg.Wait()
 			if !rs.isBroken() {
@@ -69,7 +73,7 @@ func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unaut
 
 		var e *spec.Error
 		var err error
-		req, budget, e, err = c.readNextRequest(st, rs.id)
+		req, budget, held, e, err = c.readNextRequest(st, rs.id)
 		if err != nil {
 			// The client finished the stream (io.EOF) or reset it, or the
 			// connection ended: the requests already read still run.
@@ -100,10 +104,27 @@ func (c *conn) serveRequests(st *quic.Stream, first *spec.Request, budget *unaut
 func (c *conn) takeSlot() bool {
 	select {
 	case c.slots <- struct{}{}:
+		c.s.rm.inFlight.Inc()
+		return true
+	default:
+	}
+	c.s.rm.slotWaiting.Inc()
+	defer c.s.rm.slotWaiting.Dec()
+	select {
+	case c.slots <- struct{}{}:
+		c.s.rm.inFlight.Inc()
 		return true
 	case <-c.ctx.Done():
 		return false
 	}
+}
+
+// freeSlots gives back n in-flight slots.
+func (c *conn) freeSlots(n int) {
+	for range n {
+		<-c.slots
+	}
+	c.s.rm.inFlight.Sub(float64(n))
 }
 
 // errConnClosed ends a request stream's reader when its connection closes.
@@ -111,31 +132,39 @@ var errConnClosed = errors.New("connection closed")
 
 // readNextRequest reads the stream's next Request frame: its header (with
 // no deadline: a request stream may idle), then, once the connection has
-// an in-flight slot for it, its payload (within AuthWait), so a
-// connection at the limit holds no frame it has not started to run. A
-// returned request holds a slot and counts as begun (beginRequest). err
+// request byte budget (reqbytes.go) and then an in-flight slot for it,
+// its payload (within AuthWait), so a connection at either limit holds
+// no frame it has not started to run. A returned request holds a slot
+// and held bytes of the budget, and counts as begun (beginRequest). err
 // is set when the stream ended (io.EOF: the client finished it); e when
 // the frame is refused.
-func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request, *unauthReservation, *spec.Error, error) {
+func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request, *unauthReservation, int64, *spec.Error, error) {
 	_ = st.SetReadDeadline(time.Time{})
 	n, err := spec.ReadFrameHeader(st, spec.MaxFrameSize)
 	if errors.Is(err, spec.ErrFrameTooLarge) {
-		return nil, nil, readErrorToSpec(err), nil
+		return nil, nil, 0, readErrorToSpec(err), nil
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, 0, nil, err
+	}
+	// Bytes before the slot: the lock order of reqbytes.go.
+	held, err := c.holdRequestBytes(n)
+	if err != nil {
+		return nil, nil, 0, nil, err
 	}
 	if !c.takeSlot() {
-		return nil, nil, nil, errConnClosed
+		c.releaseRequestBytes(held)
+		return nil, nil, 0, nil, errConnClosed
 	}
 	c.beginRequest(id)
-	refuse := func(e *spec.Error) (*spec.Request, *unauthReservation, *spec.Error, error) {
-		<-c.slots
+	refuse := func(e *spec.Error) (*spec.Request, *unauthReservation, int64, *spec.Error, error) {
+		c.releaseRequestBytes(held)
+		c.freeSlots(1)
 		c.endRequest()
-		return nil, nil, e, nil
+		return nil, nil, 0, e, nil
 	}
 	_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
-	raw, budget, e := c.readPayload(st, id, n)
+	raw, budget, _, e := c.readPayload(st, id, n, held)
 	if e != nil {
 		return refuse(e)
 	}
@@ -148,12 +177,13 @@ func (c *conn) readNextRequest(st *quic.Stream, id quic.StreamID) (*spec.Request
 		budget.release()
 		return refuse(spec.Err(spec.CodeProtocol, "open_session and open_provisioning are only a stream's first frame"))
 	}
-	return req, budget, nil, nil
+	return req, budget, held, nil, nil
 }
 
 // run answers one request, read off the stream at read, and frees its
-// place.
-func (rs *reqStream) run(req *spec.Request, budget *unauthReservation, read time.Time) {
+// place; held is the request byte budget it holds, given back once its
+// answer is written.
+func (rs *reqStream) run(req *spec.Request, budget *unauthReservation, held int64, read time.Time) {
 	c := rs.c
 	c.s.m.requestWait.Observe(time.Since(read).Seconds())
 	defer rs.wg.Done()
@@ -170,13 +200,14 @@ func (rs *reqStream) run(req *spec.Request, budget *unauthReservation, read time
 	}
 	budget.release()
 	resp.Id = req.Id
-	rs.answer(resp)
+	rs.answer(resp, held)
 }
 
 // answer queues resp's frame and, unless another goroutine is writing
 // already, writes everything queued, in as few writes as it can. Each
-// answer's in-flight slot is freed once its bytes are handed to QUIC.
-func (rs *reqStream) answer(resp *spec.Response) {
+// answer's in-flight slot, and the request byte budget its request held
+// (held), are freed once its bytes are handed to QUIC.
+func (rs *reqStream) answer(resp *spec.Response, held int64) {
 	rs.wmu.Lock()
 	if !rs.broken {
 		var err error
@@ -187,17 +218,19 @@ func (rs *reqStream) answer(resp *spec.Response) {
 		}
 	}
 	rs.slots++
+	rs.held += held
 	if rs.writing {
 		rs.wmu.Unlock()
 		return
 	}
 	rs.writing = true
 	for rs.slots > 0 {
-		buf, n := rs.pending, rs.slots
-		rs.pending, rs.spare, rs.slots = rs.spare[:0], nil, 0
+		buf, n, held := rs.pending, rs.slots, rs.held
+		rs.pending, rs.spare, rs.slots, rs.held = rs.spare[:0], nil, 0, 0
 		broken := rs.broken
 		rs.wmu.Unlock()
 		if !broken && len(buf) > 0 {
+			rs.c.s.rm.answersPerWrite.Observe(float64(n))
 			_ = rs.st.SetWriteDeadline(time.Now().Add(rs.c.s.cfg.AuthWait))
 			if _, err := rs.st.Write(buf); err != nil {
 				broken = true
@@ -207,9 +240,8 @@ func (rs *reqStream) answer(resp *spec.Response) {
 				rs.st.CancelWrite(0)
 			}
 		}
-		for range n {
-			<-rs.c.slots
-		}
+		rs.c.releaseRequestBytes(held)
+		rs.c.freeSlots(n)
 		rs.wmu.Lock()
 		rs.broken = rs.broken || broken
 		if cap(buf) <= maxSpareAnswerBytes {

@@ -30,6 +30,7 @@ type Server struct {
 	log       *slog.Logger
 	m         *metrics
 	um        *unauthMetrics
+	rm        *reqMetrics
 
 	unauth      unauthTable  // unauthenticated connections per prefix
 	unauthBytes atomic.Int64 // first-frame bytes buffered for them
@@ -75,9 +76,14 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, fmt.Errorf("relay: register metrics: %w", err)
 	}
+	rm, err := newReqMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("relay: register metrics: %w", err)
+	}
 	cfg = cfg.withDefaults()
 	return &Server{
 		um:            um,
+		rm:            rm,
 		cfg:           cfg,
 		keys:          kd,
 		queues:        q,
@@ -100,12 +106,7 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 
 // QUICConfig returns the QUIC settings the relay's listener should use.
 func (s *Server) QUICConfig() *quic.Config {
-	return &quic.Config{
-		MaxIdleTimeout:        s.cfg.IdleTimeout,
-		MaxIncomingStreams:    s.cfg.MaxIncomingStreams,
-		MaxIncomingUniStreams: -1,
-		HandshakeIdleTimeout:  s.cfg.AuthWait,
-	}
+	return quicConfig(s.cfg) // quicconfig.go
 }
 
 // Serve accepts connections on ln until ctx ends, then shuts every

@@ -200,39 +200,53 @@ func (r *unauthReservation) release() {
 }
 
 // readFirstFrame reads a stream's first frame. On an authenticated
-// connection it may be up to MaxFrameSize. Otherwise a frame over
-// UnauthFrameBytes waits, unread, for the connection's session (it may be
-// a large request pipelined behind open_session) and is refused if none
-// is verified; a smaller one is read against the unauthenticated budget,
-// which the returned reservation holds until it is released.
-func (c *conn) readFirstFrame(st *quic.Stream, id quic.StreamID) ([]byte, *unauthReservation, *spec.Error) {
+// connection it may be up to MaxFrameSize, and its payload is read
+// against the connection's request byte budget (reqbytes.go); held is
+// what it took. Otherwise a frame over UnauthFrameBytes waits, unread,
+// for the connection's session (it may be a large request pipelined
+// behind open_session) and is refused if none is verified; a smaller one
+// is read against the unauthenticated budget, which the returned
+// reservation holds until it is released.
+func (c *conn) readFirstFrame(st *quic.Stream, id quic.StreamID) (raw []byte, r *unauthReservation, held int64, e *spec.Error) {
 	n, err := spec.ReadFrameHeader(st, spec.MaxFrameSize)
 	if err != nil {
-		return nil, nil, readErrorToSpec(err)
+		return nil, nil, 0, readErrorToSpec(err)
 	}
-	return c.readPayload(st, id, n)
+	return c.readPayload(st, id, n, 0)
 }
 
 // readPayload reads the n-byte payload of a frame whose header has been
-// read (readFirstFrame).
-func (c *conn) readPayload(st *quic.Stream, id quic.StreamID, n int) ([]byte, *unauthReservation, *spec.Error) {
+// read. held is the request byte budget the caller took for it already
+// (readNextRequest, before its in-flight slot); with none, a payload
+// read on an authenticated connection takes it here, after any wait for
+// the session, and returns it in held. A first frame holds no slot, so
+// it may wait for the budget without holding up the requests that give
+// it back.
+func (c *conn) readPayload(st *quic.Stream, id quic.StreamID, n int, held int64) ([]byte, *unauthReservation, int64, *spec.Error) {
 	if !c.authenticated() && n > c.s.cfg.UnauthFrameBytes {
 		if _, _, e := c.waitAuth(c.ctx, id); e != nil {
 			if spec.Code(e.Code) == spec.CodeShuttingDown {
-				return nil, nil, e
+				return nil, nil, held, e
 			}
 			c.s.um.refused.WithLabelValues("too_large").Inc()
-			return nil, nil, spec.Err(spec.CodeFrameTooLarge,
+			return nil, nil, held, spec.Err(spec.CodeFrameTooLarge,
 				"a frame over %d bytes needs an authenticated connection (open the session stream first)", c.s.cfg.UnauthFrameBytes)
 		}
-		_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
 	}
 	if c.authenticated() {
+		if held == 0 {
+			var err error
+			if held, err = c.holdRequestBytes(n); err != nil {
+				return nil, nil, 0, spec.Err(spec.CodeShuttingDown, "connection closing")
+			}
+		}
+		// The deadline runs from the moment the payload may be read.
+		_ = st.SetReadDeadline(time.Now().Add(c.s.cfg.AuthWait))
 		raw, err := spec.ReadFramePayload(st, n, nil)
 		if err != nil {
-			return nil, nil, readErrorToSpec(err)
+			return nil, nil, held, readErrorToSpec(err)
 		}
-		return raw, nil, nil
+		return raw, nil, held, nil
 	}
 	r := &unauthReservation{c: c}
 	c.s.um.reading.Inc()
@@ -244,9 +258,9 @@ func (c *conn) readPayload(st *quic.Stream, id quic.StreamID, n int) ([]byte, *u
 			c.s.um.refused.WithLabelValues("budget").Inc()
 			e := spec.Err(spec.CodeRateLimited, "the relay is buffering too much for unauthenticated connections; retry shortly")
 			e.RetryAfterMs = uint32(unauthRetryAfter / time.Millisecond)
-			return nil, nil, e
+			return nil, nil, held, e
 		}
-		return nil, nil, readErrorToSpec(err)
+		return nil, nil, held, readErrorToSpec(err)
 	}
-	return raw, r, nil
+	return raw, r, held, nil
 }

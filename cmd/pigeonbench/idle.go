@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,9 +24,16 @@ type idleReport struct {
 	RSSAfter       int64   `json:"rss_after_bytes"`
 	HeapBefore     int64   `json:"heap_before_bytes"`
 	HeapAfter      int64   `json:"heap_after_bytes"`
+	StackBefore    int64   `json:"stack_before_bytes"`
+	StackAfter     int64   `json:"stack_after_bytes"`
+	StackPerConn   float64 `json:"stack_per_conn_bytes"`
 	RSSPerConn     float64 `json:"rss_per_conn_bytes"`
 	HeapPerConn    float64 `json:"heap_per_conn_bytes"`
 	Goroutines     int64   `json:"relay_goroutines"`
+	GoroutinesBase int64   `json:"relay_goroutines_before"`
+	GoroutinesPer  float64 `json:"relay_goroutines_per_conn"`
+	Sockets        int     `json:"sockets"`
+	HeapAfterGC    bool    `json:"heap_after_gc"`  // the relay serves pprof: each heap reading follows a GC
 	IdleCPU        float64 `json:"idle_cpu_cores"` // relay CPU while holding them, in cores
 }
 
@@ -33,7 +41,9 @@ func (r *idleReport) print(t func(string, ...any)) {
 	t("idle connections held       %d (connected in %.1f s)", r.Connections, r.ConnectSeconds)
 	t("relay RSS                   %.1f MiB -> %.1f MiB: %.1f KiB per connection", mib(r.RSSBefore), mib(r.RSSAfter), r.RSSPerConn/1024)
 	t("relay Go heap in use        %.1f MiB -> %.1f MiB: %.1f KiB per connection", mib(r.HeapBefore), mib(r.HeapAfter), r.HeapPerConn/1024)
-	t("relay goroutines            %d", r.Goroutines)
+	t("relay goroutine stacks      %.1f MiB -> %.1f MiB: %.1f KiB per connection", mib(r.StackBefore), mib(r.StackAfter), r.StackPerConn/1024)
+	t("relay goroutines            %d -> %d: %.2f per connection", r.GoroutinesBase, r.Goroutines, r.GoroutinesPer)
+	t("client UDP sockets          %d (heap read after a GC: %v)", r.Sockets, r.HeapAfterGC)
 	t("relay CPU while idle        %.3f cores over %.0f s", r.IdleCPU, r.HoldSeconds)
 }
 
@@ -68,11 +78,42 @@ func scrape(ctx context.Context, addr string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
+// gcThenScrape scrapes the relay's metrics after asking it for a garbage
+// collection through its profiler (/debug/pprof/heap?gc=1, served with
+// serve -pprof), so the heap figure is live memory rather than garbage
+// waiting for the next cycle. gc reports whether the relay collected.
+func gcThenScrape(ctx context.Context, addr string) (m map[string]float64, gc bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		gc = resp.StatusCode == http.StatusOK
+	}
+	m, err = scrape(ctx, addr)
+	return m, gc, err
+}
+
+// idleConfig is what -mode idle holds.
+type idleConfig struct {
+	n       int           // connections
+	hold    time.Duration // how long
+	window  int           // each session's receive window
+	auth    bool          // false: bare QUIC connections
+	sockets int           // local UDP sockets they share
+}
+
 // runIdle holds n authenticated, idle connections (receiving sessions
 // with keepalives) and reads what they cost the relay.
 // Without auth they are bare QUIC connections that never open a session
 // (what QUIC itself costs the relay, for comparison).
-func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duration, window int, auth bool, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+func runIdle(ctx context.Context, opts *client.Options, ic idleConfig, metricsAddr string, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+	n, hold, window, auth := ic.n, ic.hold, ic.window, ic.auth
+	if ic.sockets < 1 {
+		return nil, fmt.Errorf("-sockets must be at least 1")
+	}
 	if n < 1 || hold <= 0 {
 		return nil, fmt.Errorf("-idle and -hold must be above 0")
 	}
@@ -92,7 +133,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 	// 100 ms apart, within 5 s.
 	var before map[string]float64
 	for settle := time.Now().Add(5 * time.Second); ; {
-		m, err := scrape(ctx, metricsAddr)
+		m, _, err := gcThenScrape(ctx, metricsAddr)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +149,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		}
 	}
 	base := before[gauge]
-	tp, err := newTransports(64, opts.Addr)
+	tp, err := newTransports(ic.sockets, opts.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +207,7 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		return nil, ctx.Err()
 	case <-time.After(hold - settle):
 	}
-	after, err := scrape(ctx, metricsAddr)
+	after, gc, err := gcThenScrape(ctx, metricsAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +216,14 @@ func runIdle(ctx context.Context, opts *client.Options, n int, hold time.Duratio
 		Connections: kept, ConnectSeconds: took.Seconds(), HoldSeconds: held.Seconds(),
 		RSSBefore: int64(before["process_resident_memory_bytes"]), RSSAfter: int64(after["process_resident_memory_bytes"]),
 		HeapBefore: int64(before["go_memstats_heap_inuse_bytes"]), HeapAfter: int64(after["go_memstats_heap_inuse_bytes"]),
-		Goroutines: int64(after["go_goroutines"]),
-		IdleCPU:    (after["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]) / held.Seconds(),
+		Goroutines: int64(after["go_goroutines"]), GoroutinesBase: int64(before["go_goroutines"]),
+		Sockets: ic.sockets, HeapAfterGC: gc,
+		StackBefore: int64(before["go_memstats_stack_inuse_bytes"]), StackAfter: int64(after["go_memstats_stack_inuse_bytes"]),
+		IdleCPU: (after["process_cpu_seconds_total"] - mid["process_cpu_seconds_total"]) / held.Seconds(),
 	}
 	r.RSSPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(kept)
 	r.HeapPerConn = float64(r.HeapAfter-r.HeapBefore) / float64(kept)
-	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window, "authenticated": auth}, Idle: r, Errors: map[string]int64{}}, nil
+	r.StackPerConn = float64(r.StackAfter-r.StackBefore) / float64(kept)
+	r.GoroutinesPer = float64(r.Goroutines-r.GoroutinesBase) / float64(kept)
+	return &report{Mode: "idle", Config: map[string]any{"connections": n, "hold": hold.String(), "window": window, "authenticated": auth, "sockets": ic.sockets}, Idle: r, Errors: map[string]int64{}}, nil
 }

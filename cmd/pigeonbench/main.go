@@ -61,6 +61,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		hold        = fs.Duration("hold", 20*time.Second, "how long to hold them (-mode idle)")
 		keepAlive   = fs.Duration("keepalive", 20*time.Second, "QUIC keep-alive period of the simulated devices")
 		idleAuth    = fs.Bool("idle-auth", true, "authenticate the idle connections (false: bare QUIC connections, for comparison)")
+		sockets     = fs.Int("sockets", 64, "local UDP sockets (QUIC transports) the idle connections share (-mode idle; 1: every connection on one socket)")
 	)
 	fs.IntVar(&cfg.Devices, "devices", 1000, "registered recipient devices")
 	fs.IntVar(&cfg.Connected, "connected", 100, "recipients connected and receiving (the rest are offline)")
@@ -100,7 +101,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	case "load":
 		rep, err = runLoad(ctx, opts, cfg, reg, *stateFile, log)
 	case "idle":
-		rep, err = runIdle(ctx, opts, *idle, *hold, cfg.RecvWindow, *idleAuth, metrics, reg, *stateFile, log)
+		rep, err = runIdle(ctx, opts, idleConfig{n: *idle, hold: *hold, window: cfg.RecvWindow, auth: *idleAuth, sockets: *sockets}, metrics, reg, *stateFile, log)
 	default:
 		err = fmt.Errorf("unknown -mode %q (load or idle)", *mode)
 	}
