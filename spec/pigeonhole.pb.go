@@ -51,6 +51,9 @@ type Request struct {
 	//	*Request_UploadGrant
 	//	*Request_DownloadGrant
 	//	*Request_MultiSend
+	//	*Request_SenderCertificate
+	//	*Request_SetUnidentifiedAccess
+	//	*Request_SealedSend
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -253,6 +256,33 @@ func (x *Request) GetMultiSend() *MultiSendRequest {
 	return nil
 }
 
+func (x *Request) GetSenderCertificate() *SenderCertificateRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSetUnidentifiedAccess() *SetUnidentifiedAccessRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SetUnidentifiedAccess); ok {
+			return x.SetUnidentifiedAccess
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSealedSend() *SealedSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -327,6 +357,19 @@ type Request_MultiSend struct {
 	MultiSend *MultiSendRequest `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
 }
 
+type Request_SenderCertificate struct {
+	// Sealed sender (protocol.md, "Sealed sender").
+	SenderCertificate *SenderCertificateRequest `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
+}
+
+type Request_SetUnidentifiedAccess struct {
+	SetUnidentifiedAccess *SetUnidentifiedAccessRequest `protobuf:"bytes,21,opt,name=set_unidentified_access,json=setUnidentifiedAccess,proto3,oneof"`
+}
+
+type Request_SealedSend struct {
+	SealedSend *SealedSendRequest `protobuf:"bytes,22,opt,name=sealed_send,json=sealedSend,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -361,6 +404,12 @@ func (*Request_DownloadGrant) isRequest_Body() {}
 
 func (*Request_MultiSend) isRequest_Body() {}
 
+func (*Request_SenderCertificate) isRequest_Body() {}
+
+func (*Request_SetUnidentifiedAccess) isRequest_Body() {}
+
+func (*Request_SealedSend) isRequest_Body() {}
+
 // Response answers the Request with the same id on the same stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -384,6 +433,9 @@ type Response struct {
 	//	*Response_UploadGrant
 	//	*Response_DownloadGrant
 	//	*Response_MultiSend
+	//	*Response_SenderCertificate
+	//	*Response_SetUnidentifiedAccess
+	//	*Response_SealedSend
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -575,6 +627,33 @@ func (x *Response) GetMultiSend() *SendResponse {
 	return nil
 }
 
+func (x *Response) GetSenderCertificate() *SenderCertificateResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSetUnidentifiedAccess() *SetUnidentifiedAccessResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SetUnidentifiedAccess); ok {
+			return x.SetUnidentifiedAccess
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSealedSend() *SendResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -639,6 +718,18 @@ type Response_MultiSend struct {
 	MultiSend *SendResponse `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
 }
 
+type Response_SenderCertificate struct {
+	SenderCertificate *SenderCertificateResponse `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
+}
+
+type Response_SetUnidentifiedAccess struct {
+	SetUnidentifiedAccess *SetUnidentifiedAccessResponse `protobuf:"bytes,21,opt,name=set_unidentified_access,json=setUnidentifiedAccess,proto3,oneof"`
+}
+
+type Response_SealedSend struct {
+	SealedSend *SendResponse `protobuf:"bytes,22,opt,name=sealed_send,json=sealedSend,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -668,6 +759,12 @@ func (*Response_UploadGrant) isResponse_Body() {}
 func (*Response_DownloadGrant) isResponse_Body() {}
 
 func (*Response_MultiSend) isResponse_Body() {}
+
+func (*Response_SenderCertificate) isResponse_Body() {}
+
+func (*Response_SetUnidentifiedAccess) isResponse_Body() {}
+
+func (*Response_SealedSend) isResponse_Body() {}
 
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
@@ -3406,8 +3503,12 @@ type Envelope struct {
 	Type            uint32                 `protobuf:"varint,5,opt,name=type,proto3" json:"type,omitempty"`                                  // DeviceMessage.type, as sent
 	Content         []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`                             // DeviceMessage.content, as sent
 	ClientMessageId []byte                 `protobuf:"bytes,7,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A sealed send (sealed_send): sender and sender_device are absent and
+	// content is a sealed message (protocol.md, "Sealed sender"); only the
+	// recipient learns the sender, by opening it.
+	Sealed        bool `protobuf:"varint,20,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Envelope) Reset() {
@@ -3487,6 +3588,13 @@ func (x *Envelope) GetClientMessageId() []byte {
 		return x.ClientMessageId
 	}
 	return nil
+}
+
+func (x *Envelope) GetSealed() bool {
+	if x != nil {
+		return x.Sealed
+	}
+	return false
 }
 
 // PreKeysLow tells a device its one-time prekeys are running out.
@@ -3731,11 +3839,467 @@ func (x *Ack) GetSeqs() []uint64 {
 	return nil
 }
 
+// SenderCertificateRequest asks the relay for a certificate binding the
+// authenticated device to its identity key. Authenticated.
+type SenderCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateRequest) Reset() {
+	*x = SenderCertificateRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateRequest) ProtoMessage() {}
+
+func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
+func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{55}
+}
+
+// SenderCertificate is a short-lived statement by the relay: certificate
+// is an encoded SenderCertificateBody, signature the Ed25519 signature by
+// the server certificate key named in the body over
+// "pigeonhole/1 sender certificate" || 0x00 || certificate. A verifier
+// checks the signature over the bytes as received, then decodes them.
+type SenderCertificate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificate) Reset() {
+	*x = SenderCertificate{}
+	mi := &file_pigeonhole_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificate) ProtoMessage() {}
+
+func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificate.ProtoReflect.Descriptor instead.
+func (*SenderCertificate) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *SenderCertificate) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SenderCertificate) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// SenderCertificateBody is what a SenderCertificate binds.
+type SenderCertificateBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"` // 16 bytes
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	IdentityKey   []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"` // Signal identity public key, 33 bytes
+	ExpiresMs     int64                  `protobuf:"varint,4,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`      // Unix milliseconds
+	KeyId         uint32                 `protobuf:"varint,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`                  // the server certificate key that signed it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateBody) Reset() {
+	*x = SenderCertificateBody{}
+	mi := &file_pigeonhole_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateBody) ProtoMessage() {}
+
+func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateBody.ProtoReflect.Descriptor instead.
+func (*SenderCertificateBody) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *SenderCertificateBody) GetAccountId() []byte {
+	if x != nil {
+		return x.AccountId
+	}
+	return nil
+}
+
+func (x *SenderCertificateBody) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *SenderCertificateBody) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *SenderCertificateBody) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+func (x *SenderCertificateBody) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+// ServerCertificateKey is one of the relay's server certificate keys.
+type ServerCertificateKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         uint32                 `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519, 32 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerCertificateKey) Reset() {
+	*x = ServerCertificateKey{}
+	mi := &file_pigeonhole_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerCertificateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerCertificateKey) ProtoMessage() {}
+
+func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerCertificateKey.ProtoReflect.Descriptor instead.
+func (*ServerCertificateKey) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ServerCertificateKey) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *ServerCertificateKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type SenderCertificateResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Certificate *SenderCertificate     `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// Every key a certificate still valid may be signed with: the current
+	// one and those rotated out less than a certificate lifetime ago.
+	ServerKeys    []*ServerCertificateKey `protobuf:"bytes,2,rep,name=server_keys,json=serverKeys,proto3" json:"server_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateResponse) Reset() {
+	*x = SenderCertificateResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateResponse) ProtoMessage() {}
+
+func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
+func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SenderCertificateResponse) GetCertificate() *SenderCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SenderCertificateResponse) GetServerKeys() []*ServerCertificateKey {
+	if x != nil {
+		return x.ServerKeys
+	}
+	return nil
+}
+
+// SetUnidentifiedAccessRequest sets (or replaces: rotation) the verifier
+// of the account's unidentified-access key, and whether anyone may send
+// it sealed messages without one. Authenticated; any device of the
+// account may set it.
+type SetUnidentifiedAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HMAC-SHA256 keyed with the 16-byte access key over
+	// "pigeonhole/1 unidentified access verifier" (32 bytes); empty
+	// removes it.
+	Verifier      []byte `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	AllowAnyone   bool   `protobuf:"varint,2,opt,name=allow_anyone,json=allowAnyone,proto3" json:"allow_anyone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUnidentifiedAccessRequest) Reset() {
+	*x = SetUnidentifiedAccessRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUnidentifiedAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUnidentifiedAccessRequest) ProtoMessage() {}
+
+func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUnidentifiedAccessRequest.ProtoReflect.Descriptor instead.
+func (*SetUnidentifiedAccessRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SetUnidentifiedAccessRequest) GetVerifier() []byte {
+	if x != nil {
+		return x.Verifier
+	}
+	return nil
+}
+
+func (x *SetUnidentifiedAccessRequest) GetAllowAnyone() bool {
+	if x != nil {
+		return x.AllowAnyone
+	}
+	return false
+}
+
+type SetUnidentifiedAccessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUnidentifiedAccessResponse) Reset() {
+	*x = SetUnidentifiedAccessResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUnidentifiedAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUnidentifiedAccessResponse) ProtoMessage() {}
+
+func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUnidentifiedAccessResponse.ProtoReflect.Descriptor instead.
+func (*SetUnidentifiedAccessResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
+}
+
+// SealedSendRequest queues a sealed message for every device of the
+// recipient account, authorised by the recipient's unidentified-access
+// key instead of the sender's identity: it needs no authenticated
+// connection, and the relay stores it without sender fields.
+type SealedSendRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Recipient       []byte                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`                                      // account id, 16 bytes
+	AccessKey       []byte                 `protobuf:"bytes,2,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`                     // 16 bytes; anything when the recipient allows anyone
+	ClientMessageId []byte                 `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"` // 16 random bytes, fresh per recipient account
+	// One sealed message per device; type must be 0 (the Signal type is
+	// inside the seal).
+	Messages      []*DeviceMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	OnlineOnly    bool             `protobuf:"varint,5,opt,name=online_only,json=onlineOnly,proto3" json:"online_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedSendRequest) Reset() {
+	*x = SealedSendRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedSendRequest) ProtoMessage() {}
+
+func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
+func (*SealedSendRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SealedSendRequest) GetRecipient() []byte {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetClientMessageId() []byte {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetMessages() []*DeviceMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetOnlineOnly() bool {
+	if x != nil {
+		return x.OnlineOnly
+	}
+	return false
+}
+
 var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xea\t\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xf0\v\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
@@ -3758,8 +4322,12 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fupload_grant\x18\x0f \x01(\v2!.pigeonhole.v1.UploadGrantRequestH\x00R\vuploadGrant\x12L\n" +
 	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrant\x12@\n" +
 	"\n" +
-	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSendB\x06\n" +
-	"\x04body\"\x90\t\n" +
+	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSend\x12X\n" +
+	"\x12sender_certificate\x18\x14 \x01(\v2'.pigeonhole.v1.SenderCertificateRequestH\x00R\x11senderCertificate\x12e\n" +
+	"\x17set_unidentified_access\x18\x15 \x01(\v2+.pigeonhole.v1.SetUnidentifiedAccessRequestH\x00R\x15setUnidentifiedAccess\x12C\n" +
+	"\vsealed_send\x18\x16 \x01(\v2 .pigeonhole.v1.SealedSendRequestH\x00R\n" +
+	"sealedSendB\x06\n" +
+	"\x04body\"\x93\v\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
@@ -3781,7 +4349,11 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fupload_grant\x18\x0f \x01(\v2\".pigeonhole.v1.UploadGrantResponseH\x00R\vuploadGrant\x12M\n" +
 	"\x0edownload_grant\x18\x10 \x01(\v2$.pigeonhole.v1.DownloadGrantResponseH\x00R\rdownloadGrant\x12<\n" +
 	"\n" +
-	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSendB\x06\n" +
+	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSend\x12Y\n" +
+	"\x12sender_certificate\x18\x14 \x01(\v2(.pigeonhole.v1.SenderCertificateResponseH\x00R\x11senderCertificate\x12f\n" +
+	"\x17set_unidentified_access\x18\x15 \x01(\v2,.pigeonhole.v1.SetUnidentifiedAccessResponseH\x00R\x15setUnidentifiedAccess\x12>\n" +
+	"\vsealed_send\x18\x16 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\n" +
+	"sealedSendB\x06\n" +
 	"\x04body\"\xed\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -3955,7 +4527,7 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x04body\"T\n" +
 	"\fSessionReady\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\rR\x06window\x12,\n" +
-	"\x12max_envelope_bytes\x18\x02 \x01(\rR\x10maxEnvelopeBytes\"\xd6\x01\n" +
+	"\x12max_envelope_bytes\x18\x02 \x01(\rR\x10maxEnvelopeBytes\"\xee\x01\n" +
 	"\bEnvelope\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\fR\x06sender\x12#\n" +
@@ -3963,7 +4535,8 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x12\x12\n" +
 	"\x04type\x18\x05 \x01(\rR\x04type\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12*\n" +
-	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\"*\n" +
+	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\x12\x16\n" +
+	"\x06sealed\x18\x14 \x01(\bR\x06sealed\"*\n" +
 	"\n" +
 	"PreKeysLow\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\rR\tremaining\"/\n" +
@@ -3975,7 +4548,39 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x03ack\x18\x01 \x01(\v2\x12.pigeonhole.v1.AckH\x00R\x03ackB\x06\n" +
 	"\x04body\"\x19\n" +
 	"\x03Ack\x12\x12\n" +
-	"\x04seqs\x18\x01 \x03(\x04R\x04seqsB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\"\x1a\n" +
+	"\x18SenderCertificateRequest\"S\n" +
+	"\x11SenderCertificate\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xac\x01\n" +
+	"\x15SenderCertificateBody\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12!\n" +
+	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x04 \x01(\x03R\texpiresMs\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\rR\x05keyId\"L\n" +
+	"\x14ServerCertificateKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"\xa5\x01\n" +
+	"\x19SenderCertificateResponse\x12B\n" +
+	"\vcertificate\x18\x01 \x01(\v2 .pigeonhole.v1.SenderCertificateR\vcertificate\x12D\n" +
+	"\vserver_keys\x18\x02 \x03(\v2#.pigeonhole.v1.ServerCertificateKeyR\n" +
+	"serverKeys\"]\n" +
+	"\x1cSetUnidentifiedAccessRequest\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\fR\bverifier\x12!\n" +
+	"\fallow_anyone\x18\x02 \x01(\bR\vallowAnyone\"\x1f\n" +
+	"\x1dSetUnidentifiedAccessResponse\"\xd7\x01\n" +
+	"\x11SealedSendRequest\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\fR\trecipient\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x02 \x01(\fR\taccessKey\x12*\n" +
+	"\x11client_message_id\x18\x03 \x01(\fR\x0fclientMessageId\x128\n" +
+	"\bmessages\x18\x04 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\x12\x1f\n" +
+	"\vonline_only\x18\x05 \x01(\bR\n" +
+	"onlineOnlyB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_pigeonhole_proto_rawDescOnce sync.Once
@@ -3989,64 +4594,72 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_pigeonhole_proto_goTypes = []any{
-	(*Request)(nil),                    // 0: pigeonhole.v1.Request
-	(*Response)(nil),                   // 1: pigeonhole.v1.Response
-	(*Error)(nil),                      // 2: pigeonhole.v1.Error
-	(*StaleAccount)(nil),               // 3: pigeonhole.v1.StaleAccount
-	(*SignedPreKey)(nil),               // 4: pigeonhole.v1.SignedPreKey
-	(*PreKey)(nil),                     // 5: pigeonhole.v1.PreKey
-	(*RegisterRequest)(nil),            // 6: pigeonhole.v1.RegisterRequest
-	(*RegisterResponse)(nil),           // 7: pigeonhole.v1.RegisterResponse
-	(*UploadPreKeysRequest)(nil),       // 8: pigeonhole.v1.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),      // 9: pigeonhole.v1.UploadPreKeysResponse
-	(*RotateSignedPreKeyRequest)(nil),  // 10: pigeonhole.v1.RotateSignedPreKeyRequest
-	(*RotateSignedPreKeyResponse)(nil), // 11: pigeonhole.v1.RotateSignedPreKeyResponse
-	(*PreKeyStatusRequest)(nil),        // 12: pigeonhole.v1.PreKeyStatusRequest
-	(*PreKeyStatusResponse)(nil),       // 13: pigeonhole.v1.PreKeyStatusResponse
-	(*FetchKeysRequest)(nil),           // 14: pigeonhole.v1.FetchKeysRequest
-	(*DeviceBundle)(nil),               // 15: pigeonhole.v1.DeviceBundle
-	(*FetchKeysResponse)(nil),          // 16: pigeonhole.v1.FetchKeysResponse
-	(*DeviceMessage)(nil),              // 17: pigeonhole.v1.DeviceMessage
-	(*SendRequest)(nil),                // 18: pigeonhole.v1.SendRequest
-	(*MultiSendRequest)(nil),           // 19: pigeonhole.v1.MultiSendRequest
-	(*AccountMessages)(nil),            // 20: pigeonhole.v1.AccountMessages
-	(*SendResponse)(nil),               // 21: pigeonhole.v1.SendResponse
-	(*SetPushTokenRequest)(nil),        // 22: pigeonhole.v1.SetPushTokenRequest
-	(*APNsToken)(nil),                  // 23: pigeonhole.v1.APNsToken
-	(*FCMToken)(nil),                   // 24: pigeonhole.v1.FCMToken
-	(*SetPushTokenResponse)(nil),       // 25: pigeonhole.v1.SetPushTokenResponse
-	(*ProvisioningOpen)(nil),           // 26: pigeonhole.v1.ProvisioningOpen
-	(*ProvisioningEvent)(nil),          // 27: pigeonhole.v1.ProvisioningEvent
-	(*ProvisioningAddress)(nil),        // 28: pigeonhole.v1.ProvisioningAddress
-	(*ProvisioningMessage)(nil),        // 29: pigeonhole.v1.ProvisioningMessage
-	(*CreateLinkCodeRequest)(nil),      // 30: pigeonhole.v1.CreateLinkCodeRequest
-	(*CreateLinkCodeResponse)(nil),     // 31: pigeonhole.v1.CreateLinkCodeResponse
-	(*ProvisionRequest)(nil),           // 32: pigeonhole.v1.ProvisionRequest
-	(*ProvisionResponse)(nil),          // 33: pigeonhole.v1.ProvisionResponse
-	(*LinkDeviceRequest)(nil),          // 34: pigeonhole.v1.LinkDeviceRequest
-	(*LinkDeviceResponse)(nil),         // 35: pigeonhole.v1.LinkDeviceResponse
-	(*ListDevicesRequest)(nil),         // 36: pigeonhole.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                 // 37: pigeonhole.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),        // 38: pigeonhole.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),        // 39: pigeonhole.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),       // 40: pigeonhole.v1.RevokeDeviceResponse
-	(*UploadGrantRequest)(nil),         // 41: pigeonhole.v1.UploadGrantRequest
-	(*BlobGrant)(nil),                  // 42: pigeonhole.v1.BlobGrant
-	(*UploadGrantResponse)(nil),        // 43: pigeonhole.v1.UploadGrantResponse
-	(*DownloadGrantRequest)(nil),       // 44: pigeonhole.v1.DownloadGrantRequest
-	(*DownloadGrantResponse)(nil),      // 45: pigeonhole.v1.DownloadGrantResponse
-	(*SessionOpen)(nil),                // 46: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                // 47: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),               // 48: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                   // 49: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                 // 50: pigeonhole.v1.PreKeysLow
-	(*DevicesChanged)(nil),             // 51: pigeonhole.v1.DevicesChanged
-	(*QueueDrained)(nil),               // 52: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                // 53: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                        // 54: pigeonhole.v1.Ack
-	nil,                                // 55: pigeonhole.v1.BlobGrant.HeadersEntry
+	(*Request)(nil),                       // 0: pigeonhole.v1.Request
+	(*Response)(nil),                      // 1: pigeonhole.v1.Response
+	(*Error)(nil),                         // 2: pigeonhole.v1.Error
+	(*StaleAccount)(nil),                  // 3: pigeonhole.v1.StaleAccount
+	(*SignedPreKey)(nil),                  // 4: pigeonhole.v1.SignedPreKey
+	(*PreKey)(nil),                        // 5: pigeonhole.v1.PreKey
+	(*RegisterRequest)(nil),               // 6: pigeonhole.v1.RegisterRequest
+	(*RegisterResponse)(nil),              // 7: pigeonhole.v1.RegisterResponse
+	(*UploadPreKeysRequest)(nil),          // 8: pigeonhole.v1.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),         // 9: pigeonhole.v1.UploadPreKeysResponse
+	(*RotateSignedPreKeyRequest)(nil),     // 10: pigeonhole.v1.RotateSignedPreKeyRequest
+	(*RotateSignedPreKeyResponse)(nil),    // 11: pigeonhole.v1.RotateSignedPreKeyResponse
+	(*PreKeyStatusRequest)(nil),           // 12: pigeonhole.v1.PreKeyStatusRequest
+	(*PreKeyStatusResponse)(nil),          // 13: pigeonhole.v1.PreKeyStatusResponse
+	(*FetchKeysRequest)(nil),              // 14: pigeonhole.v1.FetchKeysRequest
+	(*DeviceBundle)(nil),                  // 15: pigeonhole.v1.DeviceBundle
+	(*FetchKeysResponse)(nil),             // 16: pigeonhole.v1.FetchKeysResponse
+	(*DeviceMessage)(nil),                 // 17: pigeonhole.v1.DeviceMessage
+	(*SendRequest)(nil),                   // 18: pigeonhole.v1.SendRequest
+	(*MultiSendRequest)(nil),              // 19: pigeonhole.v1.MultiSendRequest
+	(*AccountMessages)(nil),               // 20: pigeonhole.v1.AccountMessages
+	(*SendResponse)(nil),                  // 21: pigeonhole.v1.SendResponse
+	(*SetPushTokenRequest)(nil),           // 22: pigeonhole.v1.SetPushTokenRequest
+	(*APNsToken)(nil),                     // 23: pigeonhole.v1.APNsToken
+	(*FCMToken)(nil),                      // 24: pigeonhole.v1.FCMToken
+	(*SetPushTokenResponse)(nil),          // 25: pigeonhole.v1.SetPushTokenResponse
+	(*ProvisioningOpen)(nil),              // 26: pigeonhole.v1.ProvisioningOpen
+	(*ProvisioningEvent)(nil),             // 27: pigeonhole.v1.ProvisioningEvent
+	(*ProvisioningAddress)(nil),           // 28: pigeonhole.v1.ProvisioningAddress
+	(*ProvisioningMessage)(nil),           // 29: pigeonhole.v1.ProvisioningMessage
+	(*CreateLinkCodeRequest)(nil),         // 30: pigeonhole.v1.CreateLinkCodeRequest
+	(*CreateLinkCodeResponse)(nil),        // 31: pigeonhole.v1.CreateLinkCodeResponse
+	(*ProvisionRequest)(nil),              // 32: pigeonhole.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),             // 33: pigeonhole.v1.ProvisionResponse
+	(*LinkDeviceRequest)(nil),             // 34: pigeonhole.v1.LinkDeviceRequest
+	(*LinkDeviceResponse)(nil),            // 35: pigeonhole.v1.LinkDeviceResponse
+	(*ListDevicesRequest)(nil),            // 36: pigeonhole.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                    // 37: pigeonhole.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),           // 38: pigeonhole.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),           // 39: pigeonhole.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),          // 40: pigeonhole.v1.RevokeDeviceResponse
+	(*UploadGrantRequest)(nil),            // 41: pigeonhole.v1.UploadGrantRequest
+	(*BlobGrant)(nil),                     // 42: pigeonhole.v1.BlobGrant
+	(*UploadGrantResponse)(nil),           // 43: pigeonhole.v1.UploadGrantResponse
+	(*DownloadGrantRequest)(nil),          // 44: pigeonhole.v1.DownloadGrantRequest
+	(*DownloadGrantResponse)(nil),         // 45: pigeonhole.v1.DownloadGrantResponse
+	(*SessionOpen)(nil),                   // 46: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                   // 47: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),                  // 48: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                      // 49: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                    // 50: pigeonhole.v1.PreKeysLow
+	(*DevicesChanged)(nil),                // 51: pigeonhole.v1.DevicesChanged
+	(*QueueDrained)(nil),                  // 52: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                   // 53: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                           // 54: pigeonhole.v1.Ack
+	(*SenderCertificateRequest)(nil),      // 55: pigeonhole.v1.SenderCertificateRequest
+	(*SenderCertificate)(nil),             // 56: pigeonhole.v1.SenderCertificate
+	(*SenderCertificateBody)(nil),         // 57: pigeonhole.v1.SenderCertificateBody
+	(*ServerCertificateKey)(nil),          // 58: pigeonhole.v1.ServerCertificateKey
+	(*SenderCertificateResponse)(nil),     // 59: pigeonhole.v1.SenderCertificateResponse
+	(*SetUnidentifiedAccessRequest)(nil),  // 60: pigeonhole.v1.SetUnidentifiedAccessRequest
+	(*SetUnidentifiedAccessResponse)(nil), // 61: pigeonhole.v1.SetUnidentifiedAccessResponse
+	(*SealedSendRequest)(nil),             // 62: pigeonhole.v1.SealedSendRequest
+	nil,                                   // 63: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	6,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -4066,56 +4679,65 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	41, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
 	44, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
 	19, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
-	2,  // 17: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	7,  // 18: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	9,  // 19: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	11, // 20: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	16, // 21: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	21, // 22: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	13, // 23: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	25, // 24: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	31, // 25: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
-	33, // 26: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
-	35, // 27: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
-	38, // 28: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
-	40, // 29: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
-	43, // 30: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
-	45, // 31: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
-	21, // 32: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
-	3,  // 33: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
-	4,  // 34: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 35: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	5,  // 36: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 37: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 38: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 39: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	15, // 40: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	17, // 41: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	20, // 42: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
-	17, // 43: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
-	23, // 44: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	24, // 45: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	28, // 46: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
-	29, // 47: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
-	2,  // 48: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
-	4,  // 49: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 50: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	37, // 51: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	55, // 52: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
-	42, // 53: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	42, // 54: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	48, // 55: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	49, // 56: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	50, // 57: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 58: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	52, // 59: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	51, // 60: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
-	54, // 61: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	55, // 17: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
+	60, // 18: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
+	62, // 19: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
+	2,  // 20: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	7,  // 21: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	9,  // 22: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	11, // 23: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	16, // 24: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	21, // 25: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	13, // 26: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	25, // 27: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	31, // 28: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	33, // 29: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	35, // 30: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	38, // 31: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	40, // 32: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	43, // 33: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
+	45, // 34: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
+	21, // 35: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
+	59, // 36: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
+	61, // 37: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
+	21, // 38: pigeonhole.v1.Response.sealed_send:type_name -> pigeonhole.v1.SendResponse
+	3,  // 39: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
+	4,  // 40: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 41: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	5,  // 42: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 43: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	4,  // 44: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 45: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	15, // 46: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	17, // 47: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	20, // 48: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
+	17, // 49: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
+	23, // 50: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	24, // 51: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	28, // 52: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	29, // 53: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 54: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	4,  // 55: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 56: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	37, // 57: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	63, // 58: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	42, // 59: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	42, // 60: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	48, // 61: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	49, // 62: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	50, // 63: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 64: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	52, // 65: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	51, // 66: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	54, // 67: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	56, // 68: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
+	58, // 69: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
+	17, // 70: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -4141,6 +4763,9 @@ func file_pigeonhole_proto_init() {
 		(*Request_UploadGrant)(nil),
 		(*Request_DownloadGrant)(nil),
 		(*Request_MultiSend)(nil),
+		(*Request_SenderCertificate)(nil),
+		(*Request_SetUnidentifiedAccess)(nil),
+		(*Request_SealedSend)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -4158,6 +4783,9 @@ func file_pigeonhole_proto_init() {
 		(*Response_UploadGrant)(nil),
 		(*Response_DownloadGrant)(nil),
 		(*Response_MultiSend)(nil),
+		(*Response_SenderCertificate)(nil),
+		(*Response_SetUnidentifiedAccess)(nil),
+		(*Response_SealedSend)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[22].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
@@ -4185,7 +4813,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

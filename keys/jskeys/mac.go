@@ -84,6 +84,8 @@ func recordKind(key string) string {
 		return "prekeys"
 	case "s":
 		return "seen"
+	case "u":
+		return "access"
 	}
 	return "other"
 }
