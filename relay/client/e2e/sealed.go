@@ -329,4 +329,3 @@ func NewAccessKey() ([]byte, error) {
 	}
 	return k, nil
 }
-
