@@ -106,13 +106,17 @@ func (s *Store) RotateSignedPreKey(ctx context.Context, a AccountID, id uint32, 
 	return nil
 }
 
-// FetchBundles returns one bundle per device of the account, claiming one
-// one-time prekey from each device that has any and that mayClaim allows
-// (nil: every device). mayClaim is asked at most once per device, and only
-// about a device that holds a one-time prekey; a device it refuses gets a
-// bundle without one (X3DH then uses the signed prekey alone) and keeps
-// its prekeys. A claimed prekey is deleted durably before FetchBundles
-// returns, so it is never handed out twice, also under concurrent fetches.
+// FetchBundles returns one bundle per device of the account, claiming
+// from each device that has any and that mayClaim allows (nil: every
+// device) one one-time prekey and one one-time KEM prekey. mayClaim is
+// asked at most once per device, and only about a device that holds a
+// one-time prekey of either kind; a device it refuses gets a bundle
+// without a one-time prekey (X3DH then uses the signed prekey alone) and
+// with its last-resort KEM prekey, and keeps its one-time prekeys. A
+// device with no one-time KEM prekey left gives its last-resort one,
+// which is never deleted by a claim. A claimed prekey is deleted durably
+// before FetchBundles returns, so it is never handed out twice, also
+// under concurrent fetches.
 func (s *Store) FetchBundles(ctx context.Context, a AccountID, mayClaim func(device uint32) bool) ([]Bundle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -131,7 +135,19 @@ func (s *Store) FetchBundles(ctx context.Context, a AccountID, mayClaim func(dev
 			return nil, err
 		}
 		bu := Bundle{DeviceID: id, RegistrationID: d.RegistrationID, IdentityKey: d.IdentityKey, SignedPreKey: d.SignedPreKey}
-		if err := s.claim(b, a, id, &bu, mayClaim); err != nil {
+		hasPre, err := s.hasUnder(preKeyPrefix(a, id))
+		if err != nil {
+			return nil, err
+		}
+		hasKem, err := s.hasUnder(kemPreKeyPrefix(a, id))
+		if err != nil {
+			return nil, err
+		}
+		allowed := (hasPre || hasKem) && (mayClaim == nil || mayClaim(id))
+		if err := s.claim(b, a, id, &bu, allowed); err != nil {
+			return nil, err
+		}
+		if err := s.claimKem(b, a, id, &bu, allowed, d.KemLastResort); err != nil {
 			return nil, err
 		}
 		out = append(out, bu)
@@ -145,16 +161,16 @@ func (s *Store) FetchBundles(ctx context.Context, a AccountID, mayClaim func(dev
 }
 
 // claim takes the lowest-numbered prekey of a device into bu, adding its
-// deletion to b, and counts the rest; when mayClaim refuses the device it
-// only counts.
-func (s *Store) claim(b *pebble.Batch, a AccountID, id uint32, bu *Bundle, mayClaim func(uint32) bool) error {
+// deletion to b, and counts the rest; when allowed is false it only
+// counts.
+func (s *Store) claim(b *pebble.Batch, a AccountID, id uint32, bu *Bundle, allowed bool) error {
 	p := preKeyPrefix(a, id)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
 	ok := it.First()
-	if ok && (mayClaim == nil || mayClaim(id)) {
+	if ok && allowed {
 		bu.PreKey = &PreKey{
 			ID:        binary.BigEndian.Uint32(it.Key()[len(p):]),
 			PublicKey: append([]byte(nil), it.Value()...),

@@ -8,20 +8,26 @@ import (
 )
 
 // recordVersion is the first byte of a stored device record: 2 adds the
-// name; version 1 records (no name) are still read.
-const recordVersion = 2
+// name, 3 the last-resort KEM prekey; version 1 records (no name) and 2
+// records (no KEM prekey) are still read.
+const recordVersion = 3
 
 var errCorrupt = errors.New("keys: corrupt device record")
+
+// kemRecordSize is the size of a stored KEM prekey: id (4, in a device
+// record only), public key, signature.
+const kemRecordSize = KemPublicKeySize + signatureSize
 
 // encodeDevice lays a device out as
 //
 //	version(1) auth_key(32) identity(33) registration_id(4)
 //	spk_id(4) spk_public(33) spk_signature(64) created_unix_ms(8)
 //	name_len(2) name
+//	has_kem(1) [kem_id(4) kem_public(1569) kem_signature(64)]
 //
 // All sizes were checked on the way in.
 func encodeDevice(d Device) []byte {
-	b := make([]byte, 0, fixedRecordSize+2+len(d.Name))
+	b := make([]byte, 0, fixedRecordSize+2+len(d.Name)+1+4+kemRecordSize)
 	b = append(b, recordVersion)
 	b = append(b, d.AuthKey...)
 	b = append(b, d.IdentityKey...)
@@ -31,7 +37,14 @@ func encodeDevice(d Device) []byte {
 	b = append(b, d.SignedPreKey.Signature...)
 	b = binary.BigEndian.AppendUint64(b, uint64(d.Created.UnixMilli()))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(d.Name)))
-	return append(b, d.Name...)
+	b = append(b, d.Name...)
+	if d.KemLastResort == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint32(b, d.KemLastResort.ID)
+	b = append(b, d.KemLastResort.PublicKey...)
+	return append(b, d.KemLastResort.Signature...)
 }
 
 // fixedRecordSize is the size of a version 1 record, the fixed part of
@@ -59,13 +72,33 @@ func decodeDevice(id uint32, b []byte) (Device, error) {
 	d.SignedPreKey.PublicKey = take(curveKeySize)
 	d.SignedPreKey.Signature = take(signatureSize)
 	d.Created = time.UnixMilli(int64(binary.BigEndian.Uint64(take(8))))
-	if version >= 2 {
-		if len(b) < 2 || len(b) != 2+int(binary.BigEndian.Uint16(b)) {
+	if version < 2 {
+		return d, nil
+	}
+	if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+		return Device{}, fmt.Errorf("%w (name)", errCorrupt)
+	}
+	nameLen := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if nameLen > 0 {
+		d.Name = take(nameLen)
+	}
+	if version == 2 {
+		if len(b) != 0 {
 			return Device{}, fmt.Errorf("%w (name)", errCorrupt)
 		}
-		if n := len(b) - 2; n > 0 {
-			d.Name = append([]byte(nil), b[2:]...)
-		}
+		return d, nil
+	}
+	switch {
+	case len(b) == 1 && b[0] == 0:
+	case len(b) == 1+4+kemRecordSize && b[0] == 1:
+		b = b[1:]
+		k := &KemPreKey{ID: binary.BigEndian.Uint32(take(4))}
+		k.PublicKey = take(KemPublicKeySize)
+		k.Signature = take(signatureSize)
+		d.KemLastResort = k
+	default:
+		return Device{}, fmt.Errorf("%w (KEM prekey)", errCorrupt)
 	}
 	return d, nil
 }
@@ -110,6 +143,16 @@ func preKeyPrefix(a AccountID, dev uint32) []byte {
 
 func preKeyKey(a AccountID, dev, id uint32) []byte {
 	return binary.BigEndian.AppendUint32(preKeyPrefix(a, dev), id)
+}
+
+// kemPreKeyPrefix bounds a device's one-time KEM prekeys.
+func kemPreKeyPrefix(a AccountID, dev uint32) []byte {
+	k := append([]byte("k/k/"), a[:]...)
+	return binary.BigEndian.AppendUint32(k, dev)
+}
+
+func kemPreKeyKey(a AccountID, dev, id uint32) []byte {
+	return binary.BigEndian.AppendUint32(kemPreKeyPrefix(a, dev), id)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.

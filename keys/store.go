@@ -168,7 +168,7 @@ func (s *Store) writeDeviceWith(a AccountID, id uint32, dev Device, prekeys []Pr
 	return nil
 }
 
-// RemoveDevice deletes a device and its prekeys. It cannot authenticate
+// RemoveDevice deletes a device and its prekeys (X25519 and KEM). It cannot authenticate
 // again and its id is not reused.
 func (s *Store) RemoveDevice(ctx context.Context, a AccountID, id uint32) error {
 	if err := ctx.Err(); err != nil {
@@ -182,8 +182,9 @@ func (s *Store) RemoveDevice(ctx context.Context, a AccountID, id uint32) error 
 	defer b.Close()
 	_ = b.Delete(deviceKey(a, id), nil)
 	_ = b.Delete(seenKey(a, id), nil)
-	p := preKeyPrefix(a, id)
-	_ = b.DeleteRange(p, prefixEnd(p), nil)
+	for _, p := range [][]byte{preKeyPrefix(a, id), kemPreKeyPrefix(a, id)} {
+		_ = b.DeleteRange(p, prefixEnd(p), nil)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("keys: remove device: %w", err)
 	}

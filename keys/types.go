@@ -30,6 +30,9 @@ type Device struct {
 	// LastSeen is the start (UTC) of the last day the device opened a
 	// session, zero if never; filled by Devices.
 	LastSeen time.Time
+	// KemLastResort is the device's last-resort KEM prekey, nil if it
+	// has none (a device without post-quantum keys).
+	KemLastResort *KemPreKey `json:",omitempty"`
 }
 
 // MaxNameBytes bounds a device's encrypted name.
@@ -49,6 +52,16 @@ type PreKey struct {
 	PublicKey []byte // 33 bytes
 }
 
+// KemPreKey is a post-quantum prekey: an ML-KEM-1024 encapsulation key in
+// libsignal's encoding and the XEdDSA signature by the identity key over
+// that encoding (see KemPublicKeySize). A device holds one-time ones,
+// each handed out once, and one last-resort one.
+type KemPreKey struct {
+	ID        uint32
+	PublicKey []byte // KemPublicKeySize bytes: KemKeyType, then the key
+	Signature []byte // 64 bytes
+}
+
 // Bundle is what a sender needs to start a session with one device.
 type Bundle struct {
 	DeviceID       uint32
@@ -61,4 +74,14 @@ type Bundle struct {
 	// Remaining is how many one-time prekeys the device has left after
 	// this fetch.
 	Remaining int
+	// KemPreKey is the one-time KEM prekey claimed by this fetch, else
+	// the device's last-resort one (KemLastResort true); nil when the
+	// device has neither.
+	KemPreKey *KemPreKey
+	// KemLastResort says KemPreKey is the last-resort one, which stays
+	// stored.
+	KemLastResort bool
+	// KemRemaining is how many one-time KEM prekeys the device has left
+	// after this fetch.
+	KemRemaining int
 }

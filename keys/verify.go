@@ -55,7 +55,13 @@ func checkDevice(d Device) error {
 	if len(d.Name) > MaxNameBytes {
 		return fmt.Errorf("%w: a device name is at most %d bytes", ErrInvalidKey, MaxNameBytes)
 	}
-	return verifySignedPreKey(d.IdentityKey, d.SignedPreKey)
+	if err := verifySignedPreKey(d.IdentityKey, d.SignedPreKey); err != nil {
+		return err
+	}
+	if d.KemLastResort != nil {
+		return checkKemPreKey(d.IdentityKey, "last-resort KEM prekey", *d.KemLastResort)
+	}
+	return nil
 }
 
 // checkPreKeys validates a batch of one-time prekeys.
@@ -72,7 +78,8 @@ func checkPreKeys(pks []PreKey, maxBatch int) error {
 }
 
 // CheckDevice validates the keys of a device about to be stored: sizes,
-// name length and the signed prekey's signature. Other stores of the
+// name length, the signed prekey's signature and, if it has one, its
+// last-resort KEM prekey. Other stores of the
 // directory (jskeys) check with it.
 func CheckDevice(d Device) error { return checkDevice(d) }
 

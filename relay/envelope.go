@@ -72,6 +72,10 @@ func appendEnvelopeFrame(b []byte, seq uint64, unixMilli int64, stored []byte) [
 	return append(b, stored...)
 }
 
-func preKeysLowEvent(remaining int) *spec.ServerEvent {
-	return &spec.ServerEvent{Body: &spec.ServerEvent_PrekeysLow{PrekeysLow: &spec.PreKeysLow{Remaining: uint32(remaining)}}}
+// preKeysLowEvent tells a device how many one-time X25519 and KEM
+// prekeys it has left.
+func preKeysLowEvent(remaining, kemRemaining int) *spec.ServerEvent {
+	return &spec.ServerEvent{Body: &spec.ServerEvent_PrekeysLow{PrekeysLow: &spec.PreKeysLow{
+		Remaining: uint32(remaining), KemRemaining: uint32(kemRemaining),
+	}}}
 }

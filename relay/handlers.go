@@ -35,6 +35,15 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		name = "rotate_signed_prekey"
 		e = c.rotateSignedPreKey(id, b.RotateSignedPrekey)
 		resp.Body = &spec.Response_RotateSignedPrekey{RotateSignedPrekey: &spec.RotateSignedPreKeyResponse{}}
+	case *spec.Request_UploadKemPrekeys:
+		name = "upload_kem_prekeys"
+		var r *spec.UploadKemPreKeysResponse
+		r, e = c.uploadKemPreKeys(id, b.UploadKemPrekeys)
+		resp.Body = &spec.Response_UploadKemPrekeys{UploadKemPrekeys: r}
+	case *spec.Request_RotateLastResortKemPrekey:
+		name = "rotate_last_resort_kem_prekey"
+		e = c.rotateLastResortKemPreKey(id, b.RotateLastResortKemPrekey)
+		resp.Body = &spec.Response_RotateLastResortKemPrekey{RotateLastResortKemPrekey: &spec.RotateLastResortKemPreKeyResponse{}}
 	case *spec.Request_PrekeyStatus:
 		name = "prekey_status"
 		var r *spec.PreKeyStatusResponse
@@ -130,6 +139,9 @@ func (s *Server) keyError(what string, err error) *spec.Error {
 		return spec.Err(spec.CodeUnknownDevice, "no such device (it may have been removed)")
 	case errors.Is(err, keys.ErrInvalidKey):
 		return spec.Err(spec.CodeInvalidKey, "%s", strings.TrimPrefix(err.Error(), "keys: "))
+	case errors.Is(err, keys.ErrBadKemSignature):
+		return spec.Err(spec.CodeBadPreKeySignature, "%s (the identity key signs the KEM prekey's 1569-byte encoded public key)",
+			strings.TrimPrefix(err.Error(), "keys: "))
 	case errors.Is(err, keys.ErrBadSignature):
 		return spec.Err(spec.CodeBadPreKeySignature, "the signed prekey's signature does not verify against the identity key")
 	case errors.Is(err, keys.ErrBadLinkCode):
@@ -184,6 +196,9 @@ func (c *conn) checkNewDevice(authKey, authProof []byte, spk *spec.SignedPreKey,
 }
 
 func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.Error) {
+	if len(r.EncryptedName) > keys.MaxNameBytes {
+		return nil, spec.Err(spec.CodeBadRequest, "encrypted_name is at most %d bytes", keys.MaxNameBytes)
+	}
 	undo, e := c.checkNewDevice(r.AuthKey, r.AuthProof, r.SignedPrekey, len(r.Prekeys))
 	if e != nil {
 		return nil, e
@@ -203,6 +218,8 @@ func (c *conn) register(r *spec.RegisterRequest) (*spec.RegisterResponse, *spec.
 		IdentityKey:    r.IdentityKey,
 		RegistrationID: r.RegistrationId,
 		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
+		KemLastResort:  kemPreKeyFrom(r.LastResortKemPrekey),
+		Name:           bytes.Clone(r.EncryptedName),
 	}, preKeysFrom(r.Prekeys))
 	if err != nil {
 		undoAccount()
@@ -250,7 +267,11 @@ func (c *conn) preKeyStatus(id quic.StreamID) (*spec.PreKeyStatusResponse, *spec
 	if err != nil {
 		return nil, c.s.keyError("count prekeys", err)
 	}
-	return &spec.PreKeyStatusResponse{Stored: uint32(n)}, nil
+	kn, lastResort, err := c.s.keys.KemPreKeyCount(c.ctx, acct, dev)
+	if err != nil {
+		return nil, c.s.keyError("count KEM prekeys", err)
+	}
+	return &spec.PreKeyStatusResponse{Stored: uint32(n), KemStored: uint32(kn), KemLastResort: lastResort}, nil
 }
 
 func (c *conn) fetchKeys(id quic.StreamID, r *spec.FetchKeysRequest) (*spec.FetchKeysResponse, *spec.Error) {
@@ -294,11 +315,18 @@ func (c *conn) fetchKeys(id quic.StreamID, r *spec.FetchKeysRequest) (*spec.Fetc
 				Id: b.SignedPreKey.ID, PublicKey: b.SignedPreKey.PublicKey, Signature: b.SignedPreKey.Signature,
 			},
 		}
+		low := false
 		if b.PreKey != nil {
 			db.Prekey = &spec.PreKey{Id: b.PreKey.ID, PublicKey: b.PreKey.PublicKey}
-			if b.Remaining < c.s.cfg.PreKeyLowThreshold {
-				c.s.notifyDevice(addrOf(target, b.DeviceID), preKeysLowEvent(b.Remaining))
-			}
+			low = b.Remaining < c.s.cfg.PreKeyLowThreshold
+		}
+		if k := b.KemPreKey; k != nil {
+			db.KemPrekey = &spec.KemPreKey{Id: k.ID, PublicKey: k.PublicKey, Signature: k.Signature}
+			db.KemLastResort = b.KemLastResort
+			low = low || (!b.KemLastResort && b.KemRemaining < c.s.cfg.PreKeyLowThreshold)
+		}
+		if low {
+			c.s.notifyDevice(addrOf(target, b.DeviceID), preKeysLowEvent(b.Remaining, b.KemRemaining))
 		}
 		resp.Devices = append(resp.Devices, db)
 	}

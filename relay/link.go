@@ -51,6 +51,7 @@ func (c *conn) linkDevice(r *spec.LinkDeviceRequest) (*spec.LinkDeviceResponse, 
 		RegistrationID: r.RegistrationId,
 		SignedPreKey:   signedPreKeyFrom(r.SignedPrekey),
 		Name:           bytes.Clone(r.EncryptedName),
+		KemLastResort:  kemPreKeyFrom(r.LastResortKemPrekey),
 	}, preKeysFrom(r.Prekeys))
 	if err != nil {
 		return nil, c.s.keyError("link a device", err)

@@ -367,10 +367,19 @@ func (s *session) finish() {
 }
 
 // checkPreKeys tells a device that opens a session when its one-time
-// prekeys are low, before anything else on the stream.
+// prekeys are low, before anything else on the stream: its X25519 ones,
+// or, if it has a last-resort KEM prekey (it uses post-quantum keys), its
+// KEM ones.
 func (s *session) checkPreKeys() {
 	n, err := s.c.s.keys.PreKeyCount(s.c.ctx, s.addr.Account, s.addr.Device)
-	if err == nil && n < s.c.s.cfg.PreKeyLowThreshold {
-		_ = spec.WriteFrame(s.st, preKeysLowEvent(n))
+	if err != nil {
+		return
+	}
+	kn, lastResort, err := s.c.s.keys.KemPreKeyCount(s.c.ctx, s.addr.Account, s.addr.Device)
+	if err != nil {
+		return
+	}
+	if th := s.c.s.cfg.PreKeyLowThreshold; n < th || (lastResort && kn < th) {
+		_ = spec.WriteFrame(s.st, preKeysLowEvent(n, kn))
 	}
 }

@@ -305,3 +305,30 @@ func TestSendCheckOrder(t *testing.T) {
 	}
 	wantCode(t, send(nobody, client.DeviceMessage{DeviceID: 1, Content: ok}), spec.CodeUnknownAccount)
 }
+
+// TestRegisterName: register takes the first device's sealed name (at
+// most 256 bytes, refused before the rate limit), and list_devices
+// returns it.
+func TestRegisterName(t *testing.T) {
+	cfg := testConfig()
+	cfg.RegisterLimit = relay.Limit{Burst: 1, Every: time.Hour}
+	r := startRelay(t, cfg)
+	reg, ik := newRegistration(t, 0)
+	reg.EncryptedName = bytes.Repeat([]byte{7}, 257)
+	_, err := r.dial(t).Register(ctxT(t), reg)
+	wantCode(t, err, spec.CodeBadRequest)
+	// The refusal took no token: the one token is still there.
+	reg.EncryptedName = bytes.Repeat([]byte{9}, 256)
+	acct, err := r.dial(t).Register(ctxT(t), reg)
+	if err != nil {
+		t.Fatalf("register with a 256-byte name: %v", err)
+	}
+	d := &device{Account: *acct, auth: reg.AuthKey, identity: ik}
+	devs, err := r.session(t, d, 0).ListDevices(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 1 || !bytes.Equal(devs[0].EncryptedName, reg.EncryptedName) {
+		t.Fatalf("devices %+v, want device 1 with the registered name", devs)
+	}
+}

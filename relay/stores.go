@@ -24,6 +24,9 @@ type KeyDirectory interface {
 	CreateLinkCode(ctx context.Context, acct keys.AccountID, ttl time.Duration) ([]byte, time.Time, error)
 	LinkDevice(ctx context.Context, acct keys.AccountID, code []byte, dev keys.Device, prekeys []keys.PreKey) (uint32, error)
 	Seen(ctx context.Context, acct keys.AccountID, id uint32, t time.Time) error
+	AddKemPreKeys(ctx context.Context, acct keys.AccountID, id uint32, kpks []keys.KemPreKey) (int, error)
+	KemPreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, bool, error)
+	RotateKemLastResort(ctx context.Context, acct keys.AccountID, id uint32, k keys.KemPreKey) error
 }
 
 // Queues is what the relay needs of the per-device queues. *queue.Store

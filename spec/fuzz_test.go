@@ -36,7 +36,7 @@ func frameHeader(n uint32) []byte {
 // cases to f's seed corpus.
 func addFrameSeeds(f *testing.F) {
 	f.Helper()
-	for _, name := range []string{"framed_request", "envelope_frame"} {
+	for _, name := range []string{"framed_request", "envelope_frame", "upload_kem_prekeys", "fetch_keys_kem", "prekeys_low"} {
 		v := readVector(f, name)
 		f.Add(v)                                    // a whole frame
 		f.Add(v[4:])                                // the bare payload

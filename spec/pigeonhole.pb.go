@@ -51,6 +51,8 @@ type Request struct {
 	//	*Request_UploadGrant
 	//	*Request_DownloadGrant
 	//	*Request_MultiSend
+	//	*Request_UploadKemPrekeys
+	//	*Request_RotateLastResortKemPrekey
 	//	*Request_SenderCertificate
 	//	*Request_SetUnidentifiedAccess
 	//	*Request_SealedSend
@@ -256,6 +258,24 @@ func (x *Request) GetMultiSend() *MultiSendRequest {
 	return nil
 }
 
+func (x *Request) GetUploadKemPrekeys() *UploadKemPreKeysRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_UploadKemPrekeys); ok {
+			return x.UploadKemPrekeys
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetRotateLastResortKemPrekey() *RotateLastResortKemPreKeyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_RotateLastResortKemPrekey); ok {
+			return x.RotateLastResortKemPrekey
+		}
+	}
+	return nil
+}
+
 func (x *Request) GetSenderCertificate() *SenderCertificateRequest {
 	if x != nil {
 		if x, ok := x.Body.(*Request_SenderCertificate); ok {
@@ -357,6 +377,14 @@ type Request_MultiSend struct {
 	MultiSend *MultiSendRequest `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
 }
 
+type Request_UploadKemPrekeys struct {
+	UploadKemPrekeys *UploadKemPreKeysRequest `protobuf:"bytes,18,opt,name=upload_kem_prekeys,json=uploadKemPrekeys,proto3,oneof"`
+}
+
+type Request_RotateLastResortKemPrekey struct {
+	RotateLastResortKemPrekey *RotateLastResortKemPreKeyRequest `protobuf:"bytes,19,opt,name=rotate_last_resort_kem_prekey,json=rotateLastResortKemPrekey,proto3,oneof"`
+}
+
 type Request_SenderCertificate struct {
 	// Sealed sender (protocol.md, "Sealed sender").
 	SenderCertificate *SenderCertificateRequest `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
@@ -404,6 +432,10 @@ func (*Request_DownloadGrant) isRequest_Body() {}
 
 func (*Request_MultiSend) isRequest_Body() {}
 
+func (*Request_UploadKemPrekeys) isRequest_Body() {}
+
+func (*Request_RotateLastResortKemPrekey) isRequest_Body() {}
+
 func (*Request_SenderCertificate) isRequest_Body() {}
 
 func (*Request_SetUnidentifiedAccess) isRequest_Body() {}
@@ -433,6 +465,8 @@ type Response struct {
 	//	*Response_UploadGrant
 	//	*Response_DownloadGrant
 	//	*Response_MultiSend
+	//	*Response_UploadKemPrekeys
+	//	*Response_RotateLastResortKemPrekey
 	//	*Response_SenderCertificate
 	//	*Response_SetUnidentifiedAccess
 	//	*Response_SealedSend
@@ -627,6 +661,24 @@ func (x *Response) GetMultiSend() *SendResponse {
 	return nil
 }
 
+func (x *Response) GetUploadKemPrekeys() *UploadKemPreKeysResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_UploadKemPrekeys); ok {
+			return x.UploadKemPrekeys
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetRotateLastResortKemPrekey() *RotateLastResortKemPreKeyResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_RotateLastResortKemPrekey); ok {
+			return x.RotateLastResortKemPrekey
+		}
+	}
+	return nil
+}
+
 func (x *Response) GetSenderCertificate() *SenderCertificateResponse {
 	if x != nil {
 		if x, ok := x.Body.(*Response_SenderCertificate); ok {
@@ -718,6 +770,14 @@ type Response_MultiSend struct {
 	MultiSend *SendResponse `protobuf:"bytes,17,opt,name=multi_send,json=multiSend,proto3,oneof"`
 }
 
+type Response_UploadKemPrekeys struct {
+	UploadKemPrekeys *UploadKemPreKeysResponse `protobuf:"bytes,18,opt,name=upload_kem_prekeys,json=uploadKemPrekeys,proto3,oneof"`
+}
+
+type Response_RotateLastResortKemPrekey struct {
+	RotateLastResortKemPrekey *RotateLastResortKemPreKeyResponse `protobuf:"bytes,19,opt,name=rotate_last_resort_kem_prekey,json=rotateLastResortKemPrekey,proto3,oneof"`
+}
+
 type Response_SenderCertificate struct {
 	SenderCertificate *SenderCertificateResponse `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
 }
@@ -759,6 +819,10 @@ func (*Response_UploadGrant) isResponse_Body() {}
 func (*Response_DownloadGrant) isResponse_Body() {}
 
 func (*Response_MultiSend) isResponse_Body() {}
+
+func (*Response_UploadKemPrekeys) isResponse_Body() {}
+
+func (*Response_RotateLastResortKemPrekey) isResponse_Body() {}
 
 func (*Response_SenderCertificate) isResponse_Body() {}
 
@@ -1034,6 +1098,71 @@ func (x *PreKey) GetPublicKey() []byte {
 	return nil
 }
 
+// KemPreKey is a post-quantum prekey (protocol.md, "KEM prekeys"): an
+// ML-KEM-1024 encapsulation key in libsignal's kem::PublicKey encoding
+// (the type byte 0x0A, then the 1568-byte key: 1569 bytes), and the
+// XEdDSA signature (64 bytes) by the device's identity key over those
+// 1569 bytes. The same message carries one-time and last-resort ones.
+type KemPreKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KemPreKey) Reset() {
+	*x = KemPreKey{}
+	mi := &file_pigeonhole_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KemPreKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KemPreKey) ProtoMessage() {}
+
+func (x *KemPreKey) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KemPreKey.ProtoReflect.Descriptor instead.
+func (*KemPreKey) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KemPreKey) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *KemPreKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *KemPreKey) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // RegisterRequest creates an account and its first device (device id 1).
 // Unauthenticated; rate-limited per source address.
 type RegisterRequest struct {
@@ -1050,14 +1179,22 @@ type RegisterRequest struct {
 	RegistrationId uint32        `protobuf:"varint,4,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
 	SignedPrekey   *SignedPreKey `protobuf:"bytes,5,opt,name=signed_prekey,json=signedPrekey,proto3" json:"signed_prekey,omitempty"`
 	// At most 100 one-time prekeys.
-	Prekeys       []*PreKey `protobuf:"bytes,6,rep,name=prekeys,proto3" json:"prekeys,omitempty"`
+	Prekeys []*PreKey `protobuf:"bytes,6,rep,name=prekeys,proto3" json:"prekeys,omitempty"`
+	// The device's last-resort KEM prekey (optional: without one the
+	// device gets no KEM prekey in bundles until it sets one with
+	// rotate_last_resort_kem_prekey). One-time KEM prekeys are uploaded
+	// with upload_kem_prekeys once the connection is authenticated.
+	LastResortKemPrekey *KemPreKey `protobuf:"bytes,7,opt,name=last_resort_kem_prekey,json=lastResortKemPrekey,proto3" json:"last_resort_kem_prekey,omitempty"`
+	// The device's display name, sealed as LinkDeviceRequest's is (opaque to
+	// the relay, at most 256 bytes; optional).
+	EncryptedName []byte `protobuf:"bytes,8,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[6]
+	mi := &file_pigeonhole_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1206,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[6]
+	mi := &file_pigeonhole_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1219,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{6}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterRequest) GetAuthKey() []byte {
@@ -1127,6 +1264,20 @@ func (x *RegisterRequest) GetPrekeys() []*PreKey {
 	return nil
 }
 
+func (x *RegisterRequest) GetLastResortKemPrekey() *KemPreKey {
+	if x != nil {
+		return x.LastResortKemPrekey
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetEncryptedName() []byte {
+	if x != nil {
+		return x.EncryptedName
+	}
+	return nil
+}
+
 type RegisterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"` // 16 random bytes
@@ -1137,7 +1288,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[7]
+	mi := &file_pigeonhole_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1300,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[7]
+	mi := &file_pigeonhole_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1313,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{7}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegisterResponse) GetAccountId() []byte {
@@ -1189,7 +1340,7 @@ type UploadPreKeysRequest struct {
 
 func (x *UploadPreKeysRequest) Reset() {
 	*x = UploadPreKeysRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[8]
+	mi := &file_pigeonhole_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1352,7 @@ func (x *UploadPreKeysRequest) String() string {
 func (*UploadPreKeysRequest) ProtoMessage() {}
 
 func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[8]
+	mi := &file_pigeonhole_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1365,7 @@ func (x *UploadPreKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysRequest.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{8}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadPreKeysRequest) GetPrekeys() []*PreKey {
@@ -1233,7 +1384,7 @@ type UploadPreKeysResponse struct {
 
 func (x *UploadPreKeysResponse) Reset() {
 	*x = UploadPreKeysResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[9]
+	mi := &file_pigeonhole_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1396,7 @@ func (x *UploadPreKeysResponse) String() string {
 func (*UploadPreKeysResponse) ProtoMessage() {}
 
 func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[9]
+	mi := &file_pigeonhole_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1409,7 @@ func (x *UploadPreKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPreKeysResponse.ProtoReflect.Descriptor instead.
 func (*UploadPreKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{9}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UploadPreKeysResponse) GetStored() uint32 {
@@ -1278,7 +1429,7 @@ type RotateSignedPreKeyRequest struct {
 
 func (x *RotateSignedPreKeyRequest) Reset() {
 	*x = RotateSignedPreKeyRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[10]
+	mi := &file_pigeonhole_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1441,7 @@ func (x *RotateSignedPreKeyRequest) String() string {
 func (*RotateSignedPreKeyRequest) ProtoMessage() {}
 
 func (x *RotateSignedPreKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[10]
+	mi := &file_pigeonhole_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1454,7 @@ func (x *RotateSignedPreKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSignedPreKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSignedPreKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{10}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RotateSignedPreKeyRequest) GetSignedPrekey() *SignedPreKey {
@@ -1321,7 +1472,7 @@ type RotateSignedPreKeyResponse struct {
 
 func (x *RotateSignedPreKeyResponse) Reset() {
 	*x = RotateSignedPreKeyResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[11]
+	mi := &file_pigeonhole_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1484,7 @@ func (x *RotateSignedPreKeyResponse) String() string {
 func (*RotateSignedPreKeyResponse) ProtoMessage() {}
 
 func (x *RotateSignedPreKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[11]
+	mi := &file_pigeonhole_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1497,180 @@ func (x *RotateSignedPreKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSignedPreKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSignedPreKeyResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{11}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{12}
+}
+
+// UploadKemPreKeysRequest adds one-time KEM prekeys for the authenticated
+// device. Each signature is checked against the device's identity key;
+// one bad key refuses the whole request and stores nothing.
+type UploadKemPreKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KemPrekeys    []*KemPreKey           `protobuf:"bytes,1,rep,name=kem_prekeys,json=kemPrekeys,proto3" json:"kem_prekeys,omitempty"` // at most 100
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadKemPreKeysRequest) Reset() {
+	*x = UploadKemPreKeysRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKemPreKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKemPreKeysRequest) ProtoMessage() {}
+
+func (x *UploadKemPreKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKemPreKeysRequest.ProtoReflect.Descriptor instead.
+func (*UploadKemPreKeysRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UploadKemPreKeysRequest) GetKemPrekeys() []*KemPreKey {
+	if x != nil {
+		return x.KemPrekeys
+	}
+	return nil
+}
+
+type UploadKemPreKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stored        uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"` // one-time KEM prekeys now stored for this device
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadKemPreKeysResponse) Reset() {
+	*x = UploadKemPreKeysResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadKemPreKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadKemPreKeysResponse) ProtoMessage() {}
+
+func (x *UploadKemPreKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadKemPreKeysResponse.ProtoReflect.Descriptor instead.
+func (*UploadKemPreKeysResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UploadKemPreKeysResponse) GetStored() uint32 {
+	if x != nil {
+		return x.Stored
+	}
+	return 0
+}
+
+// RotateLastResortKemPreKeyRequest sets or replaces the authenticated
+// device's last-resort KEM prekey.
+type RotateLastResortKemPreKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KemPrekey     *KemPreKey             `protobuf:"bytes,1,opt,name=kem_prekey,json=kemPrekey,proto3" json:"kem_prekey,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateLastResortKemPreKeyRequest) Reset() {
+	*x = RotateLastResortKemPreKeyRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateLastResortKemPreKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateLastResortKemPreKeyRequest) ProtoMessage() {}
+
+func (x *RotateLastResortKemPreKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateLastResortKemPreKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateLastResortKemPreKeyRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateLastResortKemPreKeyRequest) GetKemPrekey() *KemPreKey {
+	if x != nil {
+		return x.KemPrekey
+	}
+	return nil
+}
+
+type RotateLastResortKemPreKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateLastResortKemPreKeyResponse) Reset() {
+	*x = RotateLastResortKemPreKeyResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateLastResortKemPreKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateLastResortKemPreKeyResponse) ProtoMessage() {}
+
+func (x *RotateLastResortKemPreKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateLastResortKemPreKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateLastResortKemPreKeyResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{16}
 }
 
 // PreKeyStatusRequest asks how many one-time prekeys the authenticated
@@ -1359,7 +1683,7 @@ type PreKeyStatusRequest struct {
 
 func (x *PreKeyStatusRequest) Reset() {
 	*x = PreKeyStatusRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[12]
+	mi := &file_pigeonhole_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1695,7 @@ func (x *PreKeyStatusRequest) String() string {
 func (*PreKeyStatusRequest) ProtoMessage() {}
 
 func (x *PreKeyStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[12]
+	mi := &file_pigeonhole_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,19 +1708,22 @@ func (x *PreKeyStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyStatusRequest.ProtoReflect.Descriptor instead.
 func (*PreKeyStatusRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{12}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{17}
 }
 
 type PreKeyStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stored        uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Stored    uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`                        // one-time X25519 prekeys
+	KemStored uint32                 `protobuf:"varint,2,opt,name=kem_stored,json=kemStored,proto3" json:"kem_stored,omitempty"` // one-time KEM prekeys
+	// Whether the device has a last-resort KEM prekey.
+	KemLastResort bool `protobuf:"varint,3,opt,name=kem_last_resort,json=kemLastResort,proto3" json:"kem_last_resort,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PreKeyStatusResponse) Reset() {
 	*x = PreKeyStatusResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[13]
+	mi := &file_pigeonhole_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1735,7 @@ func (x *PreKeyStatusResponse) String() string {
 func (*PreKeyStatusResponse) ProtoMessage() {}
 
 func (x *PreKeyStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[13]
+	mi := &file_pigeonhole_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1748,7 @@ func (x *PreKeyStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyStatusResponse.ProtoReflect.Descriptor instead.
 func (*PreKeyStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{13}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PreKeyStatusResponse) GetStored() uint32 {
@@ -1429,6 +1756,20 @@ func (x *PreKeyStatusResponse) GetStored() uint32 {
 		return x.Stored
 	}
 	return 0
+}
+
+func (x *PreKeyStatusResponse) GetKemStored() uint32 {
+	if x != nil {
+		return x.KemStored
+	}
+	return 0
+}
+
+func (x *PreKeyStatusResponse) GetKemLastResort() bool {
+	if x != nil {
+		return x.KemLastResort
+	}
+	return false
 }
 
 // FetchKeysRequest fetches a prekey bundle for every device of an account,
@@ -1442,7 +1783,7 @@ type FetchKeysRequest struct {
 
 func (x *FetchKeysRequest) Reset() {
 	*x = FetchKeysRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[14]
+	mi := &file_pigeonhole_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1795,7 @@ func (x *FetchKeysRequest) String() string {
 func (*FetchKeysRequest) ProtoMessage() {}
 
 func (x *FetchKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[14]
+	mi := &file_pigeonhole_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1808,7 @@ func (x *FetchKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeysRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{14}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchKeysRequest) GetAccountId() []byte {
@@ -1485,15 +1826,23 @@ type DeviceBundle struct {
 	RegistrationId uint32                 `protobuf:"varint,2,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
 	IdentityKey    []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
 	SignedPrekey   *SignedPreKey          `protobuf:"bytes,4,opt,name=signed_prekey,json=signedPrekey,proto3" json:"signed_prekey,omitempty"`
-	// Absent when the device has no one-time prekeys left.
-	Prekey        *PreKey `protobuf:"bytes,5,opt,name=prekey,proto3" json:"prekey,omitempty"`
+	// Absent when the device has no one-time prekeys left (or is past its
+	// claim limit): X3DH/PQXDH then uses the signed prekey alone.
+	Prekey *PreKey `protobuf:"bytes,5,opt,name=prekey,proto3" json:"prekey,omitempty"`
+	// A one-time KEM prekey claimed by this fetch, else the device's
+	// last-resort KEM prekey; absent only when the device has never set a
+	// last-resort one and has no one-time one left.
+	KemPrekey *KemPreKey `protobuf:"bytes,6,opt,name=kem_prekey,json=kemPrekey,proto3" json:"kem_prekey,omitempty"`
+	// True when kem_prekey is the last-resort one (it stays on the relay
+	// and may be handed out again).
+	KemLastResort bool `protobuf:"varint,7,opt,name=kem_last_resort,json=kemLastResort,proto3" json:"kem_last_resort,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceBundle) Reset() {
 	*x = DeviceBundle{}
-	mi := &file_pigeonhole_proto_msgTypes[15]
+	mi := &file_pigeonhole_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1854,7 @@ func (x *DeviceBundle) String() string {
 func (*DeviceBundle) ProtoMessage() {}
 
 func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[15]
+	mi := &file_pigeonhole_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1867,7 @@ func (x *DeviceBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceBundle.ProtoReflect.Descriptor instead.
 func (*DeviceBundle) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{15}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeviceBundle) GetDeviceId() uint32 {
@@ -1556,6 +1905,20 @@ func (x *DeviceBundle) GetPrekey() *PreKey {
 	return nil
 }
 
+func (x *DeviceBundle) GetKemPrekey() *KemPreKey {
+	if x != nil {
+		return x.KemPrekey
+	}
+	return nil
+}
+
+func (x *DeviceBundle) GetKemLastResort() bool {
+	if x != nil {
+		return x.KemLastResort
+	}
+	return false
+}
+
 type FetchKeysResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1566,7 +1929,7 @@ type FetchKeysResponse struct {
 
 func (x *FetchKeysResponse) Reset() {
 	*x = FetchKeysResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[16]
+	mi := &file_pigeonhole_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1941,7 @@ func (x *FetchKeysResponse) String() string {
 func (*FetchKeysResponse) ProtoMessage() {}
 
 func (x *FetchKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[16]
+	mi := &file_pigeonhole_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1954,7 @@ func (x *FetchKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeysResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{16}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchKeysResponse) GetAccountId() []byte {
@@ -1622,7 +1985,7 @@ type DeviceMessage struct {
 
 func (x *DeviceMessage) Reset() {
 	*x = DeviceMessage{}
-	mi := &file_pigeonhole_proto_msgTypes[17]
+	mi := &file_pigeonhole_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1997,7 @@ func (x *DeviceMessage) String() string {
 func (*DeviceMessage) ProtoMessage() {}
 
 func (x *DeviceMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[17]
+	mi := &file_pigeonhole_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +2010,7 @@ func (x *DeviceMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceMessage.ProtoReflect.Descriptor instead.
 func (*DeviceMessage) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{17}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeviceMessage) GetDeviceId() uint32 {
@@ -1687,7 +2050,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[18]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +2062,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[18]
+	mi := &file_pigeonhole_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +2075,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{18}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SendRequest) GetRecipient() []byte {
@@ -1756,7 +2119,7 @@ type MultiSendRequest struct {
 
 func (x *MultiSendRequest) Reset() {
 	*x = MultiSendRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +2131,7 @@ func (x *MultiSendRequest) String() string {
 func (*MultiSendRequest) ProtoMessage() {}
 
 func (x *MultiSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[19]
+	mi := &file_pigeonhole_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +2144,7 @@ func (x *MultiSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiSendRequest.ProtoReflect.Descriptor instead.
 func (*MultiSendRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{19}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MultiSendRequest) GetClientMessageId() []byte {
@@ -1816,7 +2179,7 @@ type AccountMessages struct {
 
 func (x *AccountMessages) Reset() {
 	*x = AccountMessages{}
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2191,7 @@ func (x *AccountMessages) String() string {
 func (*AccountMessages) ProtoMessage() {}
 
 func (x *AccountMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[20]
+	mi := &file_pigeonhole_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2204,7 @@ func (x *AccountMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountMessages.ProtoReflect.Descriptor instead.
 func (*AccountMessages) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{20}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AccountMessages) GetRecipient() []byte {
@@ -1873,7 +2236,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2248,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[21]
+	mi := &file_pigeonhole_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2261,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{21}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendResponse) GetTimestampMs() int64 {
@@ -1939,7 +2302,7 @@ type SetPushTokenRequest struct {
 
 func (x *SetPushTokenRequest) Reset() {
 	*x = SetPushTokenRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2314,7 @@ func (x *SetPushTokenRequest) String() string {
 func (*SetPushTokenRequest) ProtoMessage() {}
 
 func (x *SetPushTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[22]
+	mi := &file_pigeonhole_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2327,7 @@ func (x *SetPushTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPushTokenRequest.ProtoReflect.Descriptor instead.
 func (*SetPushTokenRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{22}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetPushTokenRequest) GetToken() isSetPushTokenRequest_Token {
@@ -2020,7 +2383,7 @@ type APNsToken struct {
 
 func (x *APNsToken) Reset() {
 	*x = APNsToken{}
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2395,7 @@ func (x *APNsToken) String() string {
 func (*APNsToken) ProtoMessage() {}
 
 func (x *APNsToken) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[23]
+	mi := &file_pigeonhole_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2408,7 @@ func (x *APNsToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APNsToken.ProtoReflect.Descriptor instead.
 func (*APNsToken) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{23}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *APNsToken) GetDeviceToken() []byte {
@@ -2079,7 +2442,7 @@ type FCMToken struct {
 
 func (x *FCMToken) Reset() {
 	*x = FCMToken{}
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2454,7 @@ func (x *FCMToken) String() string {
 func (*FCMToken) ProtoMessage() {}
 
 func (x *FCMToken) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[24]
+	mi := &file_pigeonhole_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2467,7 @@ func (x *FCMToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FCMToken.ProtoReflect.Descriptor instead.
 func (*FCMToken) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{24}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FCMToken) GetRegistrationToken() string {
@@ -2122,7 +2485,7 @@ type SetPushTokenResponse struct {
 
 func (x *SetPushTokenResponse) Reset() {
 	*x = SetPushTokenResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2497,7 @@ func (x *SetPushTokenResponse) String() string {
 func (*SetPushTokenResponse) ProtoMessage() {}
 
 func (x *SetPushTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[25]
+	mi := &file_pigeonhole_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2510,7 @@ func (x *SetPushTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPushTokenResponse.ProtoReflect.Descriptor instead.
 func (*SetPushTokenResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{25}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
 }
 
 // ProvisioningOpen, unauthenticated, turns its stream into a provisioning
@@ -2163,7 +2526,7 @@ type ProvisioningOpen struct {
 
 func (x *ProvisioningOpen) Reset() {
 	*x = ProvisioningOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2538,7 @@ func (x *ProvisioningOpen) String() string {
 func (*ProvisioningOpen) ProtoMessage() {}
 
 func (x *ProvisioningOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[26]
+	mi := &file_pigeonhole_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2551,7 @@ func (x *ProvisioningOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningOpen.ProtoReflect.Descriptor instead.
 func (*ProvisioningOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{26}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{31}
 }
 
 // ProvisioningEvent is a frame the relay writes on a provisioning stream.
@@ -2206,7 +2569,7 @@ type ProvisioningEvent struct {
 
 func (x *ProvisioningEvent) Reset() {
 	*x = ProvisioningEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2581,7 @@ func (x *ProvisioningEvent) String() string {
 func (*ProvisioningEvent) ProtoMessage() {}
 
 func (x *ProvisioningEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[27]
+	mi := &file_pigeonhole_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2594,7 @@ func (x *ProvisioningEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningEvent.ProtoReflect.Descriptor instead.
 func (*ProvisioningEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{27}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProvisioningEvent) GetBody() isProvisioningEvent_Body {
@@ -2300,7 +2663,7 @@ type ProvisioningAddress struct {
 
 func (x *ProvisioningAddress) Reset() {
 	*x = ProvisioningAddress{}
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2675,7 @@ func (x *ProvisioningAddress) String() string {
 func (*ProvisioningAddress) ProtoMessage() {}
 
 func (x *ProvisioningAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[28]
+	mi := &file_pigeonhole_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2688,7 @@ func (x *ProvisioningAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningAddress.ProtoReflect.Descriptor instead.
 func (*ProvisioningAddress) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{28}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ProvisioningAddress) GetAddress() []byte {
@@ -2353,7 +2716,7 @@ type ProvisioningMessage struct {
 
 func (x *ProvisioningMessage) Reset() {
 	*x = ProvisioningMessage{}
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2728,7 @@ func (x *ProvisioningMessage) String() string {
 func (*ProvisioningMessage) ProtoMessage() {}
 
 func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[29]
+	mi := &file_pigeonhole_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2741,7 @@ func (x *ProvisioningMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisioningMessage.ProtoReflect.Descriptor instead.
 func (*ProvisioningMessage) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{29}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ProvisioningMessage) GetBody() []byte {
@@ -2398,7 +2761,7 @@ type CreateLinkCodeRequest struct {
 
 func (x *CreateLinkCodeRequest) Reset() {
 	*x = CreateLinkCodeRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2773,7 @@ func (x *CreateLinkCodeRequest) String() string {
 func (*CreateLinkCodeRequest) ProtoMessage() {}
 
 func (x *CreateLinkCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[30]
+	mi := &file_pigeonhole_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2786,7 @@ func (x *CreateLinkCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkCodeRequest.ProtoReflect.Descriptor instead.
 func (*CreateLinkCodeRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{30}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{35}
 }
 
 type CreateLinkCodeResponse struct {
@@ -2436,7 +2799,7 @@ type CreateLinkCodeResponse struct {
 
 func (x *CreateLinkCodeResponse) Reset() {
 	*x = CreateLinkCodeResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[31]
+	mi := &file_pigeonhole_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2811,7 @@ func (x *CreateLinkCodeResponse) String() string {
 func (*CreateLinkCodeResponse) ProtoMessage() {}
 
 func (x *CreateLinkCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[31]
+	mi := &file_pigeonhole_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2824,7 @@ func (x *CreateLinkCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkCodeResponse.ProtoReflect.Descriptor instead.
 func (*CreateLinkCodeResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{31}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateLinkCodeResponse) GetCode() []byte {
@@ -2490,7 +2853,7 @@ type ProvisionRequest struct {
 
 func (x *ProvisionRequest) Reset() {
 	*x = ProvisionRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[32]
+	mi := &file_pigeonhole_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2865,7 @@ func (x *ProvisionRequest) String() string {
 func (*ProvisionRequest) ProtoMessage() {}
 
 func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[32]
+	mi := &file_pigeonhole_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2878,7 @@ func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
 func (*ProvisionRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{32}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProvisionRequest) GetAddress() []byte {
@@ -2540,7 +2903,7 @@ type ProvisionResponse struct {
 
 func (x *ProvisionResponse) Reset() {
 	*x = ProvisionResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[33]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2915,7 @@ func (x *ProvisionResponse) String() string {
 func (*ProvisionResponse) ProtoMessage() {}
 
 func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[33]
+	mi := &file_pigeonhole_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,30 +2928,31 @@ func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
 func (*ProvisionResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{33}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
 }
 
 // LinkDeviceRequest, unauthenticated, adds a device to an account with a
 // link code. Like RegisterRequest, plus the account, the code and an
 // encrypted name. identity_key must be the account's identity key.
 type LinkDeviceRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	AccountId      []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	LinkCode       []byte                 `protobuf:"bytes,2,opt,name=link_code,json=linkCode,proto3" json:"link_code,omitempty"`
-	AuthKey        []byte                 `protobuf:"bytes,3,opt,name=auth_key,json=authKey,proto3" json:"auth_key,omitempty"`
-	AuthProof      []byte                 `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"` // as in RegisterRequest
-	IdentityKey    []byte                 `protobuf:"bytes,5,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
-	RegistrationId uint32                 `protobuf:"varint,6,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
-	SignedPrekey   *SignedPreKey          `protobuf:"bytes,7,opt,name=signed_prekey,json=signedPrekey,proto3" json:"signed_prekey,omitempty"`
-	Prekeys        []*PreKey              `protobuf:"bytes,8,rep,name=prekeys,proto3" json:"prekeys,omitempty"`                                  // at most 100
-	EncryptedName  []byte                 `protobuf:"bytes,9,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"` // opaque to the relay, at most 256 bytes
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	AccountId           []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	LinkCode            []byte                 `protobuf:"bytes,2,opt,name=link_code,json=linkCode,proto3" json:"link_code,omitempty"`
+	AuthKey             []byte                 `protobuf:"bytes,3,opt,name=auth_key,json=authKey,proto3" json:"auth_key,omitempty"`
+	AuthProof           []byte                 `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"` // as in RegisterRequest
+	IdentityKey         []byte                 `protobuf:"bytes,5,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	RegistrationId      uint32                 `protobuf:"varint,6,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	SignedPrekey        *SignedPreKey          `protobuf:"bytes,7,opt,name=signed_prekey,json=signedPrekey,proto3" json:"signed_prekey,omitempty"`
+	Prekeys             []*PreKey              `protobuf:"bytes,8,rep,name=prekeys,proto3" json:"prekeys,omitempty"`                                                         // at most 100
+	EncryptedName       []byte                 `protobuf:"bytes,9,opt,name=encrypted_name,json=encryptedName,proto3" json:"encrypted_name,omitempty"`                        // opaque to the relay, at most 256 bytes
+	LastResortKemPrekey *KemPreKey             `protobuf:"bytes,10,opt,name=last_resort_kem_prekey,json=lastResortKemPrekey,proto3" json:"last_resort_kem_prekey,omitempty"` // as in RegisterRequest
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LinkDeviceRequest) Reset() {
 	*x = LinkDeviceRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[34]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2964,7 @@ func (x *LinkDeviceRequest) String() string {
 func (*LinkDeviceRequest) ProtoMessage() {}
 
 func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[34]
+	mi := &file_pigeonhole_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2977,7 @@ func (x *LinkDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceRequest.ProtoReflect.Descriptor instead.
 func (*LinkDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{34}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LinkDeviceRequest) GetAccountId() []byte {
@@ -2679,6 +3043,13 @@ func (x *LinkDeviceRequest) GetEncryptedName() []byte {
 	return nil
 }
 
+func (x *LinkDeviceRequest) GetLastResortKemPrekey() *KemPreKey {
+	if x != nil {
+		return x.LastResortKemPrekey
+	}
+	return nil
+}
+
 type LinkDeviceResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId      uint32                 `protobuf:"varint,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -2688,7 +3059,7 @@ type LinkDeviceResponse struct {
 
 func (x *LinkDeviceResponse) Reset() {
 	*x = LinkDeviceResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[35]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +3071,7 @@ func (x *LinkDeviceResponse) String() string {
 func (*LinkDeviceResponse) ProtoMessage() {}
 
 func (x *LinkDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[35]
+	mi := &file_pigeonhole_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +3084,7 @@ func (x *LinkDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkDeviceResponse.ProtoReflect.Descriptor instead.
 func (*LinkDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{35}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LinkDeviceResponse) GetDeviceId() uint32 {
@@ -2732,7 +3103,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[36]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3115,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[36]
+	mi := &file_pigeonhole_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3128,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{36}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
 }
 
 type DeviceInfo struct {
@@ -2774,7 +3145,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_pigeonhole_proto_msgTypes[37]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3157,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[37]
+	mi := &file_pigeonhole_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3170,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{37}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeviceInfo) GetDeviceId() uint32 {
@@ -2839,7 +3210,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +3222,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[38]
+	mi := &file_pigeonhole_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +3235,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{38}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*DeviceInfo {
@@ -2886,7 +3257,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3269,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[39]
+	mi := &file_pigeonhole_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3282,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{39}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RevokeDeviceRequest) GetDeviceId() uint32 {
@@ -2929,7 +3300,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3312,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[40]
+	mi := &file_pigeonhole_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3325,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{40}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
 }
 
 // UploadGrantRequest asks for a grant to upload one encrypted blob of
@@ -2968,7 +3339,7 @@ type UploadGrantRequest struct {
 
 func (x *UploadGrantRequest) Reset() {
 	*x = UploadGrantRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2980,7 +3351,7 @@ func (x *UploadGrantRequest) String() string {
 func (*UploadGrantRequest) ProtoMessage() {}
 
 func (x *UploadGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[41]
+	mi := &file_pigeonhole_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +3364,7 @@ func (x *UploadGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadGrantRequest.ProtoReflect.Descriptor instead.
 func (*UploadGrantRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{41}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UploadGrantRequest) GetSize() uint64 {
@@ -3021,7 +3392,7 @@ type BlobGrant struct {
 
 func (x *BlobGrant) Reset() {
 	*x = BlobGrant{}
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3404,7 @@ func (x *BlobGrant) String() string {
 func (*BlobGrant) ProtoMessage() {}
 
 func (x *BlobGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[42]
+	mi := &file_pigeonhole_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3417,7 @@ func (x *BlobGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobGrant.ProtoReflect.Descriptor instead.
 func (*BlobGrant) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{42}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BlobGrant) GetBlobId() string {
@@ -3093,7 +3464,7 @@ type UploadGrantResponse struct {
 
 func (x *UploadGrantResponse) Reset() {
 	*x = UploadGrantResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3476,7 @@ func (x *UploadGrantResponse) String() string {
 func (*UploadGrantResponse) ProtoMessage() {}
 
 func (x *UploadGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[43]
+	mi := &file_pigeonhole_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3489,7 @@ func (x *UploadGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadGrantResponse.ProtoReflect.Descriptor instead.
 func (*UploadGrantResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{43}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UploadGrantResponse) GetGrant() *BlobGrant {
@@ -3138,7 +3509,7 @@ type DownloadGrantRequest struct {
 
 func (x *DownloadGrantRequest) Reset() {
 	*x = DownloadGrantRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3521,7 @@ func (x *DownloadGrantRequest) String() string {
 func (*DownloadGrantRequest) ProtoMessage() {}
 
 func (x *DownloadGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[44]
+	mi := &file_pigeonhole_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3534,7 @@ func (x *DownloadGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadGrantRequest.ProtoReflect.Descriptor instead.
 func (*DownloadGrantRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{44}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DownloadGrantRequest) GetBlobId() string {
@@ -3182,7 +3553,7 @@ type DownloadGrantResponse struct {
 
 func (x *DownloadGrantResponse) Reset() {
 	*x = DownloadGrantResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3565,7 @@ func (x *DownloadGrantResponse) String() string {
 func (*DownloadGrantResponse) ProtoMessage() {}
 
 func (x *DownloadGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[45]
+	mi := &file_pigeonhole_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3578,7 @@ func (x *DownloadGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadGrantResponse.ProtoReflect.Descriptor instead.
 func (*DownloadGrantResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{45}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DownloadGrantResponse) GetGrant() *BlobGrant {
@@ -3237,7 +3608,7 @@ type SessionOpen struct {
 
 func (x *SessionOpen) Reset() {
 	*x = SessionOpen{}
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3620,7 @@ func (x *SessionOpen) String() string {
 func (*SessionOpen) ProtoMessage() {}
 
 func (x *SessionOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[46]
+	mi := &file_pigeonhole_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3633,7 @@ func (x *SessionOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpen.ProtoReflect.Descriptor instead.
 func (*SessionOpen) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{46}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SessionOpen) GetAccountId() []byte {
@@ -3311,7 +3682,7 @@ type ServerEvent struct {
 
 func (x *ServerEvent) Reset() {
 	*x = ServerEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[47]
+	mi := &file_pigeonhole_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3694,7 @@ func (x *ServerEvent) String() string {
 func (*ServerEvent) ProtoMessage() {}
 
 func (x *ServerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[47]
+	mi := &file_pigeonhole_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3707,7 @@ func (x *ServerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerEvent.ProtoReflect.Descriptor instead.
 func (*ServerEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{47}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ServerEvent) GetBody() isServerEvent_Body {
@@ -3451,7 +3822,7 @@ type SessionReady struct {
 
 func (x *SessionReady) Reset() {
 	*x = SessionReady{}
-	mi := &file_pigeonhole_proto_msgTypes[48]
+	mi := &file_pigeonhole_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3834,7 @@ func (x *SessionReady) String() string {
 func (*SessionReady) ProtoMessage() {}
 
 func (x *SessionReady) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[48]
+	mi := &file_pigeonhole_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3847,7 @@ func (x *SessionReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionReady.ProtoReflect.Descriptor instead.
 func (*SessionReady) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{48}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SessionReady) GetWindow() uint32 {
@@ -3513,7 +3884,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_pigeonhole_proto_msgTypes[49]
+	mi := &file_pigeonhole_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3525,7 +3896,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[49]
+	mi := &file_pigeonhole_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3538,7 +3909,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{49}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Envelope) GetSeq() uint64 {
@@ -3597,17 +3968,20 @@ func (x *Envelope) GetSealed() bool {
 	return false
 }
 
-// PreKeysLow tells a device its one-time prekeys are running out.
+// PreKeysLow tells a device its one-time prekeys are running out: its
+// X25519 ones, or (for a device with a last-resort KEM prekey) its KEM
+// ones.
 type PreKeysLow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Remaining     uint32                 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	Remaining     uint32                 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`                           // one-time X25519 prekeys left
+	KemRemaining  uint32                 `protobuf:"varint,2,opt,name=kem_remaining,json=kemRemaining,proto3" json:"kem_remaining,omitempty"` // one-time KEM prekeys left
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PreKeysLow) Reset() {
 	*x = PreKeysLow{}
-	mi := &file_pigeonhole_proto_msgTypes[50]
+	mi := &file_pigeonhole_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3993,7 @@ func (x *PreKeysLow) String() string {
 func (*PreKeysLow) ProtoMessage() {}
 
 func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[50]
+	mi := &file_pigeonhole_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,12 +4006,19 @@ func (x *PreKeysLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeysLow.ProtoReflect.Descriptor instead.
 func (*PreKeysLow) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{50}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PreKeysLow) GetRemaining() uint32 {
 	if x != nil {
 		return x.Remaining
+	}
+	return 0
+}
+
+func (x *PreKeysLow) GetKemRemaining() uint32 {
+	if x != nil {
+		return x.KemRemaining
 	}
 	return 0
 }
@@ -3653,7 +4034,7 @@ type DevicesChanged struct {
 
 func (x *DevicesChanged) Reset() {
 	*x = DevicesChanged{}
-	mi := &file_pigeonhole_proto_msgTypes[51]
+	mi := &file_pigeonhole_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3665,7 +4046,7 @@ func (x *DevicesChanged) String() string {
 func (*DevicesChanged) ProtoMessage() {}
 
 func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[51]
+	mi := &file_pigeonhole_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3678,7 +4059,7 @@ func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesChanged.ProtoReflect.Descriptor instead.
 func (*DevicesChanged) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{51}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DevicesChanged) GetDeviceIds() []uint32 {
@@ -3698,7 +4079,7 @@ type QueueDrained struct {
 
 func (x *QueueDrained) Reset() {
 	*x = QueueDrained{}
-	mi := &file_pigeonhole_proto_msgTypes[52]
+	mi := &file_pigeonhole_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +4091,7 @@ func (x *QueueDrained) String() string {
 func (*QueueDrained) ProtoMessage() {}
 
 func (x *QueueDrained) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[52]
+	mi := &file_pigeonhole_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +4104,7 @@ func (x *QueueDrained) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueDrained.ProtoReflect.Descriptor instead.
 func (*QueueDrained) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{52}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{57}
 }
 
 // ClientEvent is a frame the client writes on the session stream after
@@ -3740,7 +4121,7 @@ type ClientEvent struct {
 
 func (x *ClientEvent) Reset() {
 	*x = ClientEvent{}
-	mi := &file_pigeonhole_proto_msgTypes[53]
+	mi := &file_pigeonhole_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +4133,7 @@ func (x *ClientEvent) String() string {
 func (*ClientEvent) ProtoMessage() {}
 
 func (x *ClientEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[53]
+	mi := &file_pigeonhole_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +4146,7 @@ func (x *ClientEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientEvent.ProtoReflect.Descriptor instead.
 func (*ClientEvent) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{53}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ClientEvent) GetBody() isClientEvent_Body {
@@ -3804,7 +4185,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pigeonhole_proto_msgTypes[54]
+	mi := &file_pigeonhole_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +4197,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[54]
+	mi := &file_pigeonhole_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +4210,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{54}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -3849,7 +4230,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[55]
+	mi := &file_pigeonhole_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3861,7 +4242,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[55]
+	mi := &file_pigeonhole_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3874,7 +4255,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{55}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
 }
 
 // SenderCertificate is a short-lived statement by the relay: certificate
@@ -3892,7 +4273,7 @@ type SenderCertificate struct {
 
 func (x *SenderCertificate) Reset() {
 	*x = SenderCertificate{}
-	mi := &file_pigeonhole_proto_msgTypes[56]
+	mi := &file_pigeonhole_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3904,7 +4285,7 @@ func (x *SenderCertificate) String() string {
 func (*SenderCertificate) ProtoMessage() {}
 
 func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[56]
+	mi := &file_pigeonhole_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3917,7 +4298,7 @@ func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificate.ProtoReflect.Descriptor instead.
 func (*SenderCertificate) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{56}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SenderCertificate) GetCertificate() []byte {
@@ -3948,7 +4329,7 @@ type SenderCertificateBody struct {
 
 func (x *SenderCertificateBody) Reset() {
 	*x = SenderCertificateBody{}
-	mi := &file_pigeonhole_proto_msgTypes[57]
+	mi := &file_pigeonhole_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4341,7 @@ func (x *SenderCertificateBody) String() string {
 func (*SenderCertificateBody) ProtoMessage() {}
 
 func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[57]
+	mi := &file_pigeonhole_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4354,7 @@ func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateBody.ProtoReflect.Descriptor instead.
 func (*SenderCertificateBody) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{57}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SenderCertificateBody) GetAccountId() []byte {
@@ -4022,7 +4403,7 @@ type ServerCertificateKey struct {
 
 func (x *ServerCertificateKey) Reset() {
 	*x = ServerCertificateKey{}
-	mi := &file_pigeonhole_proto_msgTypes[58]
+	mi := &file_pigeonhole_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4415,7 @@ func (x *ServerCertificateKey) String() string {
 func (*ServerCertificateKey) ProtoMessage() {}
 
 func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[58]
+	mi := &file_pigeonhole_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +4428,7 @@ func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerCertificateKey.ProtoReflect.Descriptor instead.
 func (*ServerCertificateKey) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{58}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ServerCertificateKey) GetKeyId() uint32 {
@@ -4076,7 +4457,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[59]
+	mi := &file_pigeonhole_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4088,7 +4469,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[59]
+	mi := &file_pigeonhole_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4101,7 +4482,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{59}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() *SenderCertificate {
@@ -4135,7 +4516,7 @@ type SetUnidentifiedAccessRequest struct {
 
 func (x *SetUnidentifiedAccessRequest) Reset() {
 	*x = SetUnidentifiedAccessRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[60]
+	mi := &file_pigeonhole_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4147,7 +4528,7 @@ func (x *SetUnidentifiedAccessRequest) String() string {
 func (*SetUnidentifiedAccessRequest) ProtoMessage() {}
 
 func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[60]
+	mi := &file_pigeonhole_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4160,7 +4541,7 @@ func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUnidentifiedAccessRequest.ProtoReflect.Descriptor instead.
 func (*SetUnidentifiedAccessRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetUnidentifiedAccessRequest) GetVerifier() []byte {
@@ -4185,7 +4566,7 @@ type SetUnidentifiedAccessResponse struct {
 
 func (x *SetUnidentifiedAccessResponse) Reset() {
 	*x = SetUnidentifiedAccessResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[61]
+	mi := &file_pigeonhole_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4197,7 +4578,7 @@ func (x *SetUnidentifiedAccessResponse) String() string {
 func (*SetUnidentifiedAccessResponse) ProtoMessage() {}
 
 func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[61]
+	mi := &file_pigeonhole_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4210,7 +4591,7 @@ func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUnidentifiedAccessResponse.ProtoReflect.Descriptor instead.
 func (*SetUnidentifiedAccessResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{66}
 }
 
 // SealedSendRequest queues a sealed message for every device of the
@@ -4232,7 +4613,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[62]
+	mi := &file_pigeonhole_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4625,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[62]
+	mi := &file_pigeonhole_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4638,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SealedSendRequest) GetRecipient() []byte {
@@ -4299,7 +4680,7 @@ var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xf0\v\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xbd\r\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
@@ -4322,12 +4703,14 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fupload_grant\x18\x0f \x01(\v2!.pigeonhole.v1.UploadGrantRequestH\x00R\vuploadGrant\x12L\n" +
 	"\x0edownload_grant\x18\x10 \x01(\v2#.pigeonhole.v1.DownloadGrantRequestH\x00R\rdownloadGrant\x12@\n" +
 	"\n" +
-	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSend\x12X\n" +
+	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSend\x12V\n" +
+	"\x12upload_kem_prekeys\x18\x12 \x01(\v2&.pigeonhole.v1.UploadKemPreKeysRequestH\x00R\x10uploadKemPrekeys\x12s\n" +
+	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v2/.pigeonhole.v1.RotateLastResortKemPreKeyRequestH\x00R\x19rotateLastResortKemPrekey\x12X\n" +
 	"\x12sender_certificate\x18\x14 \x01(\v2'.pigeonhole.v1.SenderCertificateRequestH\x00R\x11senderCertificate\x12e\n" +
 	"\x17set_unidentified_access\x18\x15 \x01(\v2+.pigeonhole.v1.SetUnidentifiedAccessRequestH\x00R\x15setUnidentifiedAccess\x12C\n" +
 	"\vsealed_send\x18\x16 \x01(\v2 .pigeonhole.v1.SealedSendRequestH\x00R\n" +
 	"sealedSendB\x06\n" +
-	"\x04body\"\x93\v\n" +
+	"\x04body\"\xe2\f\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
@@ -4349,7 +4732,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fupload_grant\x18\x0f \x01(\v2\".pigeonhole.v1.UploadGrantResponseH\x00R\vuploadGrant\x12M\n" +
 	"\x0edownload_grant\x18\x10 \x01(\v2$.pigeonhole.v1.DownloadGrantResponseH\x00R\rdownloadGrant\x12<\n" +
 	"\n" +
-	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSend\x12Y\n" +
+	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSend\x12W\n" +
+	"\x12upload_kem_prekeys\x18\x12 \x01(\v2'.pigeonhole.v1.UploadKemPreKeysResponseH\x00R\x10uploadKemPrekeys\x12t\n" +
+	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v20.pigeonhole.v1.RotateLastResortKemPreKeyResponseH\x00R\x19rotateLastResortKemPrekey\x12Y\n" +
 	"\x12sender_certificate\x18\x14 \x01(\v2(.pigeonhole.v1.SenderCertificateResponseH\x00R\x11senderCertificate\x12f\n" +
 	"\x17set_unidentified_access\x18\x15 \x01(\v2,.pigeonhole.v1.SetUnidentifiedAccessResponseH\x00R\x15setUnidentifiedAccess\x12>\n" +
 	"\vsealed_send\x18\x16 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\n" +
@@ -4375,7 +4760,12 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x06PreKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x02 \x01(\fR\tpublicKey\"\x8a\x02\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"X\n" +
+	"\tKemPreKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x80\x03\n" +
 	"\x0fRegisterRequest\x12\x19\n" +
 	"\bauth_key\x18\x01 \x01(\fR\aauthKey\x12\x1d\n" +
 	"\n" +
@@ -4383,7 +4773,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12'\n" +
 	"\x0fregistration_id\x18\x04 \x01(\rR\x0eregistrationId\x12@\n" +
 	"\rsigned_prekey\x18\x05 \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\x12/\n" +
-	"\aprekeys\x18\x06 \x03(\v2\x15.pigeonhole.v1.PreKeyR\aprekeys\"N\n" +
+	"\aprekeys\x18\x06 \x03(\v2\x15.pigeonhole.v1.PreKeyR\aprekeys\x12M\n" +
+	"\x16last_resort_kem_prekey\x18\a \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\x13lastResortKemPrekey\x12%\n" +
+	"\x0eencrypted_name\x18\b \x01(\fR\rencryptedName\"N\n" +
 	"\x10RegisterResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
@@ -4394,19 +4786,34 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x06stored\x18\x01 \x01(\rR\x06stored\"]\n" +
 	"\x19RotateSignedPreKeyRequest\x12@\n" +
 	"\rsigned_prekey\x18\x01 \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\"\x1c\n" +
-	"\x1aRotateSignedPreKeyResponse\"\x15\n" +
-	"\x13PreKeyStatusRequest\".\n" +
+	"\x1aRotateSignedPreKeyResponse\"T\n" +
+	"\x17UploadKemPreKeysRequest\x129\n" +
+	"\vkem_prekeys\x18\x01 \x03(\v2\x18.pigeonhole.v1.KemPreKeyR\n" +
+	"kemPrekeys\"2\n" +
+	"\x18UploadKemPreKeysResponse\x12\x16\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"[\n" +
+	" RotateLastResortKemPreKeyRequest\x127\n" +
+	"\n" +
+	"kem_prekey\x18\x01 \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\tkemPrekey\"#\n" +
+	"!RotateLastResortKemPreKeyResponse\"\x15\n" +
+	"\x13PreKeyStatusRequest\"u\n" +
 	"\x14PreKeyStatusResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored\"1\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\x12\x1d\n" +
+	"\n" +
+	"kem_stored\x18\x02 \x01(\rR\tkemStored\x12&\n" +
+	"\x0fkem_last_resort\x18\x03 \x01(\bR\rkemLastResort\"1\n" +
 	"\x10FetchKeysRequest\x12\x1d\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\fR\taccountId\"\xe8\x01\n" +
+	"account_id\x18\x01 \x01(\fR\taccountId\"\xc9\x02\n" +
 	"\fDeviceBundle\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\x12'\n" +
 	"\x0fregistration_id\x18\x02 \x01(\rR\x0eregistrationId\x12!\n" +
 	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12@\n" +
 	"\rsigned_prekey\x18\x04 \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\x12-\n" +
-	"\x06prekey\x18\x05 \x01(\v2\x15.pigeonhole.v1.PreKeyR\x06prekey\"i\n" +
+	"\x06prekey\x18\x05 \x01(\v2\x15.pigeonhole.v1.PreKeyR\x06prekey\x127\n" +
+	"\n" +
+	"kem_prekey\x18\x06 \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\tkemPrekey\x12&\n" +
+	"\x0fkem_last_resort\x18\a \x01(\bR\rkemLastResort\"i\n" +
 	"\x11FetchKeysResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x125\n" +
@@ -4464,7 +4871,7 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x10ProvisionRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"\x13\n" +
-	"\x11ProvisionResponse\"\xef\x02\n" +
+	"\x11ProvisionResponse\"\xbe\x03\n" +
 	"\x11LinkDeviceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
@@ -4476,7 +4883,9 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x0fregistration_id\x18\x06 \x01(\rR\x0eregistrationId\x12@\n" +
 	"\rsigned_prekey\x18\a \x01(\v2\x1b.pigeonhole.v1.SignedPreKeyR\fsignedPrekey\x12/\n" +
 	"\aprekeys\x18\b \x03(\v2\x15.pigeonhole.v1.PreKeyR\aprekeys\x12%\n" +
-	"\x0eencrypted_name\x18\t \x01(\fR\rencryptedName\"1\n" +
+	"\x0eencrypted_name\x18\t \x01(\fR\rencryptedName\x12M\n" +
+	"\x16last_resort_kem_prekey\x18\n" +
+	" \x01(\v2\x18.pigeonhole.v1.KemPreKeyR\x13lastResortKemPrekey\"1\n" +
 	"\x12LinkDeviceResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\rR\bdeviceId\"\x14\n" +
 	"\x12ListDevicesRequest\"\x93\x01\n" +
@@ -4536,10 +4945,11 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x04type\x18\x05 \x01(\rR\x04type\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12*\n" +
 	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\x12\x16\n" +
-	"\x06sealed\x18\x14 \x01(\bR\x06sealed\"*\n" +
+	"\x06sealed\x18\x14 \x01(\bR\x06sealed\"O\n" +
 	"\n" +
 	"PreKeysLow\x12\x1c\n" +
-	"\tremaining\x18\x01 \x01(\rR\tremaining\"/\n" +
+	"\tremaining\x18\x01 \x01(\rR\tremaining\x12#\n" +
+	"\rkem_remaining\x18\x02 \x01(\rR\fkemRemaining\"/\n" +
 	"\x0eDevicesChanged\x12\x1d\n" +
 	"\n" +
 	"device_ids\x18\x01 \x03(\rR\tdeviceIds\"\x0e\n" +
@@ -4594,150 +5004,164 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_pigeonhole_proto_goTypes = []any{
-	(*Request)(nil),                       // 0: pigeonhole.v1.Request
-	(*Response)(nil),                      // 1: pigeonhole.v1.Response
-	(*Error)(nil),                         // 2: pigeonhole.v1.Error
-	(*StaleAccount)(nil),                  // 3: pigeonhole.v1.StaleAccount
-	(*SignedPreKey)(nil),                  // 4: pigeonhole.v1.SignedPreKey
-	(*PreKey)(nil),                        // 5: pigeonhole.v1.PreKey
-	(*RegisterRequest)(nil),               // 6: pigeonhole.v1.RegisterRequest
-	(*RegisterResponse)(nil),              // 7: pigeonhole.v1.RegisterResponse
-	(*UploadPreKeysRequest)(nil),          // 8: pigeonhole.v1.UploadPreKeysRequest
-	(*UploadPreKeysResponse)(nil),         // 9: pigeonhole.v1.UploadPreKeysResponse
-	(*RotateSignedPreKeyRequest)(nil),     // 10: pigeonhole.v1.RotateSignedPreKeyRequest
-	(*RotateSignedPreKeyResponse)(nil),    // 11: pigeonhole.v1.RotateSignedPreKeyResponse
-	(*PreKeyStatusRequest)(nil),           // 12: pigeonhole.v1.PreKeyStatusRequest
-	(*PreKeyStatusResponse)(nil),          // 13: pigeonhole.v1.PreKeyStatusResponse
-	(*FetchKeysRequest)(nil),              // 14: pigeonhole.v1.FetchKeysRequest
-	(*DeviceBundle)(nil),                  // 15: pigeonhole.v1.DeviceBundle
-	(*FetchKeysResponse)(nil),             // 16: pigeonhole.v1.FetchKeysResponse
-	(*DeviceMessage)(nil),                 // 17: pigeonhole.v1.DeviceMessage
-	(*SendRequest)(nil),                   // 18: pigeonhole.v1.SendRequest
-	(*MultiSendRequest)(nil),              // 19: pigeonhole.v1.MultiSendRequest
-	(*AccountMessages)(nil),               // 20: pigeonhole.v1.AccountMessages
-	(*SendResponse)(nil),                  // 21: pigeonhole.v1.SendResponse
-	(*SetPushTokenRequest)(nil),           // 22: pigeonhole.v1.SetPushTokenRequest
-	(*APNsToken)(nil),                     // 23: pigeonhole.v1.APNsToken
-	(*FCMToken)(nil),                      // 24: pigeonhole.v1.FCMToken
-	(*SetPushTokenResponse)(nil),          // 25: pigeonhole.v1.SetPushTokenResponse
-	(*ProvisioningOpen)(nil),              // 26: pigeonhole.v1.ProvisioningOpen
-	(*ProvisioningEvent)(nil),             // 27: pigeonhole.v1.ProvisioningEvent
-	(*ProvisioningAddress)(nil),           // 28: pigeonhole.v1.ProvisioningAddress
-	(*ProvisioningMessage)(nil),           // 29: pigeonhole.v1.ProvisioningMessage
-	(*CreateLinkCodeRequest)(nil),         // 30: pigeonhole.v1.CreateLinkCodeRequest
-	(*CreateLinkCodeResponse)(nil),        // 31: pigeonhole.v1.CreateLinkCodeResponse
-	(*ProvisionRequest)(nil),              // 32: pigeonhole.v1.ProvisionRequest
-	(*ProvisionResponse)(nil),             // 33: pigeonhole.v1.ProvisionResponse
-	(*LinkDeviceRequest)(nil),             // 34: pigeonhole.v1.LinkDeviceRequest
-	(*LinkDeviceResponse)(nil),            // 35: pigeonhole.v1.LinkDeviceResponse
-	(*ListDevicesRequest)(nil),            // 36: pigeonhole.v1.ListDevicesRequest
-	(*DeviceInfo)(nil),                    // 37: pigeonhole.v1.DeviceInfo
-	(*ListDevicesResponse)(nil),           // 38: pigeonhole.v1.ListDevicesResponse
-	(*RevokeDeviceRequest)(nil),           // 39: pigeonhole.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 40: pigeonhole.v1.RevokeDeviceResponse
-	(*UploadGrantRequest)(nil),            // 41: pigeonhole.v1.UploadGrantRequest
-	(*BlobGrant)(nil),                     // 42: pigeonhole.v1.BlobGrant
-	(*UploadGrantResponse)(nil),           // 43: pigeonhole.v1.UploadGrantResponse
-	(*DownloadGrantRequest)(nil),          // 44: pigeonhole.v1.DownloadGrantRequest
-	(*DownloadGrantResponse)(nil),         // 45: pigeonhole.v1.DownloadGrantResponse
-	(*SessionOpen)(nil),                   // 46: pigeonhole.v1.SessionOpen
-	(*ServerEvent)(nil),                   // 47: pigeonhole.v1.ServerEvent
-	(*SessionReady)(nil),                  // 48: pigeonhole.v1.SessionReady
-	(*Envelope)(nil),                      // 49: pigeonhole.v1.Envelope
-	(*PreKeysLow)(nil),                    // 50: pigeonhole.v1.PreKeysLow
-	(*DevicesChanged)(nil),                // 51: pigeonhole.v1.DevicesChanged
-	(*QueueDrained)(nil),                  // 52: pigeonhole.v1.QueueDrained
-	(*ClientEvent)(nil),                   // 53: pigeonhole.v1.ClientEvent
-	(*Ack)(nil),                           // 54: pigeonhole.v1.Ack
-	(*SenderCertificateRequest)(nil),      // 55: pigeonhole.v1.SenderCertificateRequest
-	(*SenderCertificate)(nil),             // 56: pigeonhole.v1.SenderCertificate
-	(*SenderCertificateBody)(nil),         // 57: pigeonhole.v1.SenderCertificateBody
-	(*ServerCertificateKey)(nil),          // 58: pigeonhole.v1.ServerCertificateKey
-	(*SenderCertificateResponse)(nil),     // 59: pigeonhole.v1.SenderCertificateResponse
-	(*SetUnidentifiedAccessRequest)(nil),  // 60: pigeonhole.v1.SetUnidentifiedAccessRequest
-	(*SetUnidentifiedAccessResponse)(nil), // 61: pigeonhole.v1.SetUnidentifiedAccessResponse
-	(*SealedSendRequest)(nil),             // 62: pigeonhole.v1.SealedSendRequest
-	nil,                                   // 63: pigeonhole.v1.BlobGrant.HeadersEntry
+	(*Request)(nil),                           // 0: pigeonhole.v1.Request
+	(*Response)(nil),                          // 1: pigeonhole.v1.Response
+	(*Error)(nil),                             // 2: pigeonhole.v1.Error
+	(*StaleAccount)(nil),                      // 3: pigeonhole.v1.StaleAccount
+	(*SignedPreKey)(nil),                      // 4: pigeonhole.v1.SignedPreKey
+	(*PreKey)(nil),                            // 5: pigeonhole.v1.PreKey
+	(*KemPreKey)(nil),                         // 6: pigeonhole.v1.KemPreKey
+	(*RegisterRequest)(nil),                   // 7: pigeonhole.v1.RegisterRequest
+	(*RegisterResponse)(nil),                  // 8: pigeonhole.v1.RegisterResponse
+	(*UploadPreKeysRequest)(nil),              // 9: pigeonhole.v1.UploadPreKeysRequest
+	(*UploadPreKeysResponse)(nil),             // 10: pigeonhole.v1.UploadPreKeysResponse
+	(*RotateSignedPreKeyRequest)(nil),         // 11: pigeonhole.v1.RotateSignedPreKeyRequest
+	(*RotateSignedPreKeyResponse)(nil),        // 12: pigeonhole.v1.RotateSignedPreKeyResponse
+	(*UploadKemPreKeysRequest)(nil),           // 13: pigeonhole.v1.UploadKemPreKeysRequest
+	(*UploadKemPreKeysResponse)(nil),          // 14: pigeonhole.v1.UploadKemPreKeysResponse
+	(*RotateLastResortKemPreKeyRequest)(nil),  // 15: pigeonhole.v1.RotateLastResortKemPreKeyRequest
+	(*RotateLastResortKemPreKeyResponse)(nil), // 16: pigeonhole.v1.RotateLastResortKemPreKeyResponse
+	(*PreKeyStatusRequest)(nil),               // 17: pigeonhole.v1.PreKeyStatusRequest
+	(*PreKeyStatusResponse)(nil),              // 18: pigeonhole.v1.PreKeyStatusResponse
+	(*FetchKeysRequest)(nil),                  // 19: pigeonhole.v1.FetchKeysRequest
+	(*DeviceBundle)(nil),                      // 20: pigeonhole.v1.DeviceBundle
+	(*FetchKeysResponse)(nil),                 // 21: pigeonhole.v1.FetchKeysResponse
+	(*DeviceMessage)(nil),                     // 22: pigeonhole.v1.DeviceMessage
+	(*SendRequest)(nil),                       // 23: pigeonhole.v1.SendRequest
+	(*MultiSendRequest)(nil),                  // 24: pigeonhole.v1.MultiSendRequest
+	(*AccountMessages)(nil),                   // 25: pigeonhole.v1.AccountMessages
+	(*SendResponse)(nil),                      // 26: pigeonhole.v1.SendResponse
+	(*SetPushTokenRequest)(nil),               // 27: pigeonhole.v1.SetPushTokenRequest
+	(*APNsToken)(nil),                         // 28: pigeonhole.v1.APNsToken
+	(*FCMToken)(nil),                          // 29: pigeonhole.v1.FCMToken
+	(*SetPushTokenResponse)(nil),              // 30: pigeonhole.v1.SetPushTokenResponse
+	(*ProvisioningOpen)(nil),                  // 31: pigeonhole.v1.ProvisioningOpen
+	(*ProvisioningEvent)(nil),                 // 32: pigeonhole.v1.ProvisioningEvent
+	(*ProvisioningAddress)(nil),               // 33: pigeonhole.v1.ProvisioningAddress
+	(*ProvisioningMessage)(nil),               // 34: pigeonhole.v1.ProvisioningMessage
+	(*CreateLinkCodeRequest)(nil),             // 35: pigeonhole.v1.CreateLinkCodeRequest
+	(*CreateLinkCodeResponse)(nil),            // 36: pigeonhole.v1.CreateLinkCodeResponse
+	(*ProvisionRequest)(nil),                  // 37: pigeonhole.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),                 // 38: pigeonhole.v1.ProvisionResponse
+	(*LinkDeviceRequest)(nil),                 // 39: pigeonhole.v1.LinkDeviceRequest
+	(*LinkDeviceResponse)(nil),                // 40: pigeonhole.v1.LinkDeviceResponse
+	(*ListDevicesRequest)(nil),                // 41: pigeonhole.v1.ListDevicesRequest
+	(*DeviceInfo)(nil),                        // 42: pigeonhole.v1.DeviceInfo
+	(*ListDevicesResponse)(nil),               // 43: pigeonhole.v1.ListDevicesResponse
+	(*RevokeDeviceRequest)(nil),               // 44: pigeonhole.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),              // 45: pigeonhole.v1.RevokeDeviceResponse
+	(*UploadGrantRequest)(nil),                // 46: pigeonhole.v1.UploadGrantRequest
+	(*BlobGrant)(nil),                         // 47: pigeonhole.v1.BlobGrant
+	(*UploadGrantResponse)(nil),               // 48: pigeonhole.v1.UploadGrantResponse
+	(*DownloadGrantRequest)(nil),              // 49: pigeonhole.v1.DownloadGrantRequest
+	(*DownloadGrantResponse)(nil),             // 50: pigeonhole.v1.DownloadGrantResponse
+	(*SessionOpen)(nil),                       // 51: pigeonhole.v1.SessionOpen
+	(*ServerEvent)(nil),                       // 52: pigeonhole.v1.ServerEvent
+	(*SessionReady)(nil),                      // 53: pigeonhole.v1.SessionReady
+	(*Envelope)(nil),                          // 54: pigeonhole.v1.Envelope
+	(*PreKeysLow)(nil),                        // 55: pigeonhole.v1.PreKeysLow
+	(*DevicesChanged)(nil),                    // 56: pigeonhole.v1.DevicesChanged
+	(*QueueDrained)(nil),                      // 57: pigeonhole.v1.QueueDrained
+	(*ClientEvent)(nil),                       // 58: pigeonhole.v1.ClientEvent
+	(*Ack)(nil),                               // 59: pigeonhole.v1.Ack
+	(*SenderCertificateRequest)(nil),          // 60: pigeonhole.v1.SenderCertificateRequest
+	(*SenderCertificate)(nil),                 // 61: pigeonhole.v1.SenderCertificate
+	(*SenderCertificateBody)(nil),             // 62: pigeonhole.v1.SenderCertificateBody
+	(*ServerCertificateKey)(nil),              // 63: pigeonhole.v1.ServerCertificateKey
+	(*SenderCertificateResponse)(nil),         // 64: pigeonhole.v1.SenderCertificateResponse
+	(*SetUnidentifiedAccessRequest)(nil),      // 65: pigeonhole.v1.SetUnidentifiedAccessRequest
+	(*SetUnidentifiedAccessResponse)(nil),     // 66: pigeonhole.v1.SetUnidentifiedAccessResponse
+	(*SealedSendRequest)(nil),                 // 67: pigeonhole.v1.SealedSendRequest
+	nil,                                       // 68: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
-	6,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
-	8,  // 1: pigeonhole.v1.Request.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysRequest
-	10, // 2: pigeonhole.v1.Request.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyRequest
-	14, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
-	18, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
-	12, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
-	46, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
-	22, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
-	26, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
-	30, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
-	32, // 10: pigeonhole.v1.Request.provision:type_name -> pigeonhole.v1.ProvisionRequest
-	34, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
-	36, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
-	39, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
-	41, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
-	44, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
-	19, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
-	55, // 17: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
-	60, // 18: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
-	62, // 19: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
-	2,  // 20: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	7,  // 21: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	9,  // 22: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	11, // 23: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	16, // 24: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	21, // 25: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	13, // 26: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	25, // 27: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	31, // 28: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
-	33, // 29: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
-	35, // 30: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
-	38, // 31: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
-	40, // 32: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
-	43, // 33: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
-	45, // 34: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
-	21, // 35: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
-	59, // 36: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
-	61, // 37: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
-	21, // 38: pigeonhole.v1.Response.sealed_send:type_name -> pigeonhole.v1.SendResponse
-	3,  // 39: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
-	4,  // 40: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 41: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	5,  // 42: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 43: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	4,  // 44: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 45: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	15, // 46: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	17, // 47: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	20, // 48: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
-	17, // 49: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
-	23, // 50: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	24, // 51: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	28, // 52: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
-	29, // 53: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
-	2,  // 54: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
-	4,  // 55: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 56: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	37, // 57: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	63, // 58: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
-	42, // 59: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	42, // 60: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	48, // 61: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	49, // 62: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	50, // 63: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 64: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	52, // 65: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	51, // 66: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
-	54, // 67: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	56, // 68: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
-	58, // 69: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
-	17, // 70: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	71, // [71:71] is the sub-list for method output_type
-	71, // [71:71] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	7,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
+	9,  // 1: pigeonhole.v1.Request.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysRequest
+	11, // 2: pigeonhole.v1.Request.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyRequest
+	19, // 3: pigeonhole.v1.Request.fetch_keys:type_name -> pigeonhole.v1.FetchKeysRequest
+	23, // 4: pigeonhole.v1.Request.send:type_name -> pigeonhole.v1.SendRequest
+	17, // 5: pigeonhole.v1.Request.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusRequest
+	51, // 6: pigeonhole.v1.Request.open_session:type_name -> pigeonhole.v1.SessionOpen
+	27, // 7: pigeonhole.v1.Request.set_push_token:type_name -> pigeonhole.v1.SetPushTokenRequest
+	31, // 8: pigeonhole.v1.Request.open_provisioning:type_name -> pigeonhole.v1.ProvisioningOpen
+	35, // 9: pigeonhole.v1.Request.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeRequest
+	37, // 10: pigeonhole.v1.Request.provision:type_name -> pigeonhole.v1.ProvisionRequest
+	39, // 11: pigeonhole.v1.Request.link_device:type_name -> pigeonhole.v1.LinkDeviceRequest
+	41, // 12: pigeonhole.v1.Request.list_devices:type_name -> pigeonhole.v1.ListDevicesRequest
+	44, // 13: pigeonhole.v1.Request.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceRequest
+	46, // 14: pigeonhole.v1.Request.upload_grant:type_name -> pigeonhole.v1.UploadGrantRequest
+	49, // 15: pigeonhole.v1.Request.download_grant:type_name -> pigeonhole.v1.DownloadGrantRequest
+	24, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
+	13, // 17: pigeonhole.v1.Request.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysRequest
+	15, // 18: pigeonhole.v1.Request.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyRequest
+	60, // 19: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
+	65, // 20: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
+	67, // 21: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
+	2,  // 22: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	8,  // 23: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	10, // 24: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	12, // 25: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	21, // 26: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	26, // 27: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	18, // 28: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	30, // 29: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	36, // 30: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	38, // 31: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	40, // 32: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	43, // 33: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	45, // 34: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	48, // 35: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
+	50, // 36: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
+	26, // 37: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
+	14, // 38: pigeonhole.v1.Response.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysResponse
+	16, // 39: pigeonhole.v1.Response.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyResponse
+	64, // 40: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
+	66, // 41: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
+	26, // 42: pigeonhole.v1.Response.sealed_send:type_name -> pigeonhole.v1.SendResponse
+	3,  // 43: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
+	4,  // 44: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 45: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	6,  // 46: pigeonhole.v1.RegisterRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	5,  // 47: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 48: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	6,  // 49: pigeonhole.v1.UploadKemPreKeysRequest.kem_prekeys:type_name -> pigeonhole.v1.KemPreKey
+	6,  // 50: pigeonhole.v1.RotateLastResortKemPreKeyRequest.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	4,  // 51: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 52: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	6,  // 53: pigeonhole.v1.DeviceBundle.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	20, // 54: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	22, // 55: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	25, // 56: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
+	22, // 57: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
+	28, // 58: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	29, // 59: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	33, // 60: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	34, // 61: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 62: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	4,  // 63: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 64: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	6,  // 65: pigeonhole.v1.LinkDeviceRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	42, // 66: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	68, // 67: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	47, // 68: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	47, // 69: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	53, // 70: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	54, // 71: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	55, // 72: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 73: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	57, // 74: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	56, // 75: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	59, // 76: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	61, // 77: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
+	63, // 78: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
+	22, // 79: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -4763,6 +5187,8 @@ func file_pigeonhole_proto_init() {
 		(*Request_UploadGrant)(nil),
 		(*Request_DownloadGrant)(nil),
 		(*Request_MultiSend)(nil),
+		(*Request_UploadKemPrekeys)(nil),
+		(*Request_RotateLastResortKemPrekey)(nil),
 		(*Request_SenderCertificate)(nil),
 		(*Request_SetUnidentifiedAccess)(nil),
 		(*Request_SealedSend)(nil),
@@ -4783,20 +5209,22 @@ func file_pigeonhole_proto_init() {
 		(*Response_UploadGrant)(nil),
 		(*Response_DownloadGrant)(nil),
 		(*Response_MultiSend)(nil),
+		(*Response_UploadKemPrekeys)(nil),
+		(*Response_RotateLastResortKemPrekey)(nil),
 		(*Response_SenderCertificate)(nil),
 		(*Response_SetUnidentifiedAccess)(nil),
 		(*Response_SealedSend)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[22].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[27].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
 		(*SetPushTokenRequest_Fcm)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[27].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[32].OneofWrappers = []any{
 		(*ProvisioningEvent_Address)(nil),
 		(*ProvisioningEvent_Message)(nil),
 		(*ProvisioningEvent_Error)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[47].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[52].OneofWrappers = []any{
 		(*ServerEvent_Ready)(nil),
 		(*ServerEvent_Envelope)(nil),
 		(*ServerEvent_PrekeysLow)(nil),
@@ -4804,7 +5232,7 @@ func file_pigeonhole_proto_init() {
 		(*ServerEvent_Drained)(nil),
 		(*ServerEvent_DevicesChanged)(nil),
 	}
-	file_pigeonhole_proto_msgTypes[53].OneofWrappers = []any{
+	file_pigeonhole_proto_msgTypes[58].OneofWrappers = []any{
 		(*ClientEvent_Ack)(nil),
 	}
 	type x struct{}
@@ -4813,7 +5241,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

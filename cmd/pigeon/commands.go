@@ -58,11 +58,16 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.name != "" {
+		if reg.EncryptedName, err = dev.SealDeviceName(truncateName(f.name)); err != nil {
+			return err
+		}
+	}
 	acct, err := register(ctx, opts, reg)
 	if err != nil {
 		// Leave nothing half made behind, so init can be run again:
 		// the directory too when init made it.
-		for _, name := range []string{"device.json", "prekeys", "signed", "lock"} {
+		for _, name := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
 			_ = os.RemoveAll(filepath.Join(c.dir, name))
 		}
 		if madeDir {
@@ -80,6 +85,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
+	c.uploadFirstKEMPreKeys(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
 	return nil
 }

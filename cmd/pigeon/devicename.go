@@ -11,11 +11,9 @@ import (
 )
 
 // deviceNameFile holds this device's name, as given to "pigeon init
-// -name" or "pigeon link -name". A linked device's name is also stored
-// (encrypted) on the relay, where the account's other devices read it;
-// the relay protocol has no field for the first device's name
-// (RegisterRequest carries none, and no request renames a device), so
-// the primary's name is known only here.
+// -name" or "pigeon link -name". The name is also stored (sealed) on the
+// relay, where the account's other devices read it; the copy here names
+// devices made before RegisterRequest carried a name.
 const deviceNameFile = "device-name"
 
 // localName returns this device's name, "" if it has none.

@@ -119,7 +119,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 		return err
 	}
 	undo := func() {
-		for _, n := range []string{"device.json", "prekeys", "signed", "lock"} {
+		for _, n := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
 			_ = os.RemoveAll(filepath.Join(c.dir, n))
 		}
 	}
@@ -151,6 +151,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 	if err := c.saveLocalName(truncateName(name)); err != nil {
 		return err
 	}
+	c.uploadFirstKEMPreKeys(ctx)
 	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", acct.DeviceID, hex.EncodeToString(acct.AccountID))
 	return nil
 }

@@ -120,7 +120,7 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 				return nil
 			}
 		case client.EventPreKeysLow:
-			c.refill(ctx, cl, d, ev.PreKeysRemaining)
+			c.refill(ctx, cl, d, ev.PreKeysRemaining, ev.KemPreKeysRemaining)
 		case client.EventDevices:
 			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
 		case client.EventDrained:

@@ -26,6 +26,11 @@ type statusJSON struct {
 	// this device.
 	Devices []deviceJSON `json:"devices,omitempty"`
 	PreKeys *int         `json:"prekeys,omitempty"`
+	// KemPreKeys is how many one-time post-quantum (ML-KEM-1024) prekeys
+	// the relay holds for this device, KemLastResort whether it holds the
+	// device's last-resort one.
+	KemPreKeys    *int  `json:"kem_prekeys,omitempty"`
+	KemLastResort *bool `json:"kem_last_resort,omitempty"`
 }
 
 // statusFlags declares the flags of "pigeon status".
@@ -50,9 +55,10 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		return err
 	}
 	st := statusJSON{Account: hex.EncodeToString(d.AccountID()), Device: d.DeviceID(), DeviceName: c.localName(), Relay: opts.Addr}
-	infos, prekeys, relayErr := c.askRelay(ctx, opts, creds)
+	infos, counts, relayErr := c.askRelay(ctx, opts, creds)
 	if relayErr == nil {
-		st.Reachable, st.PreKeys = true, &prekeys
+		st.Reachable, st.PreKeys = true, &counts.PreKeys
+		st.KemPreKeys, st.KemLastResort = &counts.KemPreKeys, &counts.KemLastResort
 		for _, info := range infos {
 			j, _ := c.deviceRow(d, info)
 			st.Devices = append(st.Devices, j)
@@ -81,8 +87,13 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		_, line := c.deviceRow(d, info)
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
-	fmt.Fprintf(c.stdout, "one-time prekeys on the relay: %d\n", prekeys)
-	if prekeys < 10 {
+	fmt.Fprintf(c.stdout, "one-time prekeys on the relay: %d\n", counts.PreKeys)
+	lastResort := "no last-resort one"
+	if counts.KemLastResort {
+		lastResort = "and a last-resort one"
+	}
+	fmt.Fprintf(c.stdout, "post-quantum one-time prekeys on the relay: %d, %s\n", counts.KemPreKeys, lastResort)
+	if counts.PreKeys < 10 || counts.KemPreKeys < 10 {
 		fmt.Fprintln(c.stderr, `pigeon: few one-time prekeys left; "pigeon recv" uploads more`)
 	}
 	return nil
@@ -91,33 +102,33 @@ func (c *cli) status(ctx context.Context, args []string) error {
 // askRelay connects as this device, with the dial timeout and the
 // explanations of every command, and asks for the account's devices and
 // this device's prekey count.
-func (c *cli) askRelay(ctx context.Context, opts *client.Options, creds *client.Credentials) ([]client.DeviceInfo, int, error) {
+func (c *cli) askRelay(ctx context.Context, opts *client.Options, creds *client.Credentials) ([]client.DeviceInfo, *client.PreKeyCounts, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := dial(ctx, opts)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer conn.Close()
 	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return nil, 0, relayError("authenticate", err)
+		return nil, nil, relayError("authenticate", err)
 	}
 	infos, err := conn.ListDevices(ctx)
 	if err != nil {
-		return nil, 0, relayError("list devices", err)
+		return nil, nil, relayError("list devices", err)
 	}
-	n, err := conn.PreKeyStatus(ctx)
+	counts, err := conn.PreKeyCounts(ctx)
 	if err != nil {
-		return nil, 0, relayError("prekey status", err)
+		return nil, nil, relayError("prekey status", err)
 	}
 	_ = conn.Finish(ctx)
-	return infos, n, nil
+	return infos, counts, nil
 }
 
 // deviceRow describes one device of the account, for -json and for
 // people (as "pigeon devices" prints it). This device's name is the one
 // given to "pigeon init -name" or "pigeon link -name" when the relay has
-// none (the protocol stores no name for an account's first device).
+// none (a first device registered before RegisterRequest had a name).
 func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, string) {
 	name, unreadable := "", false
 	if len(info.EncryptedName) > 0 {

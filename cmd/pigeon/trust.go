@@ -203,6 +203,7 @@ func (c *cli) verify(args []string) error {
 		return nil
 	}
 	fmt.Fprintln(c.stdout, d.SafetyNumberWith(acct, trusted))
+	c.printSessionKinds(d, acct, who)
 	if st.Verified == fingerprint(trusted) {
 		fmt.Fprintf(c.stderr, "pigeon: safety number with %s: verified\n", who)
 		return nil

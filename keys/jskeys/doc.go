@@ -9,9 +9,13 @@
 // using up a link code happen together, through whichever relay. A
 // device's one-time prekeys are one record (p.<account hex>.<device>),
 // claimed by compare-and-set as well: a prekey is handed out once even
-// when two relays fetch the same device's bundle at the same moment. The
-// last day a device was seen is a record of its own (s.…), written without
-// a revision check.
+// when two relays fetch the same device's bundle at the same moment. A
+// device's last-resort KEM prekey is part of its device in the account
+// record; its one-time KEM prekeys (1,633 bytes each) are a record each
+// (k.<account hex>.<device>.<id>) named by an index record
+// (q.<account hex>.<device>) that is claimed from by compare-and-set (see
+// kemprekeys.go). The last day a device was seen is a record of its own
+// (s.…), written without a revision check.
 //
 // Every record's value ends with an HMAC-SHA256 tag under a key derived
 // from the cluster key (Config.ClusterKey, shared by the relays and

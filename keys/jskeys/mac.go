@@ -82,6 +82,10 @@ func recordKind(key string) string {
 		return "account"
 	case "p":
 		return "prekeys"
+	case "q":
+		return "kem_prekey_index"
+	case "k":
+		return "kem_prekey"
 	case "s":
 		return "seen"
 	case "u":

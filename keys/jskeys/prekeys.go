@@ -109,10 +109,12 @@ func (s *Store) PreKeyCount(ctx context.Context, a keys.AccountID, id uint32) (i
 }
 
 // FetchBundles returns one bundle per device of the account, claiming one
-// one-time prekey from each device that has any and that mayClaim allows
-// (nil: every device), as keys.Store.FetchBundles does. A claim is a
-// compare-and-set of the device's prekey record, so a prekey is handed out
-// once, also to concurrent fetches through different relays.
+// one-time prekey and one one-time KEM prekey from each device that has
+// any and that mayClaim allows (nil: every device), else giving its
+// last-resort KEM prekey, as keys.Store.FetchBundles does. A claim is a
+// compare-and-set of the device's prekey record (of its KEM prekey
+// index), so a prekey is handed out once, also to concurrent fetches
+// through different relays.
 func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID, mayClaim func(device uint32) bool) ([]keys.Bundle, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -125,17 +127,21 @@ func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID, mayClaim fun
 		d := acc.Devices[id]
 		bu := keys.Bundle{DeviceID: id, RegistrationID: d.RegistrationID, IdentityKey: d.IdentityKey, SignedPreKey: d.SignedPreKey}
 		// The update may run again after a lost compare-and-set; mayClaim
-		// is asked once.
+		// is asked once, about a device with a one-time prekey of either
+		// kind.
 		asked, allowed := false, true
+		allow := func() bool {
+			if !asked && mayClaim != nil {
+				asked, allowed = true, mayClaim(id)
+			}
+			return allowed
+		}
 		err := s.updatePreKeys(ctx, a, id, func(pks []keys.PreKey) ([]keys.PreKey, error) {
 			bu.PreKey, bu.Remaining = nil, 0
 			if len(pks) == 0 {
 				return nil, errNothingToClaim
 			}
-			if !asked && mayClaim != nil {
-				asked, allowed = true, mayClaim(id)
-			}
-			if !allowed {
+			if !allow() {
 				bu.Remaining = len(pks)
 				return nil, errNothingToClaim
 			}
@@ -144,6 +150,9 @@ func (s *Store) FetchBundles(ctx context.Context, a keys.AccountID, mayClaim fun
 			return pks[1:], nil
 		})
 		if err != nil && err != errNothingToClaim {
+			return nil, err
+		}
+		if err := s.claimKem(ctx, a, id, &bu, allow, d.KemLastResort); err != nil {
 			return nil, err
 		}
 		out = append(out, bu)

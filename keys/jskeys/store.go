@@ -44,7 +44,7 @@ type Config struct {
 	// without it.
 	ClusterKey []byte
 	// Rejected, if set, is called with the record's kind ("account",
-	// "prekeys" or "seen") whenever a record fails its MAC check (for a
+	// "prekeys", "kem_prekey_index", "kem_prekey" or "seen") whenever a record fails its MAC check (for a
 	// metric).
 	Rejected func(kind string)
 	// Log receives a warning per rejected record, without identifiers
@@ -81,6 +81,7 @@ func (c *Config) setDefaults() {
 // for concurrent use, and any number of Stores may share the bucket.
 type Store struct {
 	kv    jetstream.KeyValue
+	js    jetstream.JetStream
 	cfg   Config
 	mac   *macer
 	turns *turns // per-record turns of this process's prekey writers
@@ -110,7 +111,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, cfg: cfg, mac: mac, turns: newTurns()}, nil
+	return &Store{kv: kv, js: js, cfg: cfg, mac: mac, turns: newTurns()}, nil
 }
 
 // account is an account's record.
@@ -348,7 +349,7 @@ func (s *Store) Devices(ctx context.Context, a keys.AccountID) ([]keys.Device, e
 	return out, nil
 }
 
-// RemoveDevice deletes a device and its prekeys. It cannot authenticate
+// RemoveDevice deletes a device and its prekeys (X25519 and KEM). It cannot authenticate
 // again and its id is not reused.
 func (s *Store) RemoveDevice(ctx context.Context, a keys.AccountID, id uint32) error {
 	ctx, cancel := s.withTimeout(ctx)
@@ -368,7 +369,7 @@ func (s *Store) RemoveDevice(ctx context.Context, a keys.AccountID, id uint32) e
 			return fmt.Errorf("jskeys: remove device: %w", err)
 		}
 	}
-	return nil
+	return s.removeKemPreKeys(ctx, a, id)
 }
 
 // RotateSignedPreKey replaces a device's signed prekey after checking its

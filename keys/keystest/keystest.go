@@ -35,6 +35,9 @@ type Directory interface {
 	CreateLinkCode(ctx context.Context, acct keys.AccountID, ttl time.Duration) ([]byte, time.Time, error)
 	LinkDevice(ctx context.Context, acct keys.AccountID, code []byte, dev keys.Device, prekeys []keys.PreKey) (uint32, error)
 	Seen(ctx context.Context, acct keys.AccountID, id uint32, t time.Time) error
+	AddKemPreKeys(ctx context.Context, acct keys.AccountID, id uint32, kpks []keys.KemPreKey) (int, error)
+	KemPreKeyCount(ctx context.Context, acct keys.AccountID, id uint32) (int, bool, error)
+	RotateKemLastResort(ctx context.Context, acct keys.AccountID, id uint32, k keys.KemPreKey) error
 }
 
 // Open returns a new, empty directory with cfg's limits and clock.
@@ -56,6 +59,12 @@ func Run(t *testing.T, open Open) {
 		{"DevicesAddRemove", testDevicesAddRemove},
 		{"LinkCodes", testLinkCodes},
 		{"DeviceNamesAndLastSeen", testDeviceNamesAndLastSeen},
+		{"KemClaimsThenLastResort", testKemClaimsThenLastResort},
+		{"KemPreKeysMustVerify", testKemPreKeysMustVerify},
+		{"KemPreKeyLimits", testKemPreKeyLimits},
+		{"ConcurrentKemClaimsNeverRepeat", testConcurrentKemClaimsNeverRepeat},
+		{"RefusedClaimKeepsKemPreKeys", testRefusedClaimKeepsKemPreKeys},
+		{"RotateKemLastResort", testRotateKemLastResort},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -116,15 +116,16 @@ func (c *Conn) LinkDevice(ctx context.Context, account, code []byte, reg *Regist
 		return nil, fmt.Errorf("link device: %w", err)
 	}
 	resp, err := c.roundTrip(ctx, &spec.Request{Body: &spec.Request_LinkDevice{LinkDevice: &spec.LinkDeviceRequest{
-		AccountId:      account,
-		LinkCode:       code,
-		AuthKey:        pub,
-		AuthProof:      ed25519.Sign(priv, proof),
-		IdentityKey:    reg.IdentityKey,
-		RegistrationId: reg.RegistrationID,
-		SignedPrekey:   toSpecSigned(reg.SignedPreKey),
-		Prekeys:        toSpecPreKeys(reg.PreKeys),
-		EncryptedName:  encryptedName,
+		AccountId:           account,
+		LinkCode:            code,
+		AuthKey:             pub,
+		AuthProof:           ed25519.Sign(priv, proof),
+		IdentityKey:         reg.IdentityKey,
+		RegistrationId:      reg.RegistrationID,
+		SignedPrekey:        toSpecSigned(reg.SignedPreKey),
+		Prekeys:             toSpecPreKeys(reg.PreKeys),
+		EncryptedName:       encryptedName,
+		LastResortKemPrekey: toSpecKem(reg.KemLastResort),
 	}}})
 	if err != nil {
 		return nil, fmt.Errorf("link device: %w", err)

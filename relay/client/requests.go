@@ -31,6 +31,14 @@ type Registration struct {
 	RegistrationID uint32
 	SignedPreKey   SignedPreKey
 	PreKeys        []PreKey // at most 100
+	// KemLastResort is the device's last-resort KEM prekey (optional;
+	// see NewKemPreKey). One-time KEM prekeys go up with
+	// UploadKemPreKeys once the device is authenticated.
+	KemLastResort *KemPreKey
+	// EncryptedName is the device's display name, sealed so that only the
+	// account's devices can read it (e2e.Device.SealDeviceName; optional,
+	// at most 256 bytes). LinkDevice takes it as an argument instead.
+	EncryptedName []byte
 }
 
 // Account identifies a device of an account.
@@ -63,12 +71,14 @@ func (c *Conn) Register(ctx context.Context, r *Registration) (*Account, error) 
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	resp, err := c.roundTrip(ctx, &spec.Request{Body: &spec.Request_Register{Register: &spec.RegisterRequest{
-		AuthKey:        pub,
-		AuthProof:      ed25519.Sign(priv, proof),
-		IdentityKey:    r.IdentityKey,
-		RegistrationId: r.RegistrationID,
-		SignedPrekey:   toSpecSigned(r.SignedPreKey),
-		Prekeys:        toSpecPreKeys(r.PreKeys),
+		AuthKey:             pub,
+		AuthProof:           ed25519.Sign(priv, proof),
+		IdentityKey:         r.IdentityKey,
+		RegistrationId:      r.RegistrationID,
+		SignedPrekey:        toSpecSigned(r.SignedPreKey),
+		Prekeys:             toSpecPreKeys(r.PreKeys),
+		LastResortKemPrekey: toSpecKem(r.KemLastResort),
+		EncryptedName:       r.EncryptedName,
 	}}})
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
@@ -121,6 +131,12 @@ type DeviceBundle struct {
 	SignedPreKey   SignedPreKey
 	// PreKey is nil when the device had no one-time prekeys left.
 	PreKey *PreKey
+	// KemPreKey is a one-time KEM prekey claimed by this fetch, or the
+	// device's last-resort one (KemLastResort); nil when the device has
+	// no KEM prekeys (then start the session without PQXDH).
+	KemPreKey *KemPreKey
+	// KemLastResort says KemPreKey is the device's last-resort one.
+	KemLastResort bool
 }
 
 // Keys are an account's device bundles, ascending by device id.
@@ -149,6 +165,10 @@ func (c *Conn) FetchKeys(ctx context.Context, account []byte) (*Keys, error) {
 		}
 		if p := d.GetPrekey(); p != nil {
 			b.PreKey = &PreKey{ID: p.Id, PublicKey: p.PublicKey}
+		}
+		if k := d.GetKemPrekey(); k != nil {
+			b.KemPreKey = &KemPreKey{ID: k.Id, PublicKey: k.PublicKey, Signature: k.Signature}
+			b.KemLastResort = d.KemLastResort
 		}
 		out.Devices = append(out.Devices, b)
 	}

@@ -24,7 +24,7 @@ type Credentials struct {
 // Event kinds returned by Next.
 const (
 	EventEnvelope   = 1 // Envelope is set
-	EventPreKeysLow = 2 // PreKeysRemaining is set: upload more prekeys
+	EventPreKeysLow = 2 // PreKeysRemaining and KemPreKeysRemaining are set: upload more prekeys
 	EventDrained    = 3 // everything queued so far has been delivered
 	EventDevices    = 4 // DeviceIDs is set: the account's devices changed
 )
@@ -50,6 +50,9 @@ type Event struct {
 	Kind             int
 	Envelope         *Envelope
 	PreKeysRemaining int
+	// KemPreKeysRemaining is how many one-time KEM prekeys the device
+	// has left (EventPreKeysLow).
+	KemPreKeysRemaining int
 	// DeviceIDs is the account's device list after a device was linked or
 	// revoked (EventDevices).
 	DeviceIDs []uint32
@@ -149,7 +152,8 @@ func (c *Conn) Next(ctx context.Context) (*Event, error) {
 				Type: e.Type, Content: e.Content, ClientMessageID: e.ClientMessageId, Sealed: e.Sealed,
 			}}, nil
 		case *spec.ServerEvent_PrekeysLow:
-			return &Event{Kind: EventPreKeysLow, PreKeysRemaining: int(b.PrekeysLow.Remaining)}, nil
+			return &Event{Kind: EventPreKeysLow, PreKeysRemaining: int(b.PrekeysLow.Remaining),
+				KemPreKeysRemaining: int(b.PrekeysLow.KemRemaining)}, nil
 		case *spec.ServerEvent_Drained:
 			return &Event{Kind: EventDrained}, nil
 		case *spec.ServerEvent_DevicesChanged:

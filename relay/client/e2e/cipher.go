@@ -95,16 +95,17 @@ func (d *Device) SessionDevices(account []byte) ([]uint32, error) {
 	return ids, err
 }
 
-// StartSessions runs X3DH with the named devices of keys (all of them if
-// devices is nil) that this device has no session with yet. The
-// contact's identity key is trusted on first use; a different one later
-// fails with ErrIdentityChanged.
+// StartSessions starts sessions with the named devices of keys (all of
+// them if devices is nil) that this device has no session with yet: with
+// PQXDH where the fetch claimed a KEM prekey for the device, with X3DH
+// where it did not (protocol.md, "PQXDH session start"). The contact's identity key is trusted on
+// first use; a different one later fails with ErrIdentityChanged.
 func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices []uint32) error {
-	return d.StartSessionsKEM(ctx, keys, nil, devices)
+	return d.StartSessionsKEM(ctx, keys, bundleKEM(keys), devices)
 }
 
 // StartSessionsKEM is StartSessions with the devices' KEM prekeys, by
-// device id: a device with a KEM prekey gets a PQXDH session (PQXDH.md),
+// device id: a device with a KEM prekey gets a PQXDH session (protocol.md, "PQXDH session start"),
 // one without gets an X3DH session. A KEM prekey that is malformed or
 // whose signature does not verify fails with ErrBadKEMPreKey, and no
 // session is started with that device.

@@ -121,6 +121,11 @@ func create(dir string, ik *identity.KeyPair, n int) (*Device, *client.Registrat
 	if err != nil {
 		return nil, nil, err
 	}
+	lastResort, err := d.genKEMPreKeys(1, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	kem := lastResort[0].Upload()
 	sig := spk.Signature()
 	reg := &client.Registration{
 		AuthKey:        auth,
@@ -128,6 +133,7 @@ func create(dir string, ik *identity.KeyPair, n int) (*Device, *client.Registrat
 		RegistrationID: d.st.RegistrationID,
 		SignedPreKey:   client.SignedPreKey{ID: spk.ID(), PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]},
 		PreKeys:        pks,
+		KemLastResort:  &kem,
 	}
 	return d, reg, nil
 }

@@ -1,7 +1,7 @@
 // Package e2e is Pigeonhole's end-to-end layer on go.mau.fi/libsignal: a
 // device's identity and keys kept in a local directory, X3DH session setup
 // from the relay's key bundles, or PQXDH when a bundle has an ML-KEM-1024
-// prekey (PQXDH.md), Double Ratchet encryption with padding,
+// prekey (protocol.md, "PQXDH session start"), Double Ratchet encryption with padding,
 // trust on first use of a contact's identity key, and safety numbers.
 //
 // The relay only ever sees what this package produces: public keys and

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"go.mau.fi/libsignal/ecc"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // KEMKeyType is the byte that starts an encoded KEM prekey public key
@@ -133,6 +135,12 @@ func (d *Device) newKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 		return nil, err
 	}
 	d.st.NextKEMPreKeyID = cur.st.NextKEMPreKeyID
+	return d.genKEMPreKeys(n, lastResort)
+}
+
+// genKEMPreKeys makes, stores and signs n KEM prekeys from
+// NextKEMPreKeyID on, and saves the state. The caller holds the lock.
+func (d *Device) genKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 	next := d.st.NextKEMPreKeyID
 	if next == 0 {
 		next = 1
@@ -159,6 +167,38 @@ func (d *Device) newKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// Upload returns k as the relay takes it (client.Conn.UploadKemPreKeys,
+// client.Registration.KemLastResort).
+func (k KEMPreKey) Upload() client.KemPreKey {
+	return client.KemPreKey{ID: k.ID, PublicKey: k.PublicKey, Signature: k.Signature}
+}
+
+// UploadAll is Upload of each of ks.
+func UploadAll(ks []KEMPreKey) []client.KemPreKey {
+	out := make([]client.KemPreKey, len(ks))
+	for i, k := range ks {
+		out[i] = k.Upload()
+	}
+	return out
+}
+
+// bundleKEM returns the KEM prekeys a fetch claimed, by device id, as
+// StartSessionsKEM takes them.
+func bundleKEM(keys *client.Keys) map[uint32]KEMPreKey {
+	var m map[uint32]KEMPreKey
+	for _, b := range keys.Devices {
+		if b.KemPreKey == nil {
+			continue
+		}
+		if m == nil {
+			m = make(map[uint32]KEMPreKey)
+		}
+		m[b.DeviceID] = KEMPreKey{ID: b.KemPreKey.ID, PublicKey: b.KemPreKey.PublicKey,
+			Signature: b.KemPreKey.Signature, LastResort: b.KemLastResort}
+	}
+	return m
 }
 
 // encodeKEMPublic is EncodeKEM: the type byte, then the encapsulation key.

@@ -3,8 +3,9 @@ package e2e
 // PQXDH: Signal's post-quantum extended Diffie-Hellman key agreement
 // (https://signal.org/docs/specifications/pqxdh/), built around
 // go.mau.fi/libsignal's session state, which has X3DH only. This file is
-// Pigeonhole's own cryptographic code; PQXDH.md says which parts are
-// ours and which are libsignal's or the Go standard library's.
+// Pigeonhole's own cryptographic code; README.md ("Post-quantum session
+// start") says which parts are ours and which are libsignal's or the Go
+// standard library's.
 
 import (
 	"crypto/ecdh"

@@ -11,7 +11,7 @@ import (
 // message of a session started with PQXDH. It is Pigeonhole's own
 // number: the lowest one that neither Signal (2, 3, 7, 8 in libsignal's
 // CiphertextMessageType) nor go.mau.fi/libsignal (2 to 5) uses. Its
-// content is a pqxdhMessage; PQXDH.md is the specification.
+// content is a pqxdhMessage; spec/protocol.md, "PQXDH session start", is the specification.
 const TypePQXDH = 6
 
 // pqxdhWireVersion is the first byte of a TypePQXDH content. A receiver

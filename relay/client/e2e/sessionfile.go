@@ -110,3 +110,19 @@ func (s *fileStore) storeSessionFile(a *protocol.SignalAddress, r *record.Sessio
 	}
 	return writeFile(s.path("sessions", sessionFile(a)), b)
 }
+
+// PostQuantum reports whether this device's session with device dev of
+// account was started with PQXDH (a KEM secret in its keys), not X3DH.
+// A device with no session reports false.
+func (d *Device) PostQuantum(account []byte, dev uint32) (bool, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	_, f, err := d.store.loadSessionFile(protocol.NewSignalAddress(addressName(account), dev))
+	if err != nil {
+		return false, err
+	}
+	return f.Handshake == handshakePQXDH, nil
+}

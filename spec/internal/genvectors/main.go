@@ -10,6 +10,7 @@ package main
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"log"
 	"os"
@@ -59,7 +60,24 @@ func main() {
 	msgID := seq(0xa0, 16)
 	authKey := seq(0x40, 32)
 
+	kem := loadKem(*dir)
 	vectors := map[string][]byte{
+		"upload_kem_prekeys": frame(&spec.Request{Id: 5, Body: &spec.Request_UploadKemPrekeys{
+			UploadKemPrekeys: &spec.UploadKemPreKeysRequest{KemPrekeys: []*spec.KemPreKey{
+				{Id: 1, PublicKey: kem.PublicKey, Signature: kem.Signature}}}}}),
+		"fetch_keys_kem": frame(&spec.Response{Id: 6, Body: &spec.Response_FetchKeys{FetchKeys: &spec.FetchKeysResponse{
+			AccountId: account,
+			Devices: []*spec.DeviceBundle{{
+				DeviceId:       1,
+				RegistrationId: 7,
+				IdentityKey:    kem.IdentityKey,
+				SignedPrekey:   &spec.SignedPreKey{Id: 1, PublicKey: kem.SignedPreKey, Signature: kem.SignedPreKeySignature},
+				KemPrekey:      &spec.KemPreKey{Id: 1000, PublicKey: kem.PublicKey, Signature: kem.Signature},
+				KemLastResort:  true,
+			}},
+		}}}),
+		"prekeys_low": frame(&spec.ServerEvent{Body: &spec.ServerEvent_PrekeysLow{
+			PrekeysLow: &spec.PreKeysLow{Remaining: 3, KemRemaining: 9}}}),
 		"framed_request": frame(&spec.Request{Body: &spec.Request_Send{Send: &spec.SendRequest{
 			Recipient:       account,
 			ClientMessageId: msgID,
@@ -87,6 +105,39 @@ func main() {
 		if err := os.WriteFile(p, []byte(wrap(b)), 0o644); err != nil {
 			log.Fatal(err)
 		}
+	}
+}
+
+// kemInputs are the keys the KEM vectors carry, from xeddsa.json and
+// kem_prekey.json.
+type kemInputs struct {
+	IdentityKey, SignedPreKey, SignedPreKeySignature []byte
+	PublicKey, Signature                             []byte
+}
+
+func loadKem(dir string) kemInputs {
+	var x struct {
+		IdentityPublic string `json:"identity_public"`
+		Message        string `json:"message"`
+		Signature      string `json:"signature"`
+	}
+	var k struct {
+		KemPublicKey string `json:"kem_public_key"`
+		Signature    string `json:"signature"`
+	}
+	for name, v := range map[string]any{"xeddsa.json": &x, "kem_prekey.json": &k} {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, v); err != nil {
+			log.Fatalf("%s: %v", name, err)
+		}
+	}
+	unhex := func(s string) []byte { return must(hex.DecodeString(s)) }
+	return kemInputs{
+		IdentityKey: unhex(x.IdentityPublic), SignedPreKey: unhex(x.Message), SignedPreKeySignature: unhex(x.Signature),
+		PublicKey: unhex(k.KemPublicKey), Signature: unhex(k.Signature),
 	}
 }
 

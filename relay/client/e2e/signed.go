@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+
+	"go.mau.fi/libsignal/util/keyhelper"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+)
+
+// keepSignedPreKeys is how many signed prekeys RotateSignedPreKey keeps:
+// the new one and the ones before it, whose private keys still open
+// prekey messages made from bundles fetched before a rotation (and the
+// one the relay still has if an upload of the new one failed).
+const keepSignedPreKeys = 3
+
+// RotateSignedPreKey makes and stores a new signed prekey under the next
+// id, signed by the identity key, deletes all but the newest
+// keepSignedPreKeys, and returns the new public part to upload with
+// client.Conn.RotateSignedPreKey (protocol.md, "Rotate the signed
+// prekey").
+func (d *Device) RotateSignedPreKey() (client.SignedPreKey, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return client.SignedPreKey{}, err
+	}
+	defer unlock()
+	// Another process may have rotated since Open.
+	cur, err := Open(d.dir)
+	if err != nil {
+		return client.SignedPreKey{}, err
+	}
+	d.st = cur.st
+	next := d.st.SignedPreKeyID + 1
+	if next > 0xFFFFFF { // 24-bit ids, as one-time prekeys; 0 is skipped
+		next = 1
+	}
+	spk, err := keyhelper.GenerateSignedPreKey(d.store.ident, next, ser.SignedPreKeyRecord)
+	if err != nil {
+		return client.SignedPreKey{}, fmt.Errorf("e2e: signed prekey: %w", err)
+	}
+	ctx := context.Background()
+	if err := d.store.StoreSignedPreKey(ctx, spk.ID(), spk); err != nil {
+		return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
+	}
+	d.st.SignedPreKeyID = next
+	if err := d.save(); err != nil {
+		return client.SignedPreKey{}, err
+	}
+	keep := map[uint32]bool{}
+	for i, id := 0, next; i < keepSignedPreKeys; i++ {
+		keep[id] = true
+		if id--; id == 0 {
+			id = 0xFFFFFF
+		}
+	}
+	all, err := d.store.LoadSignedPreKeys(ctx)
+	if err != nil {
+		return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
+	}
+	for _, r := range all {
+		if !keep[r.ID()] {
+			if err := d.store.RemoveSignedPreKey(ctx, r.ID()); err != nil {
+				return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
+			}
+		}
+	}
+	sig := spk.Signature()
+	return client.SignedPreKey{ID: next, PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]}, nil
+}
+
+// SignedPreKeyIDs returns the ids of the signed prekeys this device
+// keeps, in no particular order.
+func (d *Device) SignedPreKeyIDs() ([]uint32, error) {
+	unlock, err := lockDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	all, err := d.store.LoadSignedPreKeys(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("e2e: %w", err)
+	}
+	ids := make([]uint32, len(all))
+	for i, r := range all {
+		ids[i] = r.ID()
+	}
+	return ids, nil
+}

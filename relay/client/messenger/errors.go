@@ -1,0 +1,43 @@
+package messenger
+
+import (
+	"errors"
+
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+)
+
+// Errors returned by the package. Refusals from the relay are wrapped
+// *client.Error values: errors.As gives the stable code.
+var (
+	// ErrNoDevice means the directory holds no device yet.
+	ErrNoDevice = errors.New("messenger: no device")
+	// ErrNotRegistered means the store's device has no account yet.
+	ErrNotRegistered = errors.New("messenger: the device is not registered")
+	// ErrClosed means the Messenger was closed.
+	ErrClosed = errors.New("messenger: closed")
+	// ErrBadAccount means an account (or group) id is not 16 bytes.
+	ErrBadAccount = errors.New("messenger: an account or group id is 16 bytes")
+	// ErrEmpty means a message has no text.
+	ErrEmpty = errors.New("messenger: nothing to send")
+	// ErrNoRecipients means the account (or group) has no device to send
+	// to: sending to one's own account without other devices, or a group
+	// with nobody else in it.
+	ErrNoRecipients = errors.New("messenger: no devices to send to")
+	// ErrIdentityChanged means a contact's identity key is not the one
+	// trusted before (they reinstalled, or someone is in the middle);
+	// nothing was sent. It is e2e.ErrIdentityChanged.
+	ErrIdentityChanged = e2e.ErrIdentityChanged
+	// ErrNoGroup means the group is unknown here.
+	ErrNoGroup = errors.New("messenger: no such group")
+	// ErrNotMember means this account was removed from the group.
+	ErrNotMember = errors.New("messenger: no longer a member of the group")
+	// ErrNotAdmin means only the group's admin may change its members.
+	ErrNotAdmin = errors.New("messenger: only the group's admin can change its members")
+	// ErrBadGroup means a group name or member list is not acceptable.
+	ErrBadGroup = errors.New("messenger: bad group")
+	// ErrBadLink means a link URI could not be used.
+	ErrBadLink = errors.New("messenger: bad link")
+	// errRetarget says a group's devices or sender key changed while a
+	// send was being prepared: work out the targets again.
+	errRetarget = errors.New("messenger: the group's devices or key changed")
+)

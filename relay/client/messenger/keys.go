@@ -1,0 +1,133 @@
+package messenger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+)
+
+// rotationKey is the record holding when the signed prekey was last
+// replaced (Unix milliseconds, decimal).
+const rotationKey = "keys/signed-rotated"
+
+// keyCheckEvery is how often Run looks at the signed prekey's age.
+const keyCheckEvery = time.Hour
+
+// maxUpload is the most one-time prekeys one upload may carry.
+const maxUpload = 100
+
+// noteRotation records that the signed prekey was replaced at now.
+func noteRotation(r Records, now time.Time) error {
+	return r.Put(rotationKey, []byte(strconv.FormatInt(now.UnixMilli(), 10)))
+}
+
+// refill uploads new one-time prekeys when the relay says fewer than
+// the configured number are left.
+func (m *Messenger) refill(ctx context.Context, remaining int) {
+	want := m.cfg.preKeys() - remaining
+	if want <= 0 {
+		return // the other kind ran low
+	}
+	for want > 0 {
+		n := min(want, maxUpload)
+		pks, err := m.store.NewPreKeys(n)
+		if err != nil {
+			m.log.Warn("could not make new prekeys", "err", err)
+			return
+		}
+		err = m.conn(ctx, func(c *client.Conn) error {
+			_, err := c.UploadPreKeys(ctx, pks)
+			return err
+		})
+		if err != nil {
+			m.log.Warn("could not upload new prekeys", "err", err)
+			return
+		}
+		want -= n
+	}
+	m.log.Info("uploaded new one-time prekeys", "count", m.cfg.preKeys()-remaining)
+}
+
+// refillKEM uploads new one-time KEM prekeys when the relay says fewer
+// than the configured number (the same as for X25519 prekeys) are left,
+// so that contacts start PQXDH sessions with a one-time KEM prekey rather
+// than the last-resort one.
+func (m *Messenger) refillKEM(ctx context.Context, remaining int) {
+	want := m.cfg.preKeys() - remaining
+	if want <= 0 {
+		return
+	}
+	for want > 0 {
+		n := min(want, maxUpload)
+		ks, err := m.store.NewKEMPreKeys(n)
+		if err != nil {
+			m.log.Warn("could not make new KEM prekeys", "err", err)
+			return
+		}
+		err = m.conn(ctx, func(c *client.Conn) error {
+			_, err := c.UploadKemPreKeys(ctx, e2e.UploadAll(ks))
+			return err
+		})
+		if err != nil {
+			m.log.Warn("could not upload new KEM prekeys", "err", err)
+			return
+		}
+		want -= n
+	}
+	m.log.Info("uploaded new one-time KEM prekeys", "count", m.cfg.preKeys()-remaining)
+}
+
+// keySchedule rotates the signed prekey when it is due, checking at
+// start and then every keyCheckEvery, until ctx ends.
+func (m *Messenger) keySchedule(ctx context.Context) {
+	t := time.NewTicker(keyCheckEvery)
+	defer t.Stop()
+	for {
+		if err := m.rotateIfDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.log.Warn("signed prekey rotation failed; trying again later", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// rotateIfDue replaces the signed prekey at the relay when the last
+// rotation (unknown: due) is older than the configured interval. It
+// reports whether it rotated through RotateSignedPreKey's error only.
+func (m *Messenger) rotateIfDue(ctx context.Context, now time.Time) error {
+	b, err := m.store.Get(rotationKey)
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		ms, err := strconv.ParseInt(string(b), 10, 64)
+		if err == nil && now.Sub(time.UnixMilli(ms)) < m.cfg.rotation() {
+			return nil
+		}
+	}
+	return m.RotateSignedPreKey(ctx)
+}
+
+// RotateSignedPreKey replaces this device's signed prekey now: a new one
+// is made, uploaded and recorded; the previous ones are kept for a while
+// to open prekey messages made from bundles fetched before. Run does it
+// on schedule (Config.SignedPreKeyRotationHours).
+func (m *Messenger) RotateSignedPreKey(ctx context.Context) error {
+	spk, err := m.store.RotateSignedPreKey()
+	if err != nil {
+		return fmt.Errorf("messenger: %w", err)
+	}
+	err = m.conn(ctx, func(c *client.Conn) error { return c.RotateSignedPreKey(ctx, spk) })
+	if err != nil {
+		return fmt.Errorf("messenger: %w", err)
+	}
+	m.log.Info("rotated the signed prekey")
+	return noteRotation(m.store, time.Now())
+}

@@ -1,0 +1,152 @@
+package messenger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+)
+
+// Messenger is one registered device talking to its relay: it sends
+// (Send, SendGroup, receipts, typing) and receives (Run) over one
+// connection that it keeps up, reconnecting with backoff. One Messenger
+// should own a store at a time. Its methods may be called from several
+// goroutines.
+type Messenger struct {
+	store Store
+	cfg   Config
+	log   *slog.Logger
+	cl    *client.Client
+
+	groupMu sync.Mutex // serializes read-modify-write of group records
+	recv    receiver   // state of the receive loop (Run)
+}
+
+// Open opens the registered device in dir (e2e's directory layout,
+// which cmd/pigeon uses too) for the relay in cfg. Logs are discarded;
+// OpenStore takes a logger.
+func Open(dir string, cfg *Config) (*Messenger, error) {
+	s, err := OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return OpenStore(s, cfg, nil)
+}
+
+// OpenStore opens the registered device in s for the relay in cfg; log
+// (nil: discard) gets operational messages, never keys, plaintext or
+// full account ids. Nothing is dialed until the first call that needs
+// the relay.
+func OpenStore(s Store, cfg *Config, log *slog.Logger) (*Messenger, error) {
+	if cfg == nil || cfg.RelayAddr == "" {
+		return nil, errors.New("messenger: no relay address in the config")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	creds, err := s.Credentials()
+	if err != nil || s.DeviceID() == 0 {
+		return nil, ErrNotRegistered
+	}
+	m := &Messenger{store: s, cfg: *cfg, log: log}
+	m.cl = client.New(cfg.options(), creds, cfg.window())
+	m.cl.MinBackoff, m.cl.MaxBackoff = cfg.backoff()
+	m.cl.Retrying = m.retrying
+	m.cl.Reconnected = m.reconnected
+	return m, nil
+}
+
+// Register creates a new account whose first device lives in dir (which
+// must not hold one) and opens it.
+func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) {
+	if cfg == nil || cfg.RelayAddr == "" {
+		return nil, errors.New("messenger: no relay address in the config")
+	}
+	d, reg, err := e2e.Create(dir, cfg.preKeys())
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	conn, err := client.Dial(ctx, cfg.options())
+	if err == nil {
+		defer conn.Close()
+		var acct *client.Account
+		if acct, err = conn.Register(ctx, reg); err == nil {
+			err = d.Registered(acct.AccountID, acct.DeviceID)
+		}
+	}
+	if err != nil {
+		undoCreate(dir)
+		return nil, fmt.Errorf("messenger: register: %w", err)
+	}
+	s := newDirStore(d)
+	if err := noteRotation(s, time.Now()); err != nil {
+		return nil, err
+	}
+	return OpenStore(s, cfg, nil)
+}
+
+// undoCreate removes a device created in dir that the relay did not
+// take, so dir can be used again.
+func undoCreate(dir string) {
+	for _, n := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
+		_ = os.RemoveAll(filepath.Join(dir, n))
+	}
+}
+
+// AccountID is this device's account id (16 bytes).
+func (m *Messenger) AccountID() []byte { return m.store.AccountID() }
+
+// DeviceID is this device's id in its account (1 for the first).
+func (m *Messenger) DeviceID() int64 { return int64(m.store.DeviceID()) }
+
+// Close ends the connection; Run returns and the Messenger cannot be
+// used afterwards. It does not wait for acks to become durable: envelopes
+// whose ack was lost come again next time and are recognized as
+// duplicates.
+func (m *Messenger) Close() error { return m.cl.Close() }
+
+// conn runs f on the live connection, dialing as needed; when the
+// connection dies under f, it runs f again on a new one (f must be safe
+// to repeat: sends carry their client message id).
+func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error {
+	for {
+		conn, err := m.cl.Conn(ctx)
+		if errors.Is(err, client.ErrClosed) {
+			return ErrClosed
+		}
+		if err != nil {
+			return err
+		}
+		err = f(conn)
+		if err == nil || ctx.Err() != nil || client.ErrorCode(err) != 0 {
+			return err
+		}
+		select {
+		case <-conn.Done():
+			continue // dropped under f: again on a new connection
+		default:
+			return err
+		}
+	}
+}
+
+func (m *Messenger) retrying(err error, wait time.Duration) {
+	m.log.Info("relay unreachable; retrying", "err", err, "wait", wait)
+	if h := m.recv.current(); h != nil {
+		h.OnConnection(false, err.Error(), wait.Milliseconds())
+	}
+}
+
+func (m *Messenger) reconnected() {
+	m.log.Info("reconnected to the relay")
+	if h := m.recv.current(); h != nil {
+		h.OnConnection(true, "", 0)
+	}
+}

@@ -1,0 +1,51 @@
+package messenger
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+)
+
+// TestMobile drives the binding surface as an app would: two devices,
+// one message each way, receiving with Start.
+func TestMobile(t *testing.T) {
+	r := newRelay(t)
+	alice, err := RegisterMobile(filepath.Join(t.TempDir(), "a"), &r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bobDir := filepath.Join(t.TempDir(), "b")
+	bob, err := RegisterMobile(bobDir, &r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Close()
+	if bob, err = OpenMobile(bobDir, &r.cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	arec, brec := newRecorder(), newRecorder()
+	alice.Start(arec)
+	bob.Start(brec)
+	res, err := alice.Send(bob.AccountID(), "hi from the app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, brec, "hi from the app"); !bytes.Equal(m.ID, res.ID) {
+		t.Fatalf("bob got %+v", m)
+	}
+	if _, err := bob.Send(alice.AccountID(), "hi back", nil); err != nil {
+		t.Fatal(err)
+	}
+	nextMessage(t, arec, "hi back")
+	bob.Stop()
+	if _, err := alice.Send(bob.AccountID(), "while stopped", nil); err != nil {
+		t.Fatal(err)
+	}
+	// Sync takes what is queued and returns.
+	if err := bob.Sync(brec); err != nil {
+		t.Fatal(err)
+	}
+	nextMessage(t, brec, "while stopped")
+}

@@ -1,0 +1,299 @@
+package messenger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// receiver is the state of the receive loop.
+type receiver struct {
+	mu       sync.Mutex
+	running  bool
+	handler  Handler               // for OnConnection
+	pending  map[[32]byte]event    // events whose handler failed, by envelope
+	order    [][32]byte            // pending's keys, oldest first
+	receipts map[receiptKey][]byte // delivered receipts owed, ids concatenated
+	keyOrder []receiptKey          // receipts' keys, in order
+}
+
+// current is the handler of the running receive loop, or nil.
+func (r *receiver) current() Handler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handler
+}
+
+type receiptKey struct{ to, group string }
+
+// maxPending bounds the events kept for envelopes whose handler failed.
+const maxPending = 256
+
+// event is one thing for the handler, made from a decrypted envelope.
+// It is kept in memory (never written anywhere) while the handler fails,
+// because the envelope cannot be decrypted twice: the ratchet moved on.
+type event interface{ deliver(h Handler) error }
+
+func (m *Message) deliver(h Handler) error      { return h.OnMessage(m) }
+func (r *Receipt) deliver(h Handler) error      { return h.OnReceipt(r) }
+func (t *Typing) deliver(h Handler) error       { return h.OnTyping(t) }
+func (g *GroupChange) deliver(h Handler) error  { return h.OnGroup(g) }
+func (d *DeviceChange) deliver(h Handler) error { return h.OnDevices(d) }
+
+// Run receives until ctx ends or Close is called (then it returns nil),
+// or until the relay refuses this device for good (revoked: an error
+// wrapping the relay's refusal). It reconnects with backoff whenever the
+// connection drops; envelopes not acked come again. Besides calling h,
+// it refills one-time prekeys when the relay says they run low, rotates
+// the signed prekey on schedule, and sends delivered receipts once the
+// queue is drained. Only one Run (or RunUntilDrained) at a time.
+func (m *Messenger) Run(ctx context.Context, h Handler) error { return m.run(ctx, h, false) }
+
+// RunUntilDrained is Run that returns once everything queued for this
+// device has been handled, as an app woken by a push does.
+func (m *Messenger) RunUntilDrained(ctx context.Context, h Handler) error {
+	return m.run(ctx, h, true)
+}
+
+func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error {
+	r := &m.recv
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("messenger: already receiving")
+	}
+	r.running, r.handler = true, h
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running, r.handler = false, nil
+		r.mu.Unlock()
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !untilDrained {
+		go m.keySchedule(ctx)
+	}
+	lo, hi := m.cfg.backoff()
+	wait := lo
+	drained := false
+	for {
+		ev, err := m.cl.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, client.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		switch ev.Kind {
+		case client.EventEnvelope:
+			env := ev.Envelope
+			if err := m.handle(ctx, h, env); err != nil {
+				if env.Seq == 0 {
+					continue // online-only: nothing to come again
+				}
+				m.log.Info("handler failed; the envelope stays queued", "err", err, "retry_in", wait)
+				if err := m.requeue(ctx, wait); err != nil {
+					return nil // ctx ended or closed
+				}
+				wait = min(2*wait, hi)
+				continue
+			}
+			wait = lo
+			if env.Seq != 0 {
+				if err := m.cl.Ack(env.Seq); err != nil {
+					// It comes again and is recognized as a duplicate.
+					m.log.Info("ack failed", "err", err)
+				}
+			}
+			if drained {
+				m.sendReceipts(ctx)
+			}
+		case client.EventPreKeysLow:
+			m.refill(ctx, ev.PreKeysRemaining)
+			m.refillKEM(ctx, ev.KemPreKeysRemaining)
+		case client.EventDevices:
+			if err := h.OnDevices(&DeviceChange{ids: ev.DeviceIDs}); err != nil {
+				m.log.Info("device change handler failed", "err", err)
+			}
+		case client.EventDrained:
+			drained = true
+			m.sendReceipts(ctx)
+			if untilDrained {
+				m.finish(ctx)
+				return nil
+			}
+		}
+	}
+}
+
+// requeue leaves the envelope being handled, and all after it, at the
+// relay: it ends the session (making earlier acks durable) and waits
+// before the next connection gets them again.
+func (m *Messenger) requeue(ctx context.Context, wait time.Duration) error {
+	m.finish(ctx)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish ends the current session cleanly, so the relay has made every
+// ack durable, and closes the connection; the next call dials again.
+func (m *Messenger) finish(ctx context.Context) {
+	conn, err := m.cl.Conn(ctx)
+	if err != nil {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = conn.Finish(fctx)
+	conn.Close()
+}
+
+// envelopeKey names an envelope by what the relay cannot change without
+// breaking decryption, for the pending events.
+func envelopeKey(env *client.Envelope) [32]byte {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], env.SenderDevice)
+	binary.BigEndian.PutUint32(b[4:], env.Type)
+	h.Write(env.Sender)
+	h.Write(b[:])
+	h.Write(env.Content)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// handle decrypts one envelope and gives what it says to h. It returns
+// h's error only: what cannot be decrypted or read is logged and acked
+// (it would never decrypt later).
+func (m *Messenger) handle(ctx context.Context, h Handler, env *client.Envelope) error {
+	key := envelopeKey(env)
+	r := &m.recv
+	r.mu.Lock()
+	ev, ok := r.pending[key]
+	r.mu.Unlock()
+	if !ok {
+		ev = m.open(ctx, env)
+		if ev == nil {
+			return nil
+		}
+	}
+	if err := ev.deliver(h); err != nil {
+		r.mu.Lock()
+		if !ok {
+			if r.pending == nil {
+				r.pending = map[[32]byte]event{}
+			}
+			if len(r.order) >= maxPending {
+				delete(r.pending, r.order[0])
+				r.order = r.order[1:]
+			}
+			r.pending[key] = ev
+			r.order = append(r.order, key)
+		}
+		r.mu.Unlock()
+		return err
+	}
+	if ok {
+		r.mu.Lock()
+		delete(r.pending, key)
+		for i, k := range r.order {
+			if k == key {
+				r.order = append(r.order[:i], r.order[i+1:]...)
+				break
+			}
+		}
+		r.mu.Unlock()
+	}
+	if msg, isMsg := ev.(*Message); isMsg && !msg.FromSelf && len(msg.ID) == MessageIDSize && !m.cfg.NoDeliveryReceipts {
+		m.oweReceipt(msg.From, msg.GroupID, msg.ID)
+	}
+	return nil
+}
+
+func (m *Messenger) oweReceipt(to, group, id []byte) {
+	r := &m.recv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := receiptKey{to: string(to), group: string(group)}
+	if r.receipts == nil {
+		r.receipts = map[receiptKey][]byte{}
+	}
+	if _, ok := r.receipts[k]; !ok {
+		r.keyOrder = append(r.keyOrder, k)
+	}
+	r.receipts[k] = append(r.receipts[k], id...)
+}
+
+// sendReceipts sends the delivered receipts owed, one message per sender
+// and conversation. One that cannot be sent is given up: it only costs
+// the sender a mark.
+func (m *Messenger) sendReceipts(ctx context.Context) {
+	r := &m.recv
+	r.mu.Lock()
+	owed, order := r.receipts, r.keyOrder
+	r.receipts, r.keyOrder = nil, nil
+	r.mu.Unlock()
+	for _, k := range order {
+		var group []byte
+		if k.group != "" {
+			group = []byte(k.group)
+		}
+		if err := m.sendReceipt(ctx, []byte(k.to), group, owed[k], spec.Receipt_TYPE_DELIVERED); err != nil {
+			m.log.Info("delivered receipt not sent", "err", err)
+		}
+	}
+}
+
+// open decrypts env and makes the event for the handler, applying what
+// the message does to local state (sender keys, group state) on the way;
+// nil when there is nothing to hand over.
+func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
+	var plain, group []byte
+	var err error
+	if env.Type == e2e.TypeGroup {
+		group, plain, err = m.store.DecryptGroup(ctx, env)
+	} else {
+		plain, err = m.store.Decrypt(ctx, env)
+	}
+	from := shortID(env.Sender)
+	switch {
+	case errors.Is(err, e2e.ErrDuplicate):
+		return nil
+	case errors.Is(err, e2e.ErrIdentityChanged):
+		m.log.Warn("dropped a message: the sender's identity key changed", "from", from)
+		return nil
+	case errors.Is(err, e2e.ErrNoSenderKey):
+		m.log.Warn("dropped a group message: no sender key for it", "from", from)
+		return nil
+	case err != nil:
+		m.log.Warn("dropped a message that does not decrypt", "from", from, "err", err)
+		return nil
+	}
+	return m.dispatch(ctx, env, plain, group)
+}
+
+// shortID is the start of an id, as logs show it.
+func shortID(b []byte) string {
+	const hexd = "0123456789abcdef"
+	n := min(4, len(b))
+	out := make([]byte, 0, 2*n)
+	for _, c := range b[:n] {
+		out = append(out, hexd[c>>4], hexd[c&15])
+	}
+	return string(out)
+}
