@@ -94,7 +94,8 @@ func accountInfo(r pebble.Reader, a AccountID) (AccountInfo, error) {
 
 // DeleteAccount removes account a and everything the directory holds of
 // it (devices with their last-resort KEM prekeys, one-time X25519 and
-// KEM prekeys, last-seen days, an unused link code) in
+// KEM prekeys, last-seen days, an unused link code, the
+// unidentified-access verifier) in
 // one durable batch, and returns the ids of the devices it had. None of
 // them can authenticate again; senders get ErrUnknownAccount. The
 // caller deletes the devices' queues and push tokens.
@@ -117,7 +118,7 @@ func (s *Store) DeleteAccount(ctx context.Context, a AccountID) ([]uint32, error
 	}
 	_ = b.Delete(accountCodeKey(a), nil)
 	_ = b.Delete(accountKey(a), nil)
-	for _, tag := range []string{"k/d/", "k/p/", "k/k/", "k/s/"} {
+	for _, tag := range []string{"k/d/", "k/p/", "k/k/", "k/s/", "k/u/"} {
 		p := append([]byte(tag), a[:]...)
 		_ = b.DeleteRange(p, prefixEnd(p), nil)
 	}

@@ -116,12 +116,40 @@ type Config struct {
 	// relay begins to shut down, for the requests in progress to be
 	// answered (new ones get SHUTTING_DOWN). Default 5 s.
 	ShutdownGrace time.Duration
+	// SenderCertLifetime is how long a sender certificate is valid.
+	// Default 24 hours.
+	SenderCertLifetime time.Duration
+	// SealedRecipientLimit bounds the sealed sends accepted for one
+	// recipient account, from all senders together. Default a burst of
+	// 300, then one per 50 ms (20 a second).
+	SealedRecipientLimit Limit
+	// SealedKeyLimit bounds the sealed sends accepted with one access key
+	// (for an account that lets anyone send, from one source network
+	// prefix without the key). Default a burst of 100, then one per
+	// 100 ms (10 a second).
+	SealedKeyLimit Limit
+	// SealedRefusalLimit bounds the sealed sends refused for their access
+	// key per source network prefix; past it, sealed sends from there are
+	// refused before the key is looked at. Default a burst of 20, then
+	// one per 3 s.
+	SealedRefusalLimit Limit
 }
 
 // Limit is a token bucket: Burst requests at once, then one per Every.
 type Limit struct {
 	Burst int
 	Every time.Duration
+}
+
+// orDefault fills a zero Burst or Every with the default.
+func (l Limit) orDefault(burst int, every time.Duration) Limit {
+	if l.Burst <= 0 {
+		l.Burst = burst
+	}
+	if l.Every <= 0 {
+		l.Every = every
+	}
+	return l
 }
 
 func (c Config) withDefaults() Config {
@@ -225,5 +253,11 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second
 	}
+	if c.SenderCertLifetime <= 0 {
+		c.SenderCertLifetime = 24 * time.Hour
+	}
+	c.SealedRecipientLimit = c.SealedRecipientLimit.orDefault(300, 50*time.Millisecond)
+	c.SealedKeyLimit = c.SealedKeyLimit.orDefault(100, 100*time.Millisecond)
+	c.SealedRefusalLimit = c.SealedRefusalLimit.orDefault(20, 3*time.Second)
 	return c
 }

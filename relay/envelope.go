@@ -20,6 +20,7 @@ const (
 	envTypeField      = 5
 	envContentField   = 6
 	envMsgIDField     = 7
+	envSealedField    = 20
 	eventEnvField     = 2
 )
 
@@ -41,6 +42,18 @@ func encodeStoredEnvelope(sender keys.AccountID, senderDev, typ uint32, content,
 	b = protowire.AppendBytes(b, content)
 	b = protowire.AppendTag(b, envMsgIDField, protowire.BytesType)
 	return protowire.AppendBytes(b, msgID)
+}
+
+// encodeSealedEnvelope is encodeStoredEnvelope for a sealed send: no
+// sender fields and no type, and the sealed flag.
+func encodeSealedEnvelope(content, msgID []byte) []byte {
+	b := make([]byte, 0, len(content)+len(msgID)+16)
+	b = protowire.AppendTag(b, envContentField, protowire.BytesType)
+	b = protowire.AppendBytes(b, content)
+	b = protowire.AppendTag(b, envMsgIDField, protowire.BytesType)
+	b = protowire.AppendBytes(b, msgID)
+	b = protowire.AppendTag(b, envSealedField, protowire.VarintType)
+	return protowire.AppendVarint(b, 1)
 }
 
 // appendEnvelopeFrame appends a framed ServerEvent{envelope} to b.

@@ -101,6 +101,20 @@ func (c *conn) dispatch(id quic.StreamID, req *spec.Request) *spec.Response {
 		var r *spec.DownloadGrantResponse
 		r, e = c.downloadGrant(id, b.DownloadGrant)
 		resp.Body = &spec.Response_DownloadGrant{DownloadGrant: r}
+	case *spec.Request_SenderCertificate:
+		name = "sender_certificate"
+		var r *spec.SenderCertificateResponse
+		r, e = c.senderCertificate(id)
+		resp.Body = &spec.Response_SenderCertificate{SenderCertificate: r}
+	case *spec.Request_SetUnidentifiedAccess:
+		name = "set_unidentified_access"
+		e = c.setUnidentifiedAccess(id, b.SetUnidentifiedAccess)
+		resp.Body = &spec.Response_SetUnidentifiedAccess{SetUnidentifiedAccess: &spec.SetUnidentifiedAccessResponse{}}
+	case *spec.Request_SealedSend:
+		name = "sealed_send"
+		var r *spec.SendResponse
+		r, e = c.sealedSend(b.SealedSend)
+		resp.Body = &spec.Response_SealedSend{SealedSend: r}
 	default:
 		name = "unknown"
 		e = spec.Err(spec.CodeUnsupported, "unknown request type")

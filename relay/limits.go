@@ -46,6 +46,23 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return ok, wait
 }
 
+// peek reports whether key has a token left, without taking it.
+func (l *limiter) peek(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return true, 0
+	}
+	if l.limit == rate.Inf || b.lim.TokensAt(now) >= 1 {
+		return true, 0
+	}
+	r := b.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return false, d
+}
+
 // take is allow that also returns, when it took a token, a function that
 // puts the token back (for a request that a later limit refuses, so that
 // the refusal does not cost it here too).

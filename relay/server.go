@@ -41,10 +41,16 @@ type Server struct {
 	accountLimit  *limiter // relay-wide: one bucket, key ""
 	claimLimit    *limiter // per target device
 	sendLimit     *limiter
-	sessions      *sessionTable
-	workers       *workers
-	prov          provTable
-	now           func() time.Time
+	// Sealed sends (sealed.go).
+	certKeys             *SenderCertKeys // nil: no sender certificates
+	sealedRecipientLimit *limiter
+	sealedKeyLimit       *limiter
+	sealedRefusalLimit   *limiter
+	sealedSecret         [32]byte
+	sessions             *sessionTable
+	workers              *workers
+	prov                 provTable
+	now                  func() time.Time
 
 	mu         sync.Mutex
 	conns      map[*conn]struct{}
@@ -82,25 +88,29 @@ func New(cfg Config, kd KeyDirectory, q Queues, log *slog.Logger, reg prometheus
 	}
 	cfg = cfg.withDefaults()
 	return &Server{
-		um:            um,
-		rm:            rm,
-		cfg:           cfg,
-		keys:          kd,
-		queues:        q,
-		log:           log,
-		m:             m,
-		registerLimit: newLimiter(cfg.RegisterLimit),
-		fetchLimit:    newLimiter(cfg.FetchLimit),
-		provLimit:     newLimiter(cfg.ProvisioningLimit),
-		accountLimit:  newLimiter(cfg.NewAccountLimit),
-		claimLimit:    newLimiter(cfg.PreKeyClaimLimit),
-		sendLimit:     newLimiter(cfg.SendLimit),
-		sessions:      newSessionTable(),
-		workers:       newWorkers(),
-		cluster:       alone{},
-		now:           time.Now,
-		conns:         make(map[*conn]struct{}),
-		stopping:      make(chan struct{}),
+		um:                   um,
+		rm:                   rm,
+		cfg:                  cfg,
+		keys:                 kd,
+		queues:               q,
+		log:                  log,
+		m:                    m,
+		registerLimit:        newLimiter(cfg.RegisterLimit),
+		fetchLimit:           newLimiter(cfg.FetchLimit),
+		provLimit:            newLimiter(cfg.ProvisioningLimit),
+		accountLimit:         newLimiter(cfg.NewAccountLimit),
+		claimLimit:           newLimiter(cfg.PreKeyClaimLimit),
+		sendLimit:            newLimiter(cfg.SendLimit),
+		sealedRecipientLimit: newLimiter(cfg.SealedRecipientLimit),
+		sealedKeyLimit:       newLimiter(cfg.SealedKeyLimit),
+		sealedRefusalLimit:   newLimiter(cfg.SealedRefusalLimit),
+		sealedSecret:         newSealedSecret(),
+		sessions:             newSessionTable(),
+		workers:              newWorkers(),
+		cluster:              alone{},
+		now:                  time.Now,
+		conns:                make(map[*conn]struct{}),
+		stopping:             make(chan struct{}),
 	}, nil
 }
 

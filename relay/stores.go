@@ -11,6 +11,7 @@ import (
 // KeyDirectory is what the relay needs of the key directory. *keys.Store
 // implements it.
 type KeyDirectory interface {
+	AccessDirectory // sealed sends (sealed.go)
 	CreateAccount(ctx context.Context, dev keys.Device, prekeys []keys.PreKey) (keys.AccountID, error)
 	Device(ctx context.Context, acct keys.AccountID, id uint32) (keys.Device, error)
 	DeviceIDs(ctx context.Context, acct keys.AccountID) ([]uint32, error)

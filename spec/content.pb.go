@@ -95,7 +95,12 @@ type Content struct {
 	// and deletes (text and attachments; empty on signals).
 	Id []byte `protobuf:"bytes,10,opt,name=id,proto3" json:"id,omitempty"`
 	// The group this message belongs to (16 bytes), empty for one-to-one.
-	GroupId       []byte `protobuf:"bytes,11,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId []byte `protobuf:"bytes,11,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The sender account's unidentified-access key (16 bytes), so that the
+	// recipient may send it sealed messages (protocol.md, "Sealed
+	// sender"). Sent in the first messages to a contact and after a
+	// rotation.
+	AccessKey     []byte `protobuf:"bytes,20,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,6 +231,13 @@ func (x *Content) GetId() []byte {
 func (x *Content) GetGroupId() []byte {
 	if x != nil {
 		return x.GroupId
+	}
+	return nil
+}
+
+func (x *Content) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
 	}
 	return nil
 }
@@ -746,11 +758,135 @@ func (x *Delete) GetDestination() []byte {
 	return nil
 }
 
+// SealedMessage is the outer layer of a sealed message, after the version
+// byte 0x11: Signal's sealed sender v1 UnidentifiedSenderMessage
+// (protocol.md, "Sealed messages").
+type SealedMessage struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	EphemeralPublic  []byte                 `protobuf:"bytes,1,opt,name=ephemeral_public,json=ephemeralPublic,proto3" json:"ephemeral_public,omitempty"`    // 33 bytes, 0x05 || X25519
+	EncryptedStatic  []byte                 `protobuf:"bytes,2,opt,name=encrypted_static,json=encryptedStatic,proto3" json:"encrypted_static,omitempty"`    // the sender's identity key, AES-256-CTR + 10-byte HMAC
+	EncryptedMessage []byte                 `protobuf:"bytes,3,opt,name=encrypted_message,json=encryptedMessage,proto3" json:"encrypted_message,omitempty"` // an encoded SealedContent, AES-256-CTR + 10-byte HMAC
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SealedMessage) Reset() {
+	*x = SealedMessage{}
+	mi := &file_content_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedMessage) ProtoMessage() {}
+
+func (x *SealedMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedMessage.ProtoReflect.Descriptor instead.
+func (*SealedMessage) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SealedMessage) GetEphemeralPublic() []byte {
+	if x != nil {
+		return x.EphemeralPublic
+	}
+	return nil
+}
+
+func (x *SealedMessage) GetEncryptedStatic() []byte {
+	if x != nil {
+		return x.EncryptedStatic
+	}
+	return nil
+}
+
+func (x *SealedMessage) GetEncryptedMessage() []byte {
+	if x != nil {
+		return x.EncryptedMessage
+	}
+	return nil
+}
+
+// SealedContent is what the message layer of a SealedMessage encrypts.
+type SealedContent struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Type              uint32                 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`                                                   // the Signal message type (2, 3, or 6 for PQXDH)
+	SenderCertificate []byte                 `protobuf:"bytes,2,opt,name=sender_certificate,json=senderCertificate,proto3" json:"sender_certificate,omitempty"` // an encoded SenderCertificate
+	Content           []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`                                              // the Signal ciphertext
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SealedContent) Reset() {
+	*x = SealedContent{}
+	mi := &file_content_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedContent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedContent) ProtoMessage() {}
+
+func (x *SealedContent) ProtoReflect() protoreflect.Message {
+	mi := &file_content_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedContent.ProtoReflect.Descriptor instead.
+func (*SealedContent) Descriptor() ([]byte, []int) {
+	return file_content_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SealedContent) GetType() uint32 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *SealedContent) GetSenderCertificate() []byte {
+	if x != nil {
+		return x.SenderCertificate
+	}
+	return nil
+}
+
+func (x *SealedContent) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
 var File_content_proto protoreflect.FileDescriptor
 
 const file_content_proto_rawDesc = "" +
 	"\n" +
-	"\rcontent.proto\x12\rpigeonhole.v1\"\x89\x04\n" +
+	"\rcontent.proto\x12\rpigeonhole.v1\"\xa8\x04\n" +
 	"\aContent\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x01 \x01(\x03R\bsentAtMs\x12)\n" +
@@ -767,7 +903,9 @@ const file_content_proto_rawDesc = "" +
 	"\x06delete\x18\t \x01(\v2\x15.pigeonhole.v1.DeleteH\x00R\x06delete\x12\x0e\n" +
 	"\x02id\x18\n" +
 	" \x01(\fR\x02id\x12\x19\n" +
-	"\bgroup_id\x18\v \x01(\fR\agroupIdB\x06\n" +
+	"\bgroup_id\x18\v \x01(\fR\agroupId\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x14 \x01(\fR\taccessKeyB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\tR\x04body\"k\n" +
@@ -801,7 +939,15 @@ const file_content_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\bR\astarted\":\n" +
 	"\x06Delete\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12 \n" +
-	"\vdestination\x18\x02 \x01(\fR\vdestinationB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\vdestination\x18\x02 \x01(\fR\vdestination\"\x92\x01\n" +
+	"\rSealedMessage\x12)\n" +
+	"\x10ephemeral_public\x18\x01 \x01(\fR\x0fephemeralPublic\x12)\n" +
+	"\x10encrypted_static\x18\x02 \x01(\fR\x0fencryptedStatic\x12+\n" +
+	"\x11encrypted_message\x18\x03 \x01(\fR\x10encryptedMessage\"l\n" +
+	"\rSealedContent\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\rR\x04type\x12-\n" +
+	"\x12sender_certificate\x18\x02 \x01(\fR\x11senderCertificate\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontentB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_content_proto_rawDescOnce sync.Once
@@ -816,7 +962,7 @@ func file_content_proto_rawDescGZIP() []byte {
 }
 
 var file_content_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_content_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_content_proto_goTypes = []any{
 	(Receipt_Type)(0),      // 0: pigeonhole.v1.Receipt.Type
 	(*Content)(nil),        // 1: pigeonhole.v1.Content
@@ -828,6 +974,8 @@ var file_content_proto_goTypes = []any{
 	(*Receipt)(nil),        // 7: pigeonhole.v1.Receipt
 	(*Typing)(nil),         // 8: pigeonhole.v1.Typing
 	(*Delete)(nil),         // 9: pigeonhole.v1.Delete
+	(*SealedMessage)(nil),  // 10: pigeonhole.v1.SealedMessage
+	(*SealedContent)(nil),  // 11: pigeonhole.v1.SealedContent
 }
 var file_content_proto_depIdxs = []int32{
 	2,  // 0: pigeonhole.v1.Content.text:type_name -> pigeonhole.v1.Text
@@ -868,7 +1016,7 @@ func file_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_content_proto_rawDesc), len(file_content_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -38,6 +38,7 @@ const (
 	CodeUnknownBlob        Code = 26 // no such blob (it may have expired)
 	CodeMediaUnavailable   Code = 27 // the relay keeps no media
 	CodeSenderShare        Code = 28 // the sender's share of a recipient device's queue is used up
+	CodeUnidentified       Code = 29 // a sealed send's access key does not open the recipient
 )
 
 // CodeInfo describes one error code.
@@ -78,6 +79,7 @@ var Codes = []CodeInfo{
 	{CodeUnknownBlob, "UNKNOWN_BLOB", "the file is gone (expired); ask the sender again"},
 	{CodeMediaUnavailable, "MEDIA_UNAVAILABLE", "this relay does not keep files"},
 	{CodeSenderShare, "SENDER_QUEUE_SHARE", "retry later, once the recipient has fetched some of your messages"},
+	{CodeUnidentified, "UNIDENTIFIED_ACCESS", "send identified (the recipient's access key changed or was never shared)"},
 }
 
 // String returns the code's name, such as "STALE_DEVICES".

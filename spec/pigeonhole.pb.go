@@ -53,6 +53,9 @@ type Request struct {
 	//	*Request_MultiSend
 	//	*Request_UploadKemPrekeys
 	//	*Request_RotateLastResortKemPrekey
+	//	*Request_SenderCertificate
+	//	*Request_SetUnidentifiedAccess
+	//	*Request_SealedSend
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -273,6 +276,33 @@ func (x *Request) GetRotateLastResortKemPrekey() *RotateLastResortKemPreKeyReque
 	return nil
 }
 
+func (x *Request) GetSenderCertificate() *SenderCertificateRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSetUnidentifiedAccess() *SetUnidentifiedAccessRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SetUnidentifiedAccess); ok {
+			return x.SetUnidentifiedAccess
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetSealedSend() *SealedSendRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Request_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -355,6 +385,19 @@ type Request_RotateLastResortKemPrekey struct {
 	RotateLastResortKemPrekey *RotateLastResortKemPreKeyRequest `protobuf:"bytes,19,opt,name=rotate_last_resort_kem_prekey,json=rotateLastResortKemPrekey,proto3,oneof"`
 }
 
+type Request_SenderCertificate struct {
+	// Sealed sender (protocol.md, "Sealed sender").
+	SenderCertificate *SenderCertificateRequest `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
+}
+
+type Request_SetUnidentifiedAccess struct {
+	SetUnidentifiedAccess *SetUnidentifiedAccessRequest `protobuf:"bytes,21,opt,name=set_unidentified_access,json=setUnidentifiedAccess,proto3,oneof"`
+}
+
+type Request_SealedSend struct {
+	SealedSend *SealedSendRequest `protobuf:"bytes,22,opt,name=sealed_send,json=sealedSend,proto3,oneof"`
+}
+
 func (*Request_Register) isRequest_Body() {}
 
 func (*Request_UploadPrekeys) isRequest_Body() {}
@@ -393,6 +436,12 @@ func (*Request_UploadKemPrekeys) isRequest_Body() {}
 
 func (*Request_RotateLastResortKemPrekey) isRequest_Body() {}
 
+func (*Request_SenderCertificate) isRequest_Body() {}
+
+func (*Request_SetUnidentifiedAccess) isRequest_Body() {}
+
+func (*Request_SealedSend) isRequest_Body() {}
+
 // Response answers the Request with the same id on the same stream.
 // Exactly one of error or a body matching the request is set.
 type Response struct {
@@ -418,6 +467,9 @@ type Response struct {
 	//	*Response_MultiSend
 	//	*Response_UploadKemPrekeys
 	//	*Response_RotateLastResortKemPrekey
+	//	*Response_SenderCertificate
+	//	*Response_SetUnidentifiedAccess
+	//	*Response_SealedSend
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -627,6 +679,33 @@ func (x *Response) GetRotateLastResortKemPrekey() *RotateLastResortKemPreKeyResp
 	return nil
 }
 
+func (x *Response) GetSenderCertificate() *SenderCertificateResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SenderCertificate); ok {
+			return x.SenderCertificate
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSetUnidentifiedAccess() *SetUnidentifiedAccessResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SetUnidentifiedAccess); ok {
+			return x.SetUnidentifiedAccess
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetSealedSend() *SendResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Response_SealedSend); ok {
+			return x.SealedSend
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -699,6 +778,18 @@ type Response_RotateLastResortKemPrekey struct {
 	RotateLastResortKemPrekey *RotateLastResortKemPreKeyResponse `protobuf:"bytes,19,opt,name=rotate_last_resort_kem_prekey,json=rotateLastResortKemPrekey,proto3,oneof"`
 }
 
+type Response_SenderCertificate struct {
+	SenderCertificate *SenderCertificateResponse `protobuf:"bytes,20,opt,name=sender_certificate,json=senderCertificate,proto3,oneof"`
+}
+
+type Response_SetUnidentifiedAccess struct {
+	SetUnidentifiedAccess *SetUnidentifiedAccessResponse `protobuf:"bytes,21,opt,name=set_unidentified_access,json=setUnidentifiedAccess,proto3,oneof"`
+}
+
+type Response_SealedSend struct {
+	SealedSend *SendResponse `protobuf:"bytes,22,opt,name=sealed_send,json=sealedSend,proto3,oneof"`
+}
+
 func (*Response_Register) isResponse_Body() {}
 
 func (*Response_UploadPrekeys) isResponse_Body() {}
@@ -732,6 +823,12 @@ func (*Response_MultiSend) isResponse_Body() {}
 func (*Response_UploadKemPrekeys) isResponse_Body() {}
 
 func (*Response_RotateLastResortKemPrekey) isResponse_Body() {}
+
+func (*Response_SenderCertificate) isResponse_Body() {}
+
+func (*Response_SetUnidentifiedAccess) isResponse_Body() {}
+
+func (*Response_SealedSend) isResponse_Body() {}
 
 // Error is a refusal: a stable numeric code (protocol.md, "Error codes")
 // and a human-readable sentence. Extra fields are set for some codes.
@@ -3777,8 +3874,12 @@ type Envelope struct {
 	Type            uint32                 `protobuf:"varint,5,opt,name=type,proto3" json:"type,omitempty"`                                  // DeviceMessage.type, as sent
 	Content         []byte                 `protobuf:"bytes,6,opt,name=content,proto3" json:"content,omitempty"`                             // DeviceMessage.content, as sent
 	ClientMessageId []byte                 `protobuf:"bytes,7,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A sealed send (sealed_send): sender and sender_device are absent and
+	// content is a sealed message (protocol.md, "Sealed sender"); only the
+	// recipient learns the sender, by opening it.
+	Sealed        bool `protobuf:"varint,20,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Envelope) Reset() {
@@ -3858,6 +3959,13 @@ func (x *Envelope) GetClientMessageId() []byte {
 		return x.ClientMessageId
 	}
 	return nil
+}
+
+func (x *Envelope) GetSealed() bool {
+	if x != nil {
+		return x.Sealed
+	}
+	return false
 }
 
 // PreKeysLow tells a device its one-time prekeys are running out: its
@@ -4112,11 +4220,467 @@ func (x *Ack) GetSeqs() []uint64 {
 	return nil
 }
 
+// SenderCertificateRequest asks the relay for a certificate binding the
+// authenticated device to its identity key. Authenticated.
+type SenderCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateRequest) Reset() {
+	*x = SenderCertificateRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateRequest) ProtoMessage() {}
+
+func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
+func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
+}
+
+// SenderCertificate is a short-lived statement by the relay: certificate
+// is an encoded SenderCertificateBody, signature the Ed25519 signature by
+// the server certificate key named in the body over
+// "pigeonhole/1 sender certificate" || 0x00 || certificate. A verifier
+// checks the signature over the bytes as received, then decodes them.
+type SenderCertificate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificate) Reset() {
+	*x = SenderCertificate{}
+	mi := &file_pigeonhole_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificate) ProtoMessage() {}
+
+func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificate.ProtoReflect.Descriptor instead.
+func (*SenderCertificate) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SenderCertificate) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SenderCertificate) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// SenderCertificateBody is what a SenderCertificate binds.
+type SenderCertificateBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     []byte                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"` // 16 bytes
+	DeviceId      uint32                 `protobuf:"varint,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	IdentityKey   []byte                 `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"` // Signal identity public key, 33 bytes
+	ExpiresMs     int64                  `protobuf:"varint,4,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"`      // Unix milliseconds
+	KeyId         uint32                 `protobuf:"varint,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`                  // the server certificate key that signed it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateBody) Reset() {
+	*x = SenderCertificateBody{}
+	mi := &file_pigeonhole_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateBody) ProtoMessage() {}
+
+func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateBody.ProtoReflect.Descriptor instead.
+func (*SenderCertificateBody) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SenderCertificateBody) GetAccountId() []byte {
+	if x != nil {
+		return x.AccountId
+	}
+	return nil
+}
+
+func (x *SenderCertificateBody) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *SenderCertificateBody) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *SenderCertificateBody) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+func (x *SenderCertificateBody) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+// ServerCertificateKey is one of the relay's server certificate keys.
+type ServerCertificateKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         uint32                 `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519, 32 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerCertificateKey) Reset() {
+	*x = ServerCertificateKey{}
+	mi := &file_pigeonhole_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerCertificateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerCertificateKey) ProtoMessage() {}
+
+func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerCertificateKey.ProtoReflect.Descriptor instead.
+func (*ServerCertificateKey) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ServerCertificateKey) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *ServerCertificateKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type SenderCertificateResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Certificate *SenderCertificate     `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// Every key a certificate still valid may be signed with: the current
+	// one and those rotated out less than a certificate lifetime ago.
+	ServerKeys    []*ServerCertificateKey `protobuf:"bytes,2,rep,name=server_keys,json=serverKeys,proto3" json:"server_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderCertificateResponse) Reset() {
+	*x = SenderCertificateResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderCertificateResponse) ProtoMessage() {}
+
+func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
+func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *SenderCertificateResponse) GetCertificate() *SenderCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SenderCertificateResponse) GetServerKeys() []*ServerCertificateKey {
+	if x != nil {
+		return x.ServerKeys
+	}
+	return nil
+}
+
+// SetUnidentifiedAccessRequest sets (or replaces: rotation) the verifier
+// of the account's unidentified-access key, and whether anyone may send
+// it sealed messages without one. Authenticated; any device of the
+// account may set it.
+type SetUnidentifiedAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HMAC-SHA256 keyed with the 16-byte access key over
+	// "pigeonhole/1 unidentified access verifier" (32 bytes); empty
+	// removes it.
+	Verifier      []byte `protobuf:"bytes,1,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	AllowAnyone   bool   `protobuf:"varint,2,opt,name=allow_anyone,json=allowAnyone,proto3" json:"allow_anyone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUnidentifiedAccessRequest) Reset() {
+	*x = SetUnidentifiedAccessRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUnidentifiedAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUnidentifiedAccessRequest) ProtoMessage() {}
+
+func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUnidentifiedAccessRequest.ProtoReflect.Descriptor instead.
+func (*SetUnidentifiedAccessRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *SetUnidentifiedAccessRequest) GetVerifier() []byte {
+	if x != nil {
+		return x.Verifier
+	}
+	return nil
+}
+
+func (x *SetUnidentifiedAccessRequest) GetAllowAnyone() bool {
+	if x != nil {
+		return x.AllowAnyone
+	}
+	return false
+}
+
+type SetUnidentifiedAccessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUnidentifiedAccessResponse) Reset() {
+	*x = SetUnidentifiedAccessResponse{}
+	mi := &file_pigeonhole_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUnidentifiedAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUnidentifiedAccessResponse) ProtoMessage() {}
+
+func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUnidentifiedAccessResponse.ProtoReflect.Descriptor instead.
+func (*SetUnidentifiedAccessResponse) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{66}
+}
+
+// SealedSendRequest queues a sealed message for every device of the
+// recipient account, authorised by the recipient's unidentified-access
+// key instead of the sender's identity: it needs no authenticated
+// connection, and the relay stores it without sender fields.
+type SealedSendRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Recipient       []byte                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`                                      // account id, 16 bytes
+	AccessKey       []byte                 `protobuf:"bytes,2,opt,name=access_key,json=accessKey,proto3" json:"access_key,omitempty"`                     // 16 bytes; anything when the recipient allows anyone
+	ClientMessageId []byte                 `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"` // 16 random bytes, fresh per recipient account
+	// One sealed message per device; type must be 0 (the Signal type is
+	// inside the seal).
+	Messages      []*DeviceMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	OnlineOnly    bool             `protobuf:"varint,5,opt,name=online_only,json=onlineOnly,proto3" json:"online_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedSendRequest) Reset() {
+	*x = SealedSendRequest{}
+	mi := &file_pigeonhole_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedSendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedSendRequest) ProtoMessage() {}
+
+func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
+func (*SealedSendRequest) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *SealedSendRequest) GetRecipient() []byte {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetAccessKey() []byte {
+	if x != nil {
+		return x.AccessKey
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetClientMessageId() []byte {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetMessages() []*DeviceMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *SealedSendRequest) GetOnlineOnly() bool {
+	if x != nil {
+		return x.OnlineOnly
+	}
+	return false
+}
+
 var File_pigeonhole_proto protoreflect.FileDescriptor
 
 const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
-	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xb7\v\n" +
+	"\x10pigeonhole.proto\x12\rpigeonhole.v1\"\xbd\r\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12<\n" +
 	"\bregister\x18\x01 \x01(\v2\x1e.pigeonhole.v1.RegisterRequestH\x00R\bregister\x12L\n" +
@@ -4141,9 +4705,12 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
 	"multi_send\x18\x11 \x01(\v2\x1f.pigeonhole.v1.MultiSendRequestH\x00R\tmultiSend\x12V\n" +
 	"\x12upload_kem_prekeys\x18\x12 \x01(\v2&.pigeonhole.v1.UploadKemPreKeysRequestH\x00R\x10uploadKemPrekeys\x12s\n" +
-	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v2/.pigeonhole.v1.RotateLastResortKemPreKeyRequestH\x00R\x19rotateLastResortKemPrekeyB\x06\n" +
-	"\x04body\"\xdf\n" +
-	"\n" +
+	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v2/.pigeonhole.v1.RotateLastResortKemPreKeyRequestH\x00R\x19rotateLastResortKemPrekey\x12X\n" +
+	"\x12sender_certificate\x18\x14 \x01(\v2'.pigeonhole.v1.SenderCertificateRequestH\x00R\x11senderCertificate\x12e\n" +
+	"\x17set_unidentified_access\x18\x15 \x01(\v2+.pigeonhole.v1.SetUnidentifiedAccessRequestH\x00R\x15setUnidentifiedAccess\x12C\n" +
+	"\vsealed_send\x18\x16 \x01(\v2 .pigeonhole.v1.SealedSendRequestH\x00R\n" +
+	"sealedSendB\x06\n" +
+	"\x04body\"\xe2\f\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x1e \x01(\x04R\x02id\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.pigeonhole.v1.ErrorR\x05error\x12=\n" +
@@ -4167,7 +4734,11 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\n" +
 	"multi_send\x18\x11 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\tmultiSend\x12W\n" +
 	"\x12upload_kem_prekeys\x18\x12 \x01(\v2'.pigeonhole.v1.UploadKemPreKeysResponseH\x00R\x10uploadKemPrekeys\x12t\n" +
-	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v20.pigeonhole.v1.RotateLastResortKemPreKeyResponseH\x00R\x19rotateLastResortKemPrekeyB\x06\n" +
+	"\x1drotate_last_resort_kem_prekey\x18\x13 \x01(\v20.pigeonhole.v1.RotateLastResortKemPreKeyResponseH\x00R\x19rotateLastResortKemPrekey\x12Y\n" +
+	"\x12sender_certificate\x18\x14 \x01(\v2(.pigeonhole.v1.SenderCertificateResponseH\x00R\x11senderCertificate\x12f\n" +
+	"\x17set_unidentified_access\x18\x15 \x01(\v2,.pigeonhole.v1.SetUnidentifiedAccessResponseH\x00R\x15setUnidentifiedAccess\x12>\n" +
+	"\vsealed_send\x18\x16 \x01(\v2\x1b.pigeonhole.v1.SendResponseH\x00R\n" +
+	"sealedSendB\x06\n" +
 	"\x04body\"\xed\x01\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -4365,7 +4936,7 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x04body\"T\n" +
 	"\fSessionReady\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\rR\x06window\x12,\n" +
-	"\x12max_envelope_bytes\x18\x02 \x01(\rR\x10maxEnvelopeBytes\"\xd6\x01\n" +
+	"\x12max_envelope_bytes\x18\x02 \x01(\rR\x10maxEnvelopeBytes\"\xee\x01\n" +
 	"\bEnvelope\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\fR\x06sender\x12#\n" +
@@ -4373,7 +4944,8 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x12\x12\n" +
 	"\x04type\x18\x05 \x01(\rR\x04type\x12\x18\n" +
 	"\acontent\x18\x06 \x01(\fR\acontent\x12*\n" +
-	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\"O\n" +
+	"\x11client_message_id\x18\a \x01(\fR\x0fclientMessageId\x12\x16\n" +
+	"\x06sealed\x18\x14 \x01(\bR\x06sealed\"O\n" +
 	"\n" +
 	"PreKeysLow\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\rR\tremaining\x12#\n" +
@@ -4386,7 +4958,39 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\x03ack\x18\x01 \x01(\v2\x12.pigeonhole.v1.AckH\x00R\x03ackB\x06\n" +
 	"\x04body\"\x19\n" +
 	"\x03Ack\x12\x12\n" +
-	"\x04seqs\x18\x01 \x03(\x04R\x04seqsB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
+	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\"\x1a\n" +
+	"\x18SenderCertificateRequest\"S\n" +
+	"\x11SenderCertificate\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xac\x01\n" +
+	"\x15SenderCertificateBody\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\fR\taccountId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12!\n" +
+	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\x04 \x01(\x03R\texpiresMs\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\rR\x05keyId\"L\n" +
+	"\x14ServerCertificateKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"\xa5\x01\n" +
+	"\x19SenderCertificateResponse\x12B\n" +
+	"\vcertificate\x18\x01 \x01(\v2 .pigeonhole.v1.SenderCertificateR\vcertificate\x12D\n" +
+	"\vserver_keys\x18\x02 \x03(\v2#.pigeonhole.v1.ServerCertificateKeyR\n" +
+	"serverKeys\"]\n" +
+	"\x1cSetUnidentifiedAccessRequest\x12\x1a\n" +
+	"\bverifier\x18\x01 \x01(\fR\bverifier\x12!\n" +
+	"\fallow_anyone\x18\x02 \x01(\bR\vallowAnyone\"\x1f\n" +
+	"\x1dSetUnidentifiedAccessResponse\"\xd7\x01\n" +
+	"\x11SealedSendRequest\x12\x1c\n" +
+	"\trecipient\x18\x01 \x01(\fR\trecipient\x12\x1d\n" +
+	"\n" +
+	"access_key\x18\x02 \x01(\fR\taccessKey\x12*\n" +
+	"\x11client_message_id\x18\x03 \x01(\fR\x0fclientMessageId\x128\n" +
+	"\bmessages\x18\x04 \x03(\v2\x1c.pigeonhole.v1.DeviceMessageR\bmessages\x12\x1f\n" +
+	"\vonline_only\x18\x05 \x01(\bR\n" +
+	"onlineOnlyB'Z%github.com/pigeonhole/pigeonhole/specb\x06proto3"
 
 var (
 	file_pigeonhole_proto_rawDescOnce sync.Once
@@ -4400,7 +5004,7 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                           // 0: pigeonhole.v1.Request
 	(*Response)(nil),                          // 1: pigeonhole.v1.Response
@@ -4462,7 +5066,15 @@ var file_pigeonhole_proto_goTypes = []any{
 	(*QueueDrained)(nil),                      // 57: pigeonhole.v1.QueueDrained
 	(*ClientEvent)(nil),                       // 58: pigeonhole.v1.ClientEvent
 	(*Ack)(nil),                               // 59: pigeonhole.v1.Ack
-	nil,                                       // 60: pigeonhole.v1.BlobGrant.HeadersEntry
+	(*SenderCertificateRequest)(nil),          // 60: pigeonhole.v1.SenderCertificateRequest
+	(*SenderCertificate)(nil),                 // 61: pigeonhole.v1.SenderCertificate
+	(*SenderCertificateBody)(nil),             // 62: pigeonhole.v1.SenderCertificateBody
+	(*ServerCertificateKey)(nil),              // 63: pigeonhole.v1.ServerCertificateKey
+	(*SenderCertificateResponse)(nil),         // 64: pigeonhole.v1.SenderCertificateResponse
+	(*SetUnidentifiedAccessRequest)(nil),      // 65: pigeonhole.v1.SetUnidentifiedAccessRequest
+	(*SetUnidentifiedAccessResponse)(nil),     // 66: pigeonhole.v1.SetUnidentifiedAccessResponse
+	(*SealedSendRequest)(nil),                 // 67: pigeonhole.v1.SealedSendRequest
+	nil,                                       // 68: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	7,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -4484,63 +5096,72 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	24, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
 	13, // 17: pigeonhole.v1.Request.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysRequest
 	15, // 18: pigeonhole.v1.Request.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyRequest
-	2,  // 19: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
-	8,  // 20: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
-	10, // 21: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
-	12, // 22: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
-	21, // 23: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
-	26, // 24: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
-	18, // 25: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
-	30, // 26: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
-	36, // 27: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
-	38, // 28: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
-	40, // 29: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
-	43, // 30: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
-	45, // 31: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
-	48, // 32: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
-	50, // 33: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
-	26, // 34: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
-	14, // 35: pigeonhole.v1.Response.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysResponse
-	16, // 36: pigeonhole.v1.Response.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyResponse
-	3,  // 37: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
-	4,  // 38: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 39: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	6,  // 40: pigeonhole.v1.RegisterRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
-	5,  // 41: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	4,  // 42: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	6,  // 43: pigeonhole.v1.UploadKemPreKeysRequest.kem_prekeys:type_name -> pigeonhole.v1.KemPreKey
-	6,  // 44: pigeonhole.v1.RotateLastResortKemPreKeyRequest.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
-	4,  // 45: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 46: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
-	6,  // 47: pigeonhole.v1.DeviceBundle.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
-	20, // 48: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
-	22, // 49: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	25, // 50: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
-	22, // 51: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
-	28, // 52: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
-	29, // 53: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
-	33, // 54: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
-	34, // 55: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
-	2,  // 56: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
-	4,  // 57: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
-	5,  // 58: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
-	6,  // 59: pigeonhole.v1.LinkDeviceRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
-	42, // 60: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	60, // 61: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
-	47, // 62: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	47, // 63: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
-	53, // 64: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
-	54, // 65: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
-	55, // 66: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
-	2,  // 67: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
-	57, // 68: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
-	56, // 69: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
-	59, // 70: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	71, // [71:71] is the sub-list for method output_type
-	71, // [71:71] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	60, // 19: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
+	65, // 20: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
+	67, // 21: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
+	2,  // 22: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
+	8,  // 23: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
+	10, // 24: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
+	12, // 25: pigeonhole.v1.Response.rotate_signed_prekey:type_name -> pigeonhole.v1.RotateSignedPreKeyResponse
+	21, // 26: pigeonhole.v1.Response.fetch_keys:type_name -> pigeonhole.v1.FetchKeysResponse
+	26, // 27: pigeonhole.v1.Response.send:type_name -> pigeonhole.v1.SendResponse
+	18, // 28: pigeonhole.v1.Response.prekey_status:type_name -> pigeonhole.v1.PreKeyStatusResponse
+	30, // 29: pigeonhole.v1.Response.set_push_token:type_name -> pigeonhole.v1.SetPushTokenResponse
+	36, // 30: pigeonhole.v1.Response.create_link_code:type_name -> pigeonhole.v1.CreateLinkCodeResponse
+	38, // 31: pigeonhole.v1.Response.provision:type_name -> pigeonhole.v1.ProvisionResponse
+	40, // 32: pigeonhole.v1.Response.link_device:type_name -> pigeonhole.v1.LinkDeviceResponse
+	43, // 33: pigeonhole.v1.Response.list_devices:type_name -> pigeonhole.v1.ListDevicesResponse
+	45, // 34: pigeonhole.v1.Response.revoke_device:type_name -> pigeonhole.v1.RevokeDeviceResponse
+	48, // 35: pigeonhole.v1.Response.upload_grant:type_name -> pigeonhole.v1.UploadGrantResponse
+	50, // 36: pigeonhole.v1.Response.download_grant:type_name -> pigeonhole.v1.DownloadGrantResponse
+	26, // 37: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
+	14, // 38: pigeonhole.v1.Response.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysResponse
+	16, // 39: pigeonhole.v1.Response.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyResponse
+	64, // 40: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
+	66, // 41: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
+	26, // 42: pigeonhole.v1.Response.sealed_send:type_name -> pigeonhole.v1.SendResponse
+	3,  // 43: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
+	4,  // 44: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 45: pigeonhole.v1.RegisterRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	6,  // 46: pigeonhole.v1.RegisterRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	5,  // 47: pigeonhole.v1.UploadPreKeysRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	4,  // 48: pigeonhole.v1.RotateSignedPreKeyRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	6,  // 49: pigeonhole.v1.UploadKemPreKeysRequest.kem_prekeys:type_name -> pigeonhole.v1.KemPreKey
+	6,  // 50: pigeonhole.v1.RotateLastResortKemPreKeyRequest.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	4,  // 51: pigeonhole.v1.DeviceBundle.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 52: pigeonhole.v1.DeviceBundle.prekey:type_name -> pigeonhole.v1.PreKey
+	6,  // 53: pigeonhole.v1.DeviceBundle.kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	20, // 54: pigeonhole.v1.FetchKeysResponse.devices:type_name -> pigeonhole.v1.DeviceBundle
+	22, // 55: pigeonhole.v1.SendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	25, // 56: pigeonhole.v1.MultiSendRequest.accounts:type_name -> pigeonhole.v1.AccountMessages
+	22, // 57: pigeonhole.v1.AccountMessages.messages:type_name -> pigeonhole.v1.DeviceMessage
+	28, // 58: pigeonhole.v1.SetPushTokenRequest.apns:type_name -> pigeonhole.v1.APNsToken
+	29, // 59: pigeonhole.v1.SetPushTokenRequest.fcm:type_name -> pigeonhole.v1.FCMToken
+	33, // 60: pigeonhole.v1.ProvisioningEvent.address:type_name -> pigeonhole.v1.ProvisioningAddress
+	34, // 61: pigeonhole.v1.ProvisioningEvent.message:type_name -> pigeonhole.v1.ProvisioningMessage
+	2,  // 62: pigeonhole.v1.ProvisioningEvent.error:type_name -> pigeonhole.v1.Error
+	4,  // 63: pigeonhole.v1.LinkDeviceRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
+	5,  // 64: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
+	6,  // 65: pigeonhole.v1.LinkDeviceRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
+	42, // 66: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
+	68, // 67: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	47, // 68: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	47, // 69: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
+	53, // 70: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
+	54, // 71: pigeonhole.v1.ServerEvent.envelope:type_name -> pigeonhole.v1.Envelope
+	55, // 72: pigeonhole.v1.ServerEvent.prekeys_low:type_name -> pigeonhole.v1.PreKeysLow
+	2,  // 73: pigeonhole.v1.ServerEvent.error:type_name -> pigeonhole.v1.Error
+	57, // 74: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
+	56, // 75: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
+	59, // 76: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
+	61, // 77: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
+	63, // 78: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
+	22, // 79: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -4568,6 +5189,9 @@ func file_pigeonhole_proto_init() {
 		(*Request_MultiSend)(nil),
 		(*Request_UploadKemPrekeys)(nil),
 		(*Request_RotateLastResortKemPrekey)(nil),
+		(*Request_SenderCertificate)(nil),
+		(*Request_SetUnidentifiedAccess)(nil),
+		(*Request_SealedSend)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[1].OneofWrappers = []any{
 		(*Response_Register)(nil),
@@ -4587,6 +5211,9 @@ func file_pigeonhole_proto_init() {
 		(*Response_MultiSend)(nil),
 		(*Response_UploadKemPrekeys)(nil),
 		(*Response_RotateLastResortKemPrekey)(nil),
+		(*Response_SenderCertificate)(nil),
+		(*Response_SetUnidentifiedAccess)(nil),
+		(*Response_SealedSend)(nil),
 	}
 	file_pigeonhole_proto_msgTypes[27].OneofWrappers = []any{
 		(*SetPushTokenRequest_Apns)(nil),
@@ -4614,7 +5241,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -176,6 +176,10 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	certKeys, err := relay.LoadOrCreateSenderCertKeys(f.data)
+	if err != nil {
+		return err
+	}
 	db, err := openDB(filepath.Join(f.data, "db"), log)
 	if err != nil {
 		return err
@@ -221,6 +225,7 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if cs != nil {
 		srv.UseCluster(cs.cluster)
 	}
+	srv.UseSenderCertificates(certKeys)
 	ps, err := f.push.pushService(ctx, db, tokens, f.data, log, reg)
 	if err != nil {
 		return err
@@ -287,6 +292,9 @@ func runRelay(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	// stdout (the log has no second "listening" line).
 	f.listening = true
 	fmt.Fprintf(os.Stdout, "pigeonhole: listening on %s\npigeonhole: certificate fingerprint %s\n", ln.Addr(), fp)
+	for _, k := range certKeys.Listed(time.Now(), max(f.cfg.SenderCertLifetime, 24*time.Hour)) {
+		fmt.Fprintf(os.Stdout, "pigeonhole: sender certificate key %s\n", k)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	bgCtx, cancel := context.WithCancel(ctx)
@@ -408,12 +416,16 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 // fingerprintFlags are the flags of "pigeonhole fingerprint".
-type fingerprintFlags struct{ data, certFile string }
+type fingerprintFlags struct {
+	data, certFile string
+	senderKeys     bool
+}
 
 func fingerprintFlagSet(f *fingerprintFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("fingerprint", flag.ContinueOnError)
 	fs.StringVar(&f.data, "data", "pigeonhole-data", "data `directory` of the relay")
 	fs.StringVar(&f.certFile, "cert", "", "TLS certificate `file` (PEM) instead of the self-signed one")
+	fs.BoolVar(&f.senderKeys, "sender-keys", false, "print the sender certificate keys (id and Ed25519 public key, one a line, the signing one first) instead")
 	return fs
 }
 
@@ -426,6 +438,19 @@ func fingerprint(args []string) int {
 			return 0
 		}
 		return 2
+	}
+	if f.senderKeys {
+		ks, err := relay.LoadSenderCertKeys(*data)
+		if errors.Is(err, os.ErrNotExist) {
+			return fail("no sender certificate key in %s\npigeonhole: hint: serve makes one on its first start", *data)
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		for _, k := range ks.Listed(time.Now(), 24*time.Hour) {
+			fmt.Println(k)
+		}
+		return 0
 	}
 	var cert tls.Certificate
 	var err error

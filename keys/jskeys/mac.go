@@ -88,6 +88,8 @@ func recordKind(key string) string {
 		return "kem_prekey"
 	case "s":
 		return "seen"
+	case "u":
+		return "access"
 	}
 	return "other"
 }

@@ -40,6 +40,9 @@ type Envelope struct {
 	Type            uint32
 	Content         []byte
 	ClientMessageID []byte
+	// Sealed marks a sealed send: Sender and SenderDevice are empty and
+	// Content is a sealed message (e2e opens it).
+	Sealed bool
 }
 
 // Event is something the relay said on the session stream.
@@ -146,7 +149,7 @@ func (c *Conn) Next(ctx context.Context) (*Event, error) {
 			e := b.Envelope
 			return &Event{Kind: EventEnvelope, Envelope: &Envelope{
 				Seq: e.Seq, Sender: e.Sender, SenderDevice: e.SenderDevice, TimestampMillis: e.TimestampMs,
-				Type: e.Type, Content: e.Content, ClientMessageID: e.ClientMessageId,
+				Type: e.Type, Content: e.Content, ClientMessageID: e.ClientMessageId, Sealed: e.Sealed,
 			}}, nil
 		case *spec.ServerEvent_PrekeysLow:
 			return &Event{Kind: EventPreKeysLow, PreKeysRemaining: int(b.PrekeysLow.Remaining),
