@@ -25,31 +25,13 @@ func noteRotation(r Records, now time.Time) error {
 	return r.Put(rotationKey, []byte(strconv.FormatInt(now.UnixMilli(), 10)))
 }
 
-// refill uploads new one-time prekeys when the relay says fewer than
-// the configured number are left.
+// refill uploads new one-time X25519 prekeys when the relay says fewer
+// than the configured number are left.
 func (m *Messenger) refill(ctx context.Context, remaining int) {
-	want := m.cfg.preKeys() - remaining
-	if want <= 0 {
-		return // the other kind ran low
-	}
-	for want > 0 {
-		n := min(want, maxUpload)
+	m.topUp(ctx, "prekeys", remaining, func(n int) (func(*client.Conn) error, error) {
 		pks, err := m.store.NewPreKeys(n)
-		if err != nil {
-			m.log.Warn("could not make new prekeys", "err", err)
-			return
-		}
-		err = m.conn(ctx, func(c *client.Conn) error {
-			_, err := c.UploadPreKeys(ctx, pks)
-			return err
-		})
-		if err != nil {
-			m.log.Warn("could not upload new prekeys", "err", err)
-			return
-		}
-		want -= n
-	}
-	m.log.Info("uploaded new one-time prekeys", "count", m.cfg.preKeys()-remaining)
+		return func(c *client.Conn) error { _, err := c.UploadPreKeys(ctx, pks); return err }, err
+	})
 }
 
 // refillKEM uploads new one-time KEM prekeys when the relay says fewer
@@ -57,28 +39,36 @@ func (m *Messenger) refill(ctx context.Context, remaining int) {
 // so that contacts start PQXDH sessions with a one-time KEM prekey rather
 // than the last-resort one.
 func (m *Messenger) refillKEM(ctx context.Context, remaining int) {
+	m.topUp(ctx, "KEM prekeys", remaining, func(n int) (func(*client.Conn) error, error) {
+		ks, err := m.store.NewKEMPreKeys(n)
+		return func(c *client.Conn) error { _, err := c.UploadKemPreKeys(ctx, e2e.UploadAll(ks)); return err }, err
+	})
+}
+
+// topUp brings one kind of one-time prekeys on the relay from remaining
+// up to the configured number, at most maxUpload per upload: newKeys
+// makes and stores n keys and returns their upload, which is repeated
+// as it is if the connection drops under it. Nothing happens when that
+// kind is not low (the low notice covers both kinds).
+func (m *Messenger) topUp(ctx context.Context, kind string, remaining int, newKeys func(n int) (func(*client.Conn) error, error)) {
 	want := m.cfg.preKeys() - remaining
 	if want <= 0 {
 		return
 	}
-	for want > 0 {
-		n := min(want, maxUpload)
-		ks, err := m.store.NewKEMPreKeys(n)
+	for left := want; left > 0; {
+		n := min(left, maxUpload)
+		upload, err := newKeys(n)
 		if err != nil {
-			m.log.Warn("could not make new KEM prekeys", "err", err)
+			m.log.Warn("could not make new one-time "+kind, "err", err)
 			return
 		}
-		err = m.conn(ctx, func(c *client.Conn) error {
-			_, err := c.UploadKemPreKeys(ctx, e2e.UploadAll(ks))
-			return err
-		})
-		if err != nil {
-			m.log.Warn("could not upload new KEM prekeys", "err", err)
+		if err := m.conn(ctx, upload); err != nil {
+			m.log.Warn("could not upload new one-time "+kind, "err", err)
 			return
 		}
-		want -= n
+		left -= n
 	}
-	m.log.Info("uploaded new one-time KEM prekeys", "count", m.cfg.preKeys()-remaining)
+	m.log.Info("uploaded new one-time "+kind, "count", want)
 }
 
 // keySchedule rotates the signed prekey when it is due, checking at
