@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // TestAckAfterHandler: a handler error leaves the envelope queued; it
@@ -127,19 +133,58 @@ func TestSignedPreKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []uint32
+	var kem *client.KemPreKey
 	err := alice.conn(ctx, func(c *clientConn) error {
 		k, err := c.FetchKeys(ctx, bob.AccountID())
 		if err == nil {
 			keys = append(keys, k.Devices[0].SignedPreKey.ID)
+			if k.Devices[0].KemLastResort {
+				kem = k.Devices[0].KemPreKey
+			}
 		}
 		return err
 	})
 	if err != nil || len(keys) != 1 || keys[0] != 2 {
 		t.Fatalf("relay has signed prekey %v (%v), want 2", keys, err)
 	}
+	// Bob has not run yet, so he has no one-time KEM prekeys: the bundle
+	// carries his last-resort one, which is the new one (id 1 was made
+	// at registration).
+	if kem == nil || kem.ID == 1 {
+		t.Fatalf("bundle's last-resort KEM prekey %v, want the rotated one", kem)
+	}
 	bob.run(t)
 	if _, err := alice.Send(ctx, bob.AccountID(), &Content{Text: "new key"}); err != nil {
 		t.Fatal(err)
 	}
 	nextMessage(t, bob.rec, "new key")
+}
+
+// TestLastResortKEMRotation: each rotation replaces the last-resort KEM
+// prekey, and only the newest two (the relay's and the one before) keep
+// their private parts.
+func TestLastResortKEMRotation(t *testing.T) {
+	r := newRelay(t)
+	bob := register(t, r)
+	ctx := ctxT(t)
+	var made []uint32
+	for i := range 3 {
+		if err := bob.rotateIfDue(ctx, time.Now().Add(time.Duration(i+1)*8*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := bob.store.Get(lastResortKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := strings.Split(string(b), ",")
+		id, _ := strconv.ParseUint(ids[len(ids)-1], 10, 32)
+		made = append(made, uint32(id))
+	}
+	have := func(id uint32) bool {
+		_, err := os.Stat(filepath.Join(bob.dir, "kemprekeys", strconv.FormatUint(uint64(id), 10)))
+		return err == nil
+	}
+	if have(made[0]) || !have(made[1]) || !have(made[2]) {
+		t.Fatalf("last-resort KEM prekeys %v on disk: %v %v %v, want only the newest two", made, have(made[0]), have(made[1]), have(made[2]))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
@@ -118,6 +119,50 @@ func (m *Messenger) RotateSignedPreKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("messenger: %w", err)
 	}
-	m.log.Info("rotated the signed prekey")
+	if err := m.rotateLastResortKEM(ctx); err != nil {
+		return err
+	}
+	m.log.Info("rotated the signed prekey and the last-resort KEM prekey")
 	return noteRotation(m.store, time.Now())
+}
+
+// lastResortKey is the record listing the last-resort KEM prekeys this
+// messenger set (ids, decimal, comma-separated, oldest first).
+const lastResortKey = "keys/kem-last-resort"
+
+// keptLastResort is how many last-resort KEM prekeys stay: the one the
+// relay hands out and the one before it, for initial messages made from
+// a bundle fetched before the rotation.
+const keptLastResort = 2
+
+// rotateLastResortKEM replaces the last-resort KEM prekey at the relay,
+// on the signed prekey's schedule, and drops the private parts of those
+// older than the previous one. (The one a device registered with is not
+// in the list, so it stays.)
+func (m *Messenger) rotateLastResortKEM(ctx context.Context) error {
+	k, err := m.store.NewLastResortKEMPreKey()
+	if err != nil {
+		return fmt.Errorf("messenger: %w", err)
+	}
+	if err := m.conn(ctx, func(c *client.Conn) error { return c.RotateLastResortKemPreKey(ctx, k.Upload()) }); err != nil {
+		return fmt.Errorf("messenger: %w", err)
+	}
+	b, err := m.store.Get(lastResortKey)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if len(b) > 0 {
+		ids = strings.Split(string(b), ",")
+	}
+	ids = append(ids, strconv.FormatUint(uint64(k.ID), 10))
+	for len(ids) > keptLastResort {
+		if id, err := strconv.ParseUint(ids[0], 10, 32); err == nil {
+			if err := m.store.RemoveKEMPreKey(uint32(id)); err != nil {
+				return fmt.Errorf("messenger: %w", err)
+			}
+		}
+		ids = ids[1:]
+	}
+	return m.store.Put(lastResortKey, []byte(strings.Join(ids, ",")))
 }

@@ -68,6 +68,10 @@ type PreKeys interface {
 	NewPreKeys(n int) ([]client.PreKey, error)
 	// NewKEMPreKeys makes one-time ML-KEM-1024 prekeys, for PQXDH.
 	NewKEMPreKeys(n int) ([]e2e.KEMPreKey, error)
+	// NewLastResortKEMPreKey makes a new last-resort KEM prekey (the
+	// previous ones stay until RemoveKEMPreKey).
+	NewLastResortKEMPreKey() (e2e.KEMPreKey, error)
+	RemoveKEMPreKey(id uint32) error
 	RotateSignedPreKey() (client.SignedPreKey, error)
 }
 
