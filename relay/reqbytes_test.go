@@ -49,9 +49,13 @@ func unreadAnswers() *quic.Config {
 const quicStreamBuffer = 1452
 
 // fillers returns unsupported requests (answered at once, needing no
-// session) whose answers overflow quicStreamBuffer by about extra
-// answers: behind them, on a stream the client does not read, the
-// relay's answer writer blocks and every later answer stays unwritten.
+// session): as many as quicStreamBuffer takes the answers of, and extra
+// more. With extra 0, on a stream the client does not read, every
+// filler's answer is handed to QUIC and the buffer is full: the next
+// answer's write blocks, and every later answer stays unwritten. With
+// extra > 0 the writer blocks on the fillers' own answers, holding a
+// number of them (and their in-flight slots) that depends on how the
+// answers were batched.
 func fillers(t *testing.T, r *testRelay, extra int) []byte {
 	t.Helper()
 	qc, _ := r.rawConn(t)
