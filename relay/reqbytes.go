@@ -35,6 +35,7 @@ type reqMetrics struct {
 	slotWaiting     prometheus.Gauge
 	inFlight        prometheus.Gauge
 	answersPerWrite prometheus.Histogram
+	unwritten       prometheus.Gauge
 }
 
 func newReqMetrics(reg prometheus.Registerer) (*reqMetrics, error) {
@@ -64,11 +65,15 @@ func newReqMetrics(reg prometheus.Registerer) (*reqMetrics, error) {
 			Help:    "Answers carried by one write on a request stream (answers ready together leave in one write).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
+		unwritten: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pigeonhole_request_answers_unwritten",
+			Help: "Answers ready on request streams and not yet handed to QUIC: waiting for their stream's write in progress, or in it (the answers of a client that does not read them stay here).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.held, m.waiting, m.waits, m.slotWaiting, m.inFlight, m.answersPerWrite} {
+	for _, c := range []prometheus.Collector{m.held, m.waiting, m.waits, m.slotWaiting, m.inFlight, m.answersPerWrite, m.unwritten} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

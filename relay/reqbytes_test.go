@@ -49,9 +49,13 @@ func unreadAnswers() *quic.Config {
 const quicStreamBuffer = 1452
 
 // fillers returns unsupported requests (answered at once, needing no
-// session) whose answers overflow quicStreamBuffer by about extra
-// answers: behind them, on a stream the client does not read, the
-// relay's answer writer blocks and every later answer stays unwritten.
+// session): as many as quicStreamBuffer takes the answers of, and extra
+// more. With extra 0, on a stream the client does not read, every
+// filler's answer is handed to QUIC and the buffer is full: the next
+// answer's write blocks, and every later answer stays unwritten. With
+// extra > 0 the writer blocks on the fillers' own answers, holding a
+// number of them (and their in-flight slots) that depends on how the
+// answers were batched.
 func fillers(t *testing.T, r *testRelay, extra int) []byte {
 	t.Helper()
 	qc, _ := r.rawConn(t)
@@ -171,10 +175,12 @@ func TestConnRequestBytesBound(t *testing.T) {
 }
 
 // TestConnRequestBytesHeldUntilWritten writes many 4 MiB requests on four
-// streams of one connection and reads no answer; behind a few small ones
-// that fill QUIC's buffer, no answer the relay writes leaves, so no
-// request gives its budget back: two requests hold the connection's 8
-// MiB and every stream's reader waits at the next frame's header.
+// streams of one connection and reads no answer; behind small ones whose
+// answers fill QUIC's buffer (all handed to QUIC before the large ones
+// are sent, so none of them holds budget or a slot), no answer the relay
+// writes leaves, so no request gives its budget back: two requests hold
+// the connection's 8 MiB and every stream's reader waits at the next
+// frame's header.
 func TestConnRequestBytesHeldUntilWritten(t *testing.T) {
 	cfg := testConfig()
 	cfg.AuthWait = 2 * time.Minute // no write deadline within the test
@@ -188,27 +194,42 @@ func TestConnRequestBytesHeldUntilWritten(t *testing.T) {
 	)
 	// One frame, written on every stream (the client holds 4 MiB, not 96).
 	fr := paddedRequest(t, prekeyStatus(1), size)
-	fill := fillers(t, r, 4)
+	fill := fillers(t, r, 0)
+	filled := float64(streams * (len(fill) / len(frame(t, &spec.Request{Id: 1}))))
 	qc, exp := r.rawConnWith(t, unreadAnswers())
 	// open_session pipelined, never read: the requests wait for it.
 	sess := holdSessionStream(t, qc)
 	if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
 		t.Fatal(err)
 	}
-	base := liveHeap()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer qc.CloseWithError(0, "") // ends the writers blocked by flow control
+	// Fill each stream's QUIC buffer first: answers are written in
+	// completion order, so a large request's answer run beside the
+	// fillers could take room in it, leave, and give its budget back,
+	// and fillers left unwritten would hold budget (3 bytes each) and
+	// slots of their own.
+	unknown := requestsOf(t, r, "unknown")
+	var sts []*quic.Stream
 	for range streams {
 		st, err := qc.OpenStreamSync(ctxT(t))
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, err := st.Write(fill); err != nil {
+			t.Fatal(err)
+		}
+		sts = append(sts, st)
+	}
+	waitUntil(t, "the fillers' answers to be handed to QUIC", func() bool {
+		return requestsOf(t, r, "unknown")-unknown == filled &&
+			r.metric(t, "pigeonhole_requests_in_flight") == 0
+	})
+	base := liveHeap()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer qc.CloseWithError(0, "") // ends the writers blocked by flow control
+	for _, st := range sts {
 		wg.Go(func() {
-			if _, err := st.Write(fill); err != nil {
-				return
-			}
 			for range perStream {
 				if _, err := st.Write(fr); err != nil {
 					return
@@ -238,8 +259,8 @@ func TestConnRequestBytesHeldUntilWritten(t *testing.T) {
 	grown := liveHeap() - base
 	held := r.metric(t, "pigeonhole_request_budget_bytes")
 	t.Logf("every reader waits for budget: %.1f MiB held, heap grew %.1f MiB", held/(1<<20), float64(grown)/(1<<20))
-	if held > budget || held < 2*size {
-		t.Fatalf("budget held %.0f bytes, want two %d-byte requests' worth, at most %d", held, size, budget)
+	if held != 2*size {
+		t.Fatalf("budget held %.0f bytes, want two %d-byte requests' worth (of %d)", held, size, budget)
 	}
 	if grown > limit {
 		t.Fatalf("the heap grew %.1f MiB: over the budget plus slack (%.0f MiB)", float64(grown)/(1<<20), float64(limit)/(1<<20))
@@ -269,9 +290,11 @@ func TestConnRequestBytesLargerThanBudget(t *testing.T) {
 			t.Fatalf("a 2 MiB request with a 1 MiB budget: %v, want id %d with a prekey status", resp, id)
 		}
 	}
-	if held := r.metric(t, "pigeonhole_request_budget_bytes"); held != 0 {
-		t.Fatalf("%v bytes of budget held after both answers", held)
-	}
+	// The relay gives the budget back once the answer's write returns,
+	// which may be after the answer arrived here.
+	waitUntil(t, "the budget to come back after both answers", func() bool {
+		return r.metric(t, "pigeonhole_request_budget_bytes") == 0
+	})
 }
 
 // requestsOf is pigeonhole_requests_total of one request type, all codes.

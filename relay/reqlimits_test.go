@@ -135,51 +135,73 @@ func TestRequestsInFlightSharedByStreams(t *testing.T) {
 // client lets one byte through until it reads) while the relay answers
 // many requests, then reads: the answers that piled up leave in one
 // write, as pigeonhole_request_answers_per_write shows.
+//
+// It waits on the writer's state, never on timing: fillers that fit
+// QUIC's buffer exactly are all handed to QUIC first (answers are written
+// in completion order, so answers run beside the fillers would take some
+// of its room); then the next answer's write blocks, and the 40 answers
+// after it wait behind it (pigeonhole_request_answers_unwritten) until
+// the client reads. With the fillers written, the answers waiting hold
+// 41 of the connection's 64 in-flight slots, so every request is read.
 func TestAnswersReadyTogetherOneWrite(t *testing.T) {
-	r := startRelay(t, testConfig())
+	cfg := testConfig()
+	cfg.AuthWait = 2 * time.Minute // no write deadline within the test
+	r := startRelay(t, cfg)
 	d := r.register(t, 5)
+	fill := fillers(t, r, 0)
 	qc, exp := r.rawConnWith(t, unreadAnswers())
-	sess := holdSessionStream(t, qc)
-	if _, err := sess.Write(frame(t, sessionOpen(t, d, exp))); err != nil {
+	openSessionOn(t, holdSessionStream(t, qc), d, exp)
+	st, err := qc.OpenStreamSync(ctxT(t))
+	if err != nil {
 		t.Fatal(err)
 	}
+	filled := float64(len(fill) / len(frame(t, &spec.Request{Id: 1})))
+	unknown := requestsOf(t, r, "unknown")
+	if _, err := st.Write(fill); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the fillers' answers to be handed to QUIC", func() bool {
+		return requestsOf(t, r, "unknown")-unknown == filled &&
+			r.metric(t, "pigeonhole_requests_in_flight") == 0
+	})
+	h0 := histogram(t, r, "pigeonhole_request_answers_per_write")
+
+	// QUIC's buffer is full: the next answer's write blocks, alone.
+	writeRequests(t, st, prekeyStatus(2))
+	waitUntil(t, "the first answer's write to block", func() bool {
+		return r.metric(t, "pigeonhole_request_answers_unwritten") == 1
+	})
 	const n = 40
 	reqs := make([]*spec.Request, n)
 	for i := range reqs {
 		reqs[i] = prekeyStatus(uint64(100 + i))
 	}
-	fill := fillers(t, r, 2)
-	h0 := histogram(t, r, "pigeonhole_request_answers_per_write")
-	before := requestsOf(t, r, "prekey_status")
-	st, err := qc.OpenStreamSync(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Write(append(fill, frame(t, &spec.Request{Id: 2, Body: reqs[0].Body})...)); err != nil {
-		t.Fatal(err)
-	}
-	// The fillers' answers block the writer; the prekey statuses are
-	// answered while it waits for the client.
 	writeRequests(t, st, reqs...)
-	waitUntil(t, "every request to be answered", func() bool { return requestsOf(t, r, "prekey_status")-before == n+1 })
-	seen := map[uint64]bool{}
-	for len(seen) < n {
-		resp := readResponse(t, st)
-		if resp.Id >= 100 {
-			if resp.GetPrekeyStatus() == nil || seen[resp.Id] {
-				t.Fatalf("answer %v: want a prekey status, once per id", resp)
-			}
-			seen[resp.Id] = true
+	waitUntil(t, "the answers to wait behind the blocked write", func() bool {
+		return r.metric(t, "pigeonhole_request_answers_unwritten") == n+1
+	})
+
+	for range int(filled) {
+		if resp := readResponse(t, st); resp.Id != 1 {
+			t.Fatalf("answer %v before the fillers' answers were read, want id 1", resp)
 		}
+	}
+	seen := map[uint64]bool{}
+	for range n + 1 {
+		resp := readResponse(t, st)
+		if resp.GetPrekeyStatus() == nil || seen[resp.Id] || (resp.Id != 2 && (resp.Id < 100 || resp.Id >= 100+n)) {
+			t.Fatalf("answer %v: want a prekey status, once per id", resp)
+		}
+		seen[resp.Id] = true
 	}
 	h := histogram(t, r, "pigeonhole_request_answers_per_write")
 	writes := h.GetSampleCount() - h0.GetSampleCount()
 	answers := h.GetSampleSum() - h0.GetSampleSum()
-	// Writes of more than 32 answers: the bucket le=32 counts the others.
 	big := writes - (bucket(h, 32) - bucket(h0, 32))
-	t.Logf("%v answers in %d writes, %d of them over 32 answers", answers, writes, big)
-	if big < 1 {
-		t.Fatalf("%d answers ready together behind a blocked write left in %d writes, none with more than 32", n, writes)
+	t.Logf("%v answers after the fillers in %d writes, %d of them over 32 answers", answers, writes, big)
+	if writes != 2 || answers != n+1 || big != 1 {
+		t.Fatalf("%d answers ready together behind a blocked write left in %d writes (%v answers in all, %d writes over 32), want the blocked write and one more",
+			n, writes, answers, big)
 	}
 }
 

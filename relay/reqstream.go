@@ -219,6 +219,7 @@ func (rs *reqStream) answer(resp *spec.Response, held int64) {
 	}
 	rs.slots++
 	rs.held += held
+	rs.c.s.rm.unwritten.Inc()
 	if rs.writing {
 		rs.wmu.Unlock()
 		return
@@ -240,6 +241,7 @@ func (rs *reqStream) answer(resp *spec.Response, held int64) {
 				rs.st.CancelWrite(0)
 			}
 		}
+		rs.c.s.rm.unwritten.Sub(float64(n))
 		rs.c.releaseRequestBytes(held)
 		rs.c.freeSlots(n)
 		rs.wmu.Lock()
