@@ -211,11 +211,11 @@ func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.C
 				// Devices linked since the group's state went out get it
 				// now: from the admin, or from their own account. Those
 				// that have it ignore it.
-				if _, _, err := deliver(ctx, conn, d, acct, groupState(gid, ch.Group), false); err != nil {
+				if _, _, err := c.deliver(ctx, conn, d, acct, groupState(gid, ch.Group), false); err != nil {
 					return nil, err
 				}
 			}
-			if _, _, err := deliver(ctx, conn, d, acct, msg, false); err != nil {
+			if _, _, err := c.deliver(ctx, conn, d, acct, msg, false); err != nil {
 				return nil, err
 			}
 			ids, err := d.SessionDevices(acct)

@@ -32,9 +32,11 @@ func (c *cli) uploadKEMPreKeys(ctx context.Context, conn *client.Conn, d *e2e.De
 	}
 }
 
-// uploadFirstKEMPreKeys uploads a new device's one-time KEM prekeys, on a
-// connection of their own: they are too large for the unauthenticated
-// connection that registered the device (protocol.md, "Limits").
+// uploadFirstKEMPreKeys uploads a new account's one-time KEM prekeys,
+// and sets up its access key for sealed sends (accesskeys.go), on a
+// connection of their own: the prekeys are too large for the
+// unauthenticated connection that registered the device (protocol.md,
+// "Limits").
 func (c *cli) uploadFirstKEMPreKeys(ctx context.Context) {
 	d, opts, creds, err := c.registered()
 	if err != nil {
@@ -50,6 +52,9 @@ func (c *cli) uploadFirstKEMPreKeys(ctx context.Context) {
 		return
 	}
 	c.uploadKEMPreKeys(ctx, conn, d, 0)
+	if err := c.setUpAccessKey(ctx, conn); err != nil {
+		fmt.Fprintf(c.stderr, "pigeon: contacts will send to you identified, not sealed: %v\n", err)
+	}
 	_ = conn.Finish(ctx)
 }
 
