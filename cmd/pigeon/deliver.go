@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 	"github.com/pigeonhole/pigeonhole/spec"
@@ -57,15 +59,18 @@ func (c *cli) deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to,
 		var res *client.SendResult
 		if key != nil {
 			res, err = s.send(ctx, &client.SealedMessage{Recipient: to, AccessKey: key, ClientMessageID: msgID, Devices: msgs, OnlineOnly: online})
-			if code, ok := relayCode(err); ok && (code == spec.CodeUnidentified || code == spec.CodeUnsupported) {
-				// The same ciphertexts go identified: they were never
-				// delivered, so the sessions stay in step.
-				why = "the relay does not take sealed sends"
-				if code == spec.CodeUnidentified {
-					c.dropContactAccessKey(to)
-					why = "the relay refused its access key"
-				}
-				key = nil
+			// When it cannot go sealed, the same ciphertexts go
+			// identified: they were never delivered, so the sessions
+			// stay in step.
+			code, refused := relayCode(err)
+			switch {
+			case errors.Is(err, errTooLargeToSeal) || refused && code == spec.CodeFrameTooLarge:
+				why, key = "too large to seal: over 16 KiB", nil
+			case refused && code == spec.CodeUnsupported:
+				why, key = "the relay does not take sealed sends", nil
+			case refused && code == spec.CodeUnidentified:
+				c.dropContactAccessKey(to)
+				why, key = "the relay refused its access key", nil
 			}
 		}
 		if key == nil {
@@ -119,6 +124,15 @@ type sealer struct {
 	sealed *client.Conn // dialled on first use, closed by close
 }
 
+// sealedFrameBytes is the largest request a connection without a
+// session may send (protocol.md, "Sealed sends": frames are capped at
+// 16 KiB), less room for the request id and the frame header.
+const sealedFrameBytes = 16<<10 - 32
+
+// errTooLargeToSeal means a send's sealed request would be over
+// sealedFrameBytes: it goes identified, on the authenticated connection.
+var errTooLargeToSeal = errors.New("too large for a sealed send")
+
 // send seals m's ciphertexts (in place of them) and sends it.
 func (s *sealer) send(ctx context.Context, m *client.SealedMessage) (*client.SendResult, error) {
 	cert, err := s.c.senderCertificate(ctx, s.conn)
@@ -127,6 +141,9 @@ func (s *sealer) send(ctx context.Context, m *client.SealedMessage) (*client.Sen
 	}
 	if m.Devices, err = s.d.Seal(m.Recipient, m.Devices, cert); err != nil {
 		return nil, err
+	}
+	if sealedSize(m) > sealedFrameBytes {
+		return nil, errTooLargeToSeal
 	}
 	if s.sealed == nil {
 		opts, err := s.c.options()
@@ -144,4 +161,13 @@ func (s *sealer) close() {
 	if s.sealed != nil {
 		s.sealed.Close()
 	}
+}
+
+// sealedSize is the encoded size of m's sealed_send request.
+func sealedSize(m *client.SealedMessage) int {
+	sr := &spec.SealedSendRequest{Recipient: m.Recipient, AccessKey: m.AccessKey, ClientMessageId: m.ClientMessageID, OnlineOnly: m.OnlineOnly}
+	for _, d := range m.Devices {
+		sr.Messages = append(sr.Messages, &spec.DeviceMessage{DeviceId: d.DeviceID, Type: d.Type, Content: d.Content})
+	}
+	return proto.Size(&spec.Request{Body: &spec.Request_SealedSend{SealedSend: sr}})
 }

@@ -24,6 +24,11 @@ func (c *cli) sendToGroup(ctx context.Context, d *e2e.Device, conn *client.Conn,
 	c.recordSent(conv.id, true, content, rec)
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(content.GetId()))
+	if c.verbose {
+		// multi_send names one sender for every account; sealed_send
+		// takes one recipient account (protocol.md, "Sealed sends").
+		fmt.Fprintf(c.stderr, "pigeon: sent identified to %q (group messages are not sealed yet)\n", conv.name)
+	}
 	fmt.Fprintf(c.stderr, "pigeon: sent to %q (%d device%s)\n", conv.name, res.devices, plural(res.devices))
 	return nil
 }
