@@ -85,7 +85,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
-	c.uploadFirstKEMPreKeys(ctx)
+	c.uploadFirstKEMPreKeys(ctx, true)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
 	return nil
 }

@@ -23,8 +23,14 @@ import (
 // uploads the ciphertext and sends the key, digest, size and blob id end
 // to end.
 func (c *cli) sendFile(ctx context.Context, args []string) error {
+	fs := c.flagSet("send-file")
+	verboseFlag(fs, &c.verbose)
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	args = fs.Args()
 	if len(args) != 2 {
-		return usagef("pigeon send-file ACCOUNT PATH", "send-file needs an account id and a file")
+		return usagef("pigeon send-file [-v] ACCOUNT PATH", "send-file needs an account id and a file")
 	}
 	to, err := c.account(args[0])
 	if err != nil {
@@ -75,7 +81,7 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	content := &spec.Content{Id: id, Body: &spec.Content_Attachment{Attachment: &spec.Attachment{
 		BlobId: blobID, Key: key, Digest: digest, Size: uint64(size), FileName: name,
 	}}}
-	n, _, err := deliver(ctx, conn, d, to, mustContent(content), false)
+	n, _, err := c.deliver(ctx, conn, d, to, mustContent(content), false)
 	if err != nil {
 		return err
 	}

@@ -290,13 +290,13 @@ func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gi
 		if string(acct) == string(me) {
 			continue
 		}
-		if _, _, err := deliver(ctx, conn, d, acct, plain, false); err != nil {
+		if _, _, err := c.deliver(ctx, conn, d, acct, plain, false); err != nil {
 			fmt.Fprintf(c.stderr, "pigeon: could not tell %s about the group: %v\n", short(acct), err)
 			failed = append(failed, short(acct))
 		}
 	}
 	if infos, err := conn.ListDevices(ctx); err == nil && len(infos) > 1 {
-		if _, _, err := deliver(ctx, conn, d, me, plain, false); err != nil {
+		if _, _, err := c.deliver(ctx, conn, d, me, plain, false); err != nil {
 			fmt.Fprintf(c.stderr, "pigeon: your other devices do not know about the change: %v\n", err)
 		}
 	}

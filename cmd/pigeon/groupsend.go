@@ -24,6 +24,11 @@ func (c *cli) sendToGroup(ctx context.Context, d *e2e.Device, conn *client.Conn,
 	c.recordSent(conv.id, true, content, rec)
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(content.GetId()))
+	if c.verbose {
+		// multi_send names one sender for every account; sealed_send
+		// takes one recipient account (protocol.md, "Sealed sends").
+		fmt.Fprintf(c.stderr, "pigeon: sent identified to %q (group messages are not sealed yet)\n", conv.name)
+	}
 	fmt.Fprintf(c.stderr, "pigeon: sent to %q (%d device%s)\n", conv.name, res.devices, plural(res.devices))
 	return nil
 }
@@ -211,11 +216,11 @@ func (c *cli) encryptForGroup(ctx context.Context, d *e2e.Device, conn *client.C
 				// Devices linked since the group's state went out get it
 				// now: from the admin, or from their own account. Those
 				// that have it ignore it.
-				if _, _, err := deliver(ctx, conn, d, acct, groupState(gid, ch.Group), false); err != nil {
+				if _, _, err := c.deliver(ctx, conn, d, acct, groupState(gid, ch.Group), false); err != nil {
 					return nil, err
 				}
 			}
-			if _, _, err := deliver(ctx, conn, d, acct, msg, false); err != nil {
+			if _, _, err := c.deliver(ctx, conn, d, acct, msg, false); err != nil {
 				return nil, err
 			}
 			ids, err := d.SessionDevices(acct)

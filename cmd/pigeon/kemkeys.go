@@ -34,8 +34,11 @@ func (c *cli) uploadKEMPreKeys(ctx context.Context, conn *client.Conn, d *e2e.De
 
 // uploadFirstKEMPreKeys uploads a new device's one-time KEM prekeys, on a
 // connection of their own: they are too large for the unauthenticated
-// connection that registered the device (protocol.md, "Limits").
-func (c *cli) uploadFirstKEMPreKeys(ctx context.Context) {
+// connection that registered the device (protocol.md, "Limits"). For a
+// new account (init, not link) it also sets up the account's access key
+// for sealed sends there (accesskeys.go); a linked device must not, as
+// that would replace the key the account's contacts hold.
+func (c *cli) uploadFirstKEMPreKeys(ctx context.Context, newAccount bool) {
 	d, opts, creds, err := c.registered()
 	if err != nil {
 		return
@@ -50,6 +53,11 @@ func (c *cli) uploadFirstKEMPreKeys(ctx context.Context) {
 		return
 	}
 	c.uploadKEMPreKeys(ctx, conn, d, 0)
+	if newAccount {
+		if err := c.setUpAccessKey(ctx, conn); err != nil {
+			fmt.Fprintf(c.stderr, "pigeon: contacts will send to you identified, not sealed: %v\n", err)
+		}
+	}
 	_ = conn.Finish(ctx)
 }
 

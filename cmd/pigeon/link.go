@@ -151,7 +151,7 @@ func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, na
 	if err := c.saveLocalName(truncateName(name)); err != nil {
 		return err
 	}
-	c.uploadFirstKEMPreKeys(ctx)
+	c.uploadFirstKEMPreKeys(ctx, false)
 	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", acct.DeviceID, hex.EncodeToString(acct.AccountID))
 	return nil
 }

@@ -47,7 +47,8 @@ commands:
                                            identity key and relay, as one JSON object)
   send ACCOUNT|GROUP TEXT                  send an end-to-end-encrypted message; prints its id
                                            (TEXT "-" reads it from stdin; "--" before a TEXT
-                                           starting with "-")
+                                           starting with "-"; -v: say whether it went sealed,
+                                           so that the relay learns no sender, or identified)
   recv                                     print queued messages, then exit
   listen                                   print messages as they arrive (Ctrl-C stops)
   verify [-mark] ACCOUNT                   show the safety number to compare with ACCOUNT and
@@ -68,7 +69,7 @@ commands:
   devices [-json]                          list this account's devices (-json: one JSON
                                            object per device)
   devices revoke ID                        remove a device (primary only)
-  send-file ACCOUNT PATH                   send a file, end-to-end encrypted
+  send-file [-v] ACCOUNT PATH              send a file, end-to-end encrypted (-v: as for send)
   recv/listen [-save DIR]                  received files are saved in DIR (default .)
   recv/listen [-delete-limit 48h]          honour "delete for everyone" for messages this recent
   recv/listen [-json]                      print one JSON object per line (JSON Lines), for
@@ -104,6 +105,9 @@ type cli struct {
 	stdin   io.Reader // message text with "send ... -"
 	stdout  io.Writer
 	stderr  io.Writer
+	// verbose (send -v, ...) says how each message went: sealed or
+	// identified, and why.
+	verbose bool
 }
 
 // userError is an error whose message follows UX.md and may carry a hint.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -19,7 +20,19 @@ import (
 // maxStaleRetries bounds how often a send refetches a changed device list.
 const maxStaleRetries = 3
 
+// verboseFlag declares -v, which says how each message went out:
+// sealed, or identified and why.
+func verboseFlag(fs *flag.FlagSet, v *bool) {
+	fs.BoolVar(v, "v", false, "say whether each message went sealed (the relay learns no sender) or identified, and why")
+}
+
 func (c *cli) send(ctx context.Context, args []string) error {
+	fs := c.flagSet("send")
+	verboseFlag(fs, &c.verbose)
+	if err := fs.Parse(args); err != nil {
+		return errUsageShown
+	}
+	args = fs.Args()
 	if len(args) == 3 && args[1] == "--" { // pigeon send BOB -- -TEXT
 		args = []string{args[0], args[2]}
 	} else if len(args) == 2 && args[1] == "-" {
@@ -55,7 +68,7 @@ func (c *cli) send(ctx context.Context, args []string) error {
 		return c.sendToGroup(ctx, d, conn, conv, content, &chatMessage{Text: args[1]})
 	}
 	to := conv.id
-	n, _, err := deliver(ctx, conn, d, to, mustContent(content), false)
+	n, _, err := c.deliver(ctx, conn, d, to, mustContent(content), false)
 	if err != nil {
 		return err
 	}
@@ -113,51 +126,6 @@ func (c *cli) recordSent(conv []byte, group bool, content *spec.Content, m *chat
 	}
 }
 
-// deliver encrypts plain for every device of account to (this device
-// aside) and sends it, meeting new devices and forgetting removed ones
-// when the relay says the list is stale. It returns how many devices it
-// went to and, online-only, how many of them were connected to get it.
-func deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to, plain []byte, online bool) (devices, reached int, err error) {
-	msgID := make([]byte, spec.ClientMessageIDSize)
-	if _, err := rand.Read(msgID); err != nil {
-		return 0, 0, err
-	}
-	ids, err := d.SessionDevices(to)
-	if err != nil {
-		return 0, 0, err
-	}
-	ids = recipients(d, to, ids)
-	for attempt := 0; ; attempt++ {
-		if len(ids) == 0 {
-			if ids, err = startSessions(ctx, conn, d, to, nil); err != nil {
-				return 0, 0, err
-			}
-		}
-		msgs, err := d.Encrypt(ctx, to, ids, plain)
-		if err != nil {
-			return 0, 0, err
-		}
-		res, err := conn.Send(ctx, &client.Message{Recipient: to, ClientMessageID: msgID, Devices: msgs, OnlineOnly: online})
-		var re *client.Error
-		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
-			// The account linked or removed devices: forget the removed
-			// ones, meet the new ones, and encrypt again.
-			if err := meetDevices(ctx, conn, d, to, re.Missing, re.Extra); err != nil {
-				return 0, 0, err
-			}
-			if ids, err = d.SessionDevices(to); err != nil {
-				return 0, 0, err
-			}
-			ids = recipients(d, to, ids)
-			continue
-		}
-		if err != nil {
-			return 0, 0, relayError("send", err)
-		}
-		return len(ids), res.Reached, nil
-	}
-}
-
 // meetDevices brings this device's sessions with an account in step with
 // what the relay said: it forgets the extra devices and starts sessions
 // with the missing ones.
@@ -195,7 +163,7 @@ func (c *cli) toOwnDevices(ctx context.Context, conn *client.Conn, d *e2e.Device
 	if len(infos) < 2 {
 		return nil
 	}
-	_, _, err = deliver(ctx, conn, d, own, mustContent(content), false)
+	_, _, err = c.deliver(ctx, conn, d, own, mustContent(content), false)
 	return err
 }
 

@@ -185,6 +185,14 @@ func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 	in.names = c.names(in.d.AccountID())
 	var plain, group []byte
 	var err error
+	if env.Sealed {
+		// The sender is in the seal: shown, and decrypted with, as its
+		// certificate names it.
+		if env, err = c.openSealed(ctx, in.cl, in.d, env); err != nil {
+			fmt.Fprintf(c.stderr, "pigeon: dropped a sealed message: %v\n", err)
+			return false
+		}
+	}
 	if env.Type == e2e.TypeGroup {
 		group, plain, err = in.d.DecryptGroup(ctx, env)
 	} else {
@@ -209,6 +217,7 @@ func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 		fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
 		return false
 	}
+	c.learnAccessKey(in.d, env.Sender, content.GetAccessKey())
 	m := &incoming{env: env, content: &content, group: group != nil, when: time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")}
 	if gid := content.GetGroupId(); gid != nil {
 		if len(gid) != e2e.GroupIDSize {
@@ -411,7 +420,7 @@ func (in *inbox) sendReceipts(ctx context.Context) {
 		if k.group != "" {
 			content.GroupId = []byte(k.group)
 		}
-		if _, _, err := deliver(ctx, conn, in.d, []byte(k.to), mustContent(content), false); err != nil {
+		if _, _, err := in.c.deliver(ctx, conn, in.d, []byte(k.to), mustContent(content), false); err != nil {
 			fmt.Fprintf(in.c.stderr, "pigeon: delivered receipt to %s not sent: %v\n", short([]byte(k.to)), err)
 		}
 	}

@@ -63,6 +63,7 @@ func TestScripts(t *testing.T) {
 			"waitgrep":     waitGrep,
 			"jsonl":        jsonLines,
 			"impostor":     impostor,
+			"sealedenv":    sealedEnv,
 		},
 	})
 }

@@ -48,7 +48,7 @@ func (c *cli) typing(ctx context.Context, args []string) error {
 			return err
 		}
 		devices, reached = res.devices, res.reached
-	} else if devices, reached, err = deliver(ctx, conn, d, conv.id, mustContent(content), true); err != nil {
+	} else if devices, reached, err = c.deliver(ctx, conn, d, conv.id, mustContent(content), true); err != nil {
 		return err
 	}
 	_ = conn.Finish(ctx)
@@ -98,7 +98,7 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		if conv.group {
 			content.GroupId = conv.id
 		}
-		if _, _, err := deliver(ctx, conn, d, mustHex(from), mustContent(content), false); err != nil {
+		if _, _, err := c.deliver(ctx, conn, d, mustHex(from), mustContent(content), false); err != nil {
 			return err
 		}
 		ids := bySender[from]
@@ -187,7 +187,7 @@ func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
 // deleteDirect sends a one-to-one delete to its recipient and a copy
 // naming the recipient to this account's other devices.
 func (c *cli) deleteDirect(ctx context.Context, d *e2e.Device, conn *client.Conn, to []byte, content *spec.Content) error {
-	if _, _, err := deliver(ctx, conn, d, to, mustContent(content), false); err != nil {
+	if _, _, err := c.deliver(ctx, conn, d, to, mustContent(content), false); err != nil {
 		return err
 	}
 	content.GetDelete().Destination = to

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -124,4 +125,34 @@ func readMetric(ts *testscript.TestScript, series string) string {
 	ts.Check(err)
 	defer resp.Body.Close()
 	return findSeries(ts, resp.Body, series)
+}
+
+// sealedEnv checks that a stolen envelope (FILE, as stealqueued wrote it)
+// is sealed and names no sender: no sender fields, type 0, and the
+// sender's account id (ACCOUNT, hex) nowhere in its bytes. "! sealedenv"
+// expects an identified envelope from ACCOUNT instead.
+//
+//	sealedenv FILE ACCOUNT
+func sealedEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sealedenv FILE ACCOUNT")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	acct, err := hex.DecodeString(args[1])
+	ts.Check(err)
+	var env spec.Envelope
+	ts.Check(proto.Unmarshal(b, &env))
+	named := bytes.Contains(b, acct)
+	sealed := env.GetSealed() && len(env.GetSender()) == 0 && env.GetSenderDevice() == 0 && env.GetType() == 0 && !named
+	switch {
+	case neg && sealed:
+		ts.Fatalf("the envelope is sealed, want one identified")
+	case neg && !bytes.Equal(env.GetSender(), acct):
+		ts.Fatalf("the identified envelope names sender %x, want %s", env.GetSender(), args[1])
+	case !neg && !sealed:
+		ts.Fatalf("the envelope is not sealed or names its sender: sealed %v, sender %x, device %d, type %d, account id in its bytes %v",
+			env.GetSealed(), env.GetSender(), env.GetSenderDevice(), env.GetType(), named)
+	}
+	ts.Logf("sealed %v, sender %x, %d bytes", env.GetSealed(), env.GetSender(), len(b))
 }
