@@ -62,15 +62,8 @@ func (c *cli) deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to,
 			// When it cannot go sealed, the same ciphertexts go
 			// identified: they were never delivered, so the sessions
 			// stay in step.
-			code, refused := relayCode(err)
-			switch {
-			case errors.Is(err, errTooLargeToSeal) || refused && code == spec.CodeFrameTooLarge:
-				why, key = "too large to seal: over 16 KiB", nil
-			case refused && code == spec.CodeUnsupported:
-				why, key = "the relay does not take sealed sends", nil
-			case refused && code == spec.CodeUnidentified:
-				c.dropContactAccessKey(to)
-				why, key = "the relay refused its access key", nil
+			if r := c.unsealable(to, err); r != "" {
+				why, key = r, nil
 			}
 		}
 		if key == nil {
@@ -102,6 +95,24 @@ func (c *cli) deliver(ctx context.Context, conn *client.Conn, d *e2e.Device, to,
 		}
 		return len(ids), res.Reached, nil
 	}
+}
+
+// unsealable says why a sealed send to account to that failed with err
+// must go identified instead ("" when err is no such reason: nil, or a
+// failure of the send itself). When the relay refused to's access key
+// (to rotated it), the key is forgotten.
+func (c *cli) unsealable(to []byte, err error) string {
+	code, refused := relayCode(err)
+	switch {
+	case errors.Is(err, errTooLargeToSeal) || refused && code == spec.CodeFrameTooLarge:
+		return "too large to seal: over 16 KiB"
+	case refused && code == spec.CodeUnsupported:
+		return "the relay does not take sealed sends"
+	case refused && code == spec.CodeUnidentified:
+		c.dropContactAccessKey(to)
+		return "the relay refused its access key"
+	}
+	return ""
 }
 
 // relayCode is the code of the relay's refusal in err, if it is one.

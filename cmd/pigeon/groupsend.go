@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
@@ -25,9 +26,9 @@ func (c *cli) sendToGroup(ctx context.Context, d *e2e.Device, conn *client.Conn,
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(content.GetId()))
 	if c.verbose {
-		// multi_send names one sender for every account; sealed_send
-		// takes one recipient account (protocol.md, "Sealed sends").
-		fmt.Fprintf(c.stderr, "pigeon: sent identified to %q (group messages are not sealed yet)\n", conv.name)
+		if line := res.how(); line != "" {
+			fmt.Fprintln(c.stderr, line)
+		}
 	}
 	fmt.Fprintf(c.stderr, "pigeon: sent to %q (%d device%s)\n", conv.name, res.devices, plural(res.devices))
 	return nil
@@ -37,6 +38,29 @@ func (c *cli) sendToGroup(ctx context.Context, d *e2e.Device, conn *client.Conn,
 type groupResult struct {
 	devices, reached int
 	others           []string // the member accounts other than this one
+	sealed           int      // member accounts it went to sealed
+	identified       []string // why it went identified, per other member account
+}
+
+// how is the -v line that says how a group send went out, "" when it
+// went to no other account (only this account's own devices).
+func (r *groupResult) how() string {
+	var why []string
+	for _, w := range r.identified {
+		if !slices.Contains(why, w) {
+			why = append(why, w)
+		}
+	}
+	n := len(r.identified)
+	switch {
+	case r.sealed > 0 && n > 0:
+		return fmt.Sprintf("pigeon: group message sent sealed to %d account%s, identified to %d (%s)", r.sealed, plural(r.sealed), n, strings.Join(why, "; "))
+	case r.sealed > 0:
+		return fmt.Sprintf("pigeon: group message sent sealed to %d account%s", r.sealed, plural(r.sealed))
+	case n > 0:
+		return fmt.Sprintf("pigeon: group message sent identified to %d account%s (%s)", n, plural(n), strings.Join(why, "; "))
+	}
+	return ""
 }
 
 // target is one member account and the devices a group send names.
@@ -47,17 +71,30 @@ type target struct {
 
 // groupSend encrypts content once with this device's sender key for the
 // group and sends that one ciphertext to every device of every member
-// (this device aside) in one multi_send, first giving the sender key to
-// the member devices that lack it. When the relay says device lists are
-// stale it meets the new devices, forgets removed ones (and then makes a
-// new sender key, so a removed device cannot read on) and tries again.
+// (this device aside), first giving the sender key to the member devices
+// that lack it. To each other member account whose access key this
+// device holds it goes sealed: one sealed_send per account, each with a
+// client_message_id of its own, on one connection that never
+// authenticates (protocol.md, "What the relay still sees"). The rest
+// (this account's other devices, accounts without a known key, or whose
+// key the relay refused) go identified in one multi_send. When the relay
+// says device lists are stale it meets the new devices, forgets removed
+// ones (and then makes a new sender key, so a removed device cannot read
+// on) and tries again, for the accounts not yet reached.
 func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, content *spec.Content, online bool) (*groupResult, error) {
 	content.GroupId = gid
 	plain := mustContent(content)
-	msgID := make([]byte, spec.ClientMessageIDSize)
-	if _, err := rand.Read(msgID); err != nil {
+	msgID, err := newClientMessageID()
+	if err != nil {
 		return nil, err
 	}
+	s := &sealer{c: c, conn: conn, d: d}
+	defer s.close()
+	me := hex.EncodeToString(d.AccountID())
+	sealedIDs := map[string][]byte{} // per account, kept across retries
+	why := map[string]string{}       // accounts that go identified, and why
+	done := map[string]bool{}        // accounts the message reached
+	res := &groupResult{}
 	var wire []byte
 	for attempt := 0; ; attempt++ {
 		ch, err := c.readChat(gid, true)
@@ -87,21 +124,89 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 				return nil, err
 			}
 		}
-		mm := &client.MultiMessage{ClientMessageID: msgID, OnlineOnly: online}
-		res := &groupResult{}
-		for _, t := range targets {
-			am := client.AccountMessage{Recipient: t.acct}
+		messages := func(t target) []client.DeviceMessage {
+			var out []client.DeviceMessage
 			for _, id := range t.devices {
-				am.Devices = append(am.Devices, client.DeviceMessage{DeviceID: id, Type: e2e.TypeGroup, Content: wire})
+				out = append(out, client.DeviceMessage{DeviceID: id, Type: e2e.TypeGroup, Content: wire})
 			}
-			mm.Accounts = append(mm.Accounts, am)
-			res.devices += len(t.devices)
+			return out
 		}
-		sr, err := conn.SendMulti(ctx, mm)
-		var re *client.Error
-		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
+		var stale []client.StaleAccount
+		var staleErr error
+		var identified []target
+		for _, t := range targets {
+			h := hex.EncodeToString(t.acct)
+			if done[h] {
+				continue
+			}
+			var key []byte
+			if h != me && why[h] == "" {
+				if key = c.contactAccessKey(t.acct); key == nil {
+					why[h] = "no access key yet"
+				}
+			}
+			if key == nil {
+				identified = append(identified, t)
+				continue
+			}
+			if sealedIDs[h] == nil {
+				if sealedIDs[h], err = newClientMessageID(); err != nil {
+					return nil, err
+				}
+			}
+			sr, err := s.send(ctx, &client.SealedMessage{Recipient: t.acct, AccessKey: key, ClientMessageID: sealedIDs[h], Devices: messages(t), OnlineOnly: online})
+			if r := c.unsealable(t.acct, err); r != "" {
+				// Never stored: the same ciphertext goes identified.
+				why[h] = r
+				identified = append(identified, t)
+				continue
+			}
+			var re *client.Error
+			if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices {
+				stale = append(stale, client.StaleAccount{AccountID: t.acct, Missing: re.Missing, Extra: re.Extra})
+				staleErr = err
+				continue
+			}
+			if err != nil {
+				return nil, relayError("send", err)
+			}
+			done[h] = true
+			res.sealed++
+			res.devices += len(t.devices)
+			res.reached += sr.Reached
+		}
+		if len(stale) == 0 && len(identified) > 0 {
+			// With a stale account above, the ciphertext is made again
+			// first (new devices need the sender key): these wait.
+			mm := &client.MultiMessage{ClientMessageID: msgID, OnlineOnly: online}
+			for _, t := range identified {
+				mm.Accounts = append(mm.Accounts, client.AccountMessage{Recipient: t.acct, Devices: messages(t)})
+			}
+			sr, err := conn.SendMulti(ctx, mm)
+			var re *client.Error
+			switch {
+			case errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices:
+				stale, staleErr = re.Stale, err
+			case err != nil:
+				return nil, relayError("send", err)
+			default:
+				res.reached += sr.Reached
+				for _, t := range identified {
+					h := hex.EncodeToString(t.acct)
+					done[h] = true
+					res.devices += len(t.devices)
+					if h != me {
+						res.identified = append(res.identified, why[h])
+					}
+				}
+			}
+		}
+		if len(stale) > 0 {
+			if attempt >= maxStaleRetries {
+				return nil, relayError("send", staleErr)
+			}
 			rotate := false
-			for _, sa := range re.Stale {
+			for _, sa := range stale {
 				if err := meetDevices(ctx, conn, d, sa.AccountID, sa.Missing, sa.Extra); err != nil {
 					return nil, err
 				}
@@ -127,16 +232,11 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 			}
 			continue
 		}
-		if err != nil {
-			return nil, relayError("send", err)
-		}
-		res.reached = sr.Reached
 		if online {
 			if err := c.countOnline(d, gid); err != nil {
 				return nil, err
 			}
 		}
-		me := hex.EncodeToString(d.AccountID())
 		for _, m := range g.Members {
 			if m != me {
 				res.others = append(res.others, m)
@@ -144,6 +244,15 @@ func (c *cli) groupSend(ctx context.Context, d *e2e.Device, conn *client.Conn, g
 		}
 		return res, nil
 	}
+}
+
+// newClientMessageID returns a fresh random client_message_id.
+func newClientMessageID() ([]byte, error) {
+	id := make([]byte, spec.ClientMessageIDSize)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	return id, nil
 }
 
 // groupTargets lists the devices of each member account this device has
