@@ -3,6 +3,7 @@
 //	pigeonhole serve [flags]              run the relay (Pebble in -data, nothing else needed)
 //	pigeonhole fingerprint [flags]        print the certificate fingerprint clients pin
 //	pigeonhole backup [-data DIR] DEST    back the data directory up, running or not
+//	pigeonhole rotate-sender-key [-data DIR]  make the next sender certificate key (relay stopped)
 //	pigeonhole accounts list|delete ID    list or delete accounts (operator)
 //	pigeonhole queues stats               queue sizes: messages and bytes waiting, no contents
 //	pigeonhole completion bash|zsh|fish   print a shell completion script
@@ -54,6 +55,8 @@ func commands() []command {
 			flags: func() *flag.FlagSet { return fingerprintFlagSet(&fingerprintFlags{}) }},
 		{name: "backup", args: "DEST", help: "copy the data directory, while the relay runs or not", run: backup,
 			flags: func() *flag.FlagSet { return backupFlagSet(new(string)) }},
+		{name: "rotate-sender-key", help: "make the next sender certificate key (relay stopped)", run: rotateSenderKey,
+			flags: func() *flag.FlagSet { return rotateSenderKeyFlagSet(&adminFlags{}) }},
 		{name: "accounts", help: "list or delete accounts (operator)", subs: []command{
 			{name: "list", help: "list the accounts: id, devices, created, last seen", run: accountsList,
 				flags: func() *flag.FlagSet { return accountsListFlagSet(&adminFlags{}) }},
