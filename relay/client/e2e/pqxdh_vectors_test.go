@@ -1,6 +1,6 @@
 package e2e_test
 
-// PQXDH test vectors (testdata/pqxdh.json), derived by hand from Signal's
+// PQXDH test vectors (spec/testdata/vectors/pqxdh.json), derived by hand from Signal's
 // PQXDH specification (https://signal.org/docs/specifications/pqxdh/,
 // sections 2.2 and 3.3) with fixed private keys and fixed KEM
 // randomness. The reference here shares no code with the production
@@ -30,7 +30,7 @@ import (
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
 
-// pqxdhVector is one case of testdata/pqxdh.json. Keys are hex; public
+// pqxdhVector is one case of spec/testdata/vectors/pqxdh.json. Keys are hex; public
 // keys are the 32 raw X25519 bytes (Signal's encoding puts 0x05 in
 // front).
 type pqxdhVector struct {
@@ -60,7 +60,7 @@ type pqxdhVector struct {
 	ChainKey         string `json:"chain_key"`
 }
 
-const pqxdhVectorFile = "testdata/pqxdh.json"
+const pqxdhVectorFile = vectorDir + "/pqxdh.json"
 
 // refX25519 is X25519 from x/crypto (which clamps the scalar).
 func refX25519(t *testing.T, priv, pub []byte) []byte {

@@ -1,6 +1,6 @@
 package e2e_test
 
-// Sealed sender v1 test vectors (testdata/sealed.json), derived by hand
+// Sealed sender v1 test vectors (spec/testdata/vectors/sealed.json), derived by hand
 // from Signal's published description (signal.org/blog/sealed-sender;
 // the pseudocode of libsignal's rust/protocol/src/sealed_sender.rs) with
 // fixed identity, ephemeral and server keys. The reference here shares
@@ -30,7 +30,7 @@ import (
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
-// sealedVector is testdata/sealed.json. Keys and bytes are hex; public
+// sealedVector is spec/testdata/vectors/sealed.json. Keys and bytes are hex; public
 // keys are in Signal's 33-byte encoding (0x05 || X25519).
 type sealedVector struct {
 	Description        string `json:"description"`
@@ -66,7 +66,7 @@ type sealedVector struct {
 	Sealed             string `json:"sealed"`
 }
 
-const sealedVectorFile = "testdata/sealed.json"
+const sealedVectorFile = vectorDir + "/sealed.json"
 
 // refHKDFSalt is HKDF-SHA-256 (RFC 5869) with a salt and an empty info.
 func refHKDFSalt(ikm, salt []byte, n int) []byte {
