@@ -124,6 +124,9 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 		case client.EventDevices:
 			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
 		case client.EventDrained:
+			if !drained {
+				c.rotateIfDue(ctx, cl, d)
+			}
 			drained = true
 			in.flush(false)
 			if *count > 0 && in.printed >= *count {
