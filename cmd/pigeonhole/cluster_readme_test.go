@@ -110,47 +110,45 @@ func TestClusterREADMEConfig(t *testing.T) {
 		}
 	}
 	const n = 3
-	var client, route [n]int
-	for i := range n {
-		client[i], route[i] = freePort(t), freePort(t)
-	}
-	var servers []*server.Server
-	for i := range n {
-		conf := natsConf
-		for from, to := range map[string]string{
-			"server_name: n1": fmt.Sprintf("server_name: n%d", i+1),
-			"0.0.0.0:4222":    fmt.Sprintf("127.0.0.1:%d", client[i]),
-			"0.0.0.0:6222":    fmt.Sprintf("127.0.0.1:%d", route[i]),
-			"/etc/nats/":      dir + "/",
-			"/var/lib/nats":   t.TempDir(),
-			"<bcrypt hash of the relay password: nats server passwd>": relayPassword,
-			"<bcrypt hash of the admin password>":                     "readme-admin-password",
-		} {
-			if !strings.Contains(conf, from) {
-				t.Fatalf("the README's nats.conf has no %q", from)
+	// Client ports, then route ports: the config names them, so they
+	// come from freePort, and the servers start again on fresh ones if
+	// another listener took one first.
+	servers, _, ports := startNATSOnFreePorts(t, 2*n, func(ports []int) []*server.Options {
+		client, route := ports[:n], ports[n:]
+		var opts []*server.Options
+		for i := range n {
+			conf := natsConf
+			for from, to := range map[string]string{
+				"server_name: n1": fmt.Sprintf("server_name: n%d", i+1),
+				"0.0.0.0:4222":    fmt.Sprintf("127.0.0.1:%d", client[i]),
+				"0.0.0.0:6222":    fmt.Sprintf("127.0.0.1:%d", route[i]),
+				"/etc/nats/":      dir + "/",
+				"/var/lib/nats":   t.TempDir(),
+				"<bcrypt hash of the relay password: nats server passwd>": relayPassword,
+				"<bcrypt hash of the admin password>":                     "readme-admin-password",
+			} {
+				if !strings.Contains(conf, from) {
+					t.Fatalf("the README's nats.conf has no %q", from)
+				}
+				conf = strings.ReplaceAll(conf, from, to)
 			}
-			conf = strings.ReplaceAll(conf, from, to)
+			for j := range n {
+				conf = strings.ReplaceAll(conf, fmt.Sprintf("n%d:6222", j+1), fmt.Sprintf("127.0.0.1:%d", route[j]))
+			}
+			path := filepath.Join(t.TempDir(), "nats.conf")
+			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o, err := server.ProcessConfigFile(path)
+			if err != nil {
+				t.Fatalf("the README's nats.conf: %v", err)
+			}
+			o.NoLog, o.NoSigs = true, true
+			opts = append(opts, o)
 		}
-		for j := range n {
-			conf = strings.ReplaceAll(conf, fmt.Sprintf("n%d:6222", j+1), fmt.Sprintf("127.0.0.1:%d", route[j]))
-		}
-		path := filepath.Join(t.TempDir(), "nats.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		o, err := server.ProcessConfigFile(path)
-		if err != nil {
-			t.Fatalf("the README's nats.conf: %v", err)
-		}
-		o.NoLog, o.NoSigs = true, true
-		ns, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		t.Cleanup(ns.Shutdown)
-		servers = append(servers, ns)
-	}
+		return opts
+	})
+	client := ports[:n]
 	waitMetaLeader(t, servers)
 
 	for j := range n {

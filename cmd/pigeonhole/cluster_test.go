@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -82,54 +81,38 @@ func testUsers() []*server.User {
 func startNATS(t testing.TB) *natsCluster {
 	t.Helper()
 	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Users: testUsers()}
-	ns, err := server.NewServer(o)
+	servers, err := startNATSServers(t, []*server.Options{o})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(patience) {
-		t.Fatal("nats server not ready")
-	}
-	return &natsCluster{servers: []*server.Server{ns}, opts: []*server.Options{o}, secrets: newSecrets(t)}
+	return &natsCluster{servers: servers, opts: []*server.Options{o}, secrets: newSecrets(t)}
 }
 
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
+// startNATSCluster runs n JetStream servers routed to each other. Their
+// route ports come from freePort: every server's routes must be
+// configured before it starts, as nats-server does not enable clustered
+// JetStream (and so never opens its route listener) on a server without
+// configured routes, so the first server cannot wait for the others to
+// bind their own ports.
 func startNATSCluster(t testing.TB, n int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{secrets: newSecrets(t)}
-	ports := make([]int, n)
-	routes := make([]*url.URL, n)
-	for i := range n {
-		ports[i] = freePort(t)
-		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])}
-	}
-	for i := range n {
-		o := &server.Options{
-			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "pigeonhole-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes, Users: testUsers(),
+	c.servers, c.opts, _ = startNATSOnFreePorts(t, n, func(ports []int) []*server.Options {
+		routes := make([]*url.URL, n)
+		for i, p := range ports {
+			routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)}
 		}
-		c.opts = append(c.opts, o)
-		ns, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
+		var opts []*server.Options
+		for i, p := range ports {
+			opts = append(opts, &server.Options{
+				ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: -1,
+				JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+				Cluster: server.ClusterOpts{Name: "pigeonhole-test", Host: "127.0.0.1", Port: p},
+				Routes:  routes, Users: testUsers(),
+			})
 		}
-		go ns.Start()
-		c.servers = append(c.servers, ns)
-		t.Cleanup(ns.Shutdown)
-	}
+		return opts
+	})
 	waitMetaLeader(t, c.servers)
 	return c
 }
