@@ -93,7 +93,7 @@ func waitNATSReady(ns *server.Server, l *natsLogger, d time.Duration) error {
 }
 
 // startNATSOnFreePorts starts len(build(ports)) nats servers on ports
-// that freePort picks (want of them), and waits until each accepts
+// that freePorts picks (want of them), and waits until each accepts
 // connections. A port picked by freePort is closed until its server binds
 // it, and another listener (another test, another package's test process)
 // may take it in between; the server then fails with a fatal error, and
@@ -103,10 +103,7 @@ func startNATSOnFreePorts(t testing.TB, want int, build func(ports []int) []*ser
 	t.Helper()
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		ports := make([]int, want)
-		for i := range ports {
-			ports[i] = freePort(t)
-		}
+		ports := freePorts(t, want)
 		opts := build(ports)
 		servers, err := startNATSServers(t, opts)
 		if err == nil {
@@ -150,6 +147,24 @@ func startNATSServers(t testing.TB, opts []*server.Options) ([]*server.Server, e
 		}
 	}
 	return servers, nil
+}
+
+// freePorts returns n distinct TCP ports that were free a moment ago.
+// They are held open until all are picked: once closed, a port may be
+// handed out again at once (on a machine short of ports the kernel does
+// so often), and two servers would be given the same one.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
 }
 
 // freePort returns a TCP port that was free a moment ago. Nothing holds
