@@ -73,19 +73,7 @@ func (s *Store) KemPreKeyCount(ctx context.Context, a AccountID, id uint32) (int
 }
 
 func (s *Store) kemPreKeyIDs(a AccountID, id uint32) (map[uint32]bool, error) {
-	p := kemPreKeyPrefix(a, id)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	ids := make(map[uint32]bool)
-	for ok := it.First(); ok; ok = it.Next() {
-		ids[binary.BigEndian.Uint32(it.Key()[len(p):])] = true
-	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("keys: list KEM prekeys: %w", err)
-	}
-	return ids, nil
+	return s.idsUnder(kemPreKeyPrefix(a, id), "KEM prekeys")
 }
 
 // RotateKemLastResort sets or replaces a device's last-resort KEM prekey

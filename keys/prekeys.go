@@ -70,7 +70,12 @@ func (s *Store) PreKeyCount(ctx context.Context, a AccountID, id uint32) (int, e
 }
 
 func (s *Store) preKeyIDs(a AccountID, id uint32) (map[uint32]bool, error) {
-	p := preKeyPrefix(a, id)
+	return s.idsUnder(preKeyPrefix(a, id), "prekeys")
+}
+
+// idsUnder lists the ids of the records under p, whose keys end in a
+// big-endian uint32 id (one-time prekeys of either kind).
+func (s *Store) idsUnder(p []byte, what string) (map[uint32]bool, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
@@ -80,7 +85,7 @@ func (s *Store) preKeyIDs(a AccountID, id uint32) (map[uint32]bool, error) {
 		ids[binary.BigEndian.Uint32(it.Key()[len(p):])] = true
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("keys: list prekeys: %w", err)
+		return nil, fmt.Errorf("keys: list %s: %w", what, err)
 	}
 	return ids, nil
 }
