@@ -78,6 +78,19 @@ func main() {
 		}}}),
 		"prekeys_low": frame(&spec.ServerEvent{Body: &spec.ServerEvent_PrekeysLow{
 			PrekeysLow: &spec.PreKeysLow{Remaining: 3, KemRemaining: 9}}}),
+		"sealed_send": frame(&spec.Request{Id: 8, Body: &spec.Request_SealedSend{SealedSend: &spec.SealedSendRequest{
+			Recipient:       account,
+			AccessKey:       seq(0x60, 16),
+			ClientMessageId: msgID,
+			Messages:        []*spec.DeviceMessage{{DeviceId: 1, Content: []byte("sealed message")}},
+		}}}),
+		"sealed_envelope": frame(&spec.ServerEvent{Body: &spec.ServerEvent_Envelope{Envelope: &spec.Envelope{
+			Seq:             8,
+			TimestampMs:     1700000000000,
+			Content:         []byte("sealed message"),
+			ClientMessageId: msgID,
+			Sealed:          true,
+		}}}),
 		"framed_request": frame(&spec.Request{Body: &spec.Request_Send{Send: &spec.SendRequest{
 			Recipient:       account,
 			ClientMessageId: msgID,
