@@ -40,9 +40,18 @@ type Config struct {
 	// NoDeliveryReceipts stops the automatic delivered receipts for
 	// messages the handler took.
 	NoDeliveryReceipts bool
+	// SendOnly opens send-only sessions (window 0): the relay delivers
+	// nothing on this Messenger's connection, so another one (another
+	// process of the same device, such as a running "pigeon listen")
+	// keeps receiving undisturbed. Run and RunUntilDrained refuse with
+	// ErrSendOnly.
+	SendOnly bool
 }
 
 func (c *Config) window() int {
+	if c.SendOnly {
+		return 0
+	}
 	if c.Window <= 0 {
 		return 64
 	}

@@ -15,6 +15,9 @@ var (
 	ErrNotRegistered = errors.New("messenger: the device is not registered")
 	// ErrClosed means the Messenger was closed.
 	ErrClosed = errors.New("messenger: closed")
+	// ErrSendOnly means Run was called on a Messenger opened with
+	// Config.SendOnly.
+	ErrSendOnly = errors.New("messenger: opened send-only; it receives nothing")
 	// ErrBadAccount means an account (or group) id is not 16 bytes.
 	ErrBadAccount = errors.New("messenger: an account or group id is 16 bytes")
 	// ErrEmpty means a message has no text.

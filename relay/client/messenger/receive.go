@@ -63,6 +63,9 @@ func (m *Messenger) RunUntilDrained(ctx context.Context, h Handler) error {
 }
 
 func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error {
+	if m.cfg.SendOnly {
+		return ErrSendOnly
+	}
 	r := &m.recv
 	r.mu.Lock()
 	if r.running {
