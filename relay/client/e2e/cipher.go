@@ -41,8 +41,8 @@ const (
 // message, would start a new session with a device this device has a
 // PQXDH session with. One that belongs to a session already in the
 // record (a redelivery) passes, and decrypts as before.
-func (d *Device) refuseDowngrade(addr *protocol.SignalAddress, msg *protocol.PreKeySignalMessage) error {
-	r, f, err := d.store.loadSessionFile(addr)
+func refuseDowngrade(s *txStore, addr *protocol.SignalAddress, msg *protocol.PreKeySignalMessage) error {
+	r, f, err := s.loadSessionFile(addr)
 	if err != nil {
 		return err
 	}
@@ -78,19 +78,18 @@ func unpad(b []byte) ([]byte, error) {
 	return nil, ErrBadPadding
 }
 
-func (d *Device) builder(addr *protocol.SignalAddress) *session.Builder {
-	return session.NewBuilder(d.store, d.store, d.store, d.store, addr, ser)
+func builder(s *txStore, addr *protocol.SignalAddress) *session.Builder {
+	return session.NewBuilder(s, s, s, s, addr, ser)
 }
 
 // SessionDevices returns the ids of an account's devices that this device
 // has sessions with, ascending.
 func (d *Device) SessionDevices(account []byte) ([]uint32, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	ids, err := d.store.GetSubDeviceSessions(context.Background(), addressName(account))
+	var ids []uint32
+	err := d.update(func(s *txStore) (err error) {
+		ids, err = s.GetSubDeviceSessions(context.Background(), addressName(account))
+		return err
+	})
 	slices.Sort(ids)
 	return ids, err
 }
@@ -110,42 +109,44 @@ func (d *Device) StartSessions(ctx context.Context, keys *client.Keys, devices [
 // whose signature does not verify fails with ErrBadKEMPreKey, and no
 // session is started with that device.
 func (d *Device) StartSessionsKEM(ctx context.Context, keys *client.Keys, kem map[uint32]KEMPreKey, devices []uint32) error {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	name := addressName(keys.AccountID)
-	for _, b := range keys.Devices {
-		if devices != nil && !slices.Contains(devices, b.DeviceID) {
-			continue
-		}
-		addr := protocol.NewSignalAddress(name, b.DeviceID)
-		if ok, err := d.store.ContainsSession(ctx, addr); err != nil {
-			return err
-		} else if ok {
-			continue
-		}
-		bundle, err := toBundle(b)
-		if err != nil {
-			return fmt.Errorf("e2e: device %d: %w", b.DeviceID, err)
-		}
-		if k, ok := kem[b.DeviceID]; ok {
-			err = d.startPQXDH(ctx, addr, bundle, k)
-		} else {
-			err = d.builder(addr).ProcessBundle(ctx, bundle)
-		}
-		if err != nil {
-			if errors.Is(err, signalerror.ErrUntrustedIdentity) {
-				if err := d.offer(keys.AccountID, b.IdentityKey); err != nil {
-					return err
-				}
-				return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
+	var refused []byte // the identity key refused, offered after the transaction
+	err := d.updateCtx(ctx, func(s *txStore) error {
+		name := addressName(keys.AccountID)
+		for _, b := range keys.Devices {
+			if devices != nil && !slices.Contains(devices, b.DeviceID) {
+				continue
 			}
-			return fmt.Errorf("e2e: session with device %d: %w", b.DeviceID, err)
+			addr := protocol.NewSignalAddress(name, b.DeviceID)
+			if ok, err := s.ContainsSession(ctx, addr); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+			bundle, err := toBundle(b)
+			if err != nil {
+				return fmt.Errorf("e2e: device %d: %w", b.DeviceID, err)
+			}
+			if k, ok := kem[b.DeviceID]; ok {
+				err = d.startPQXDH(ctx, s, addr, bundle, k)
+			} else {
+				err = builder(s, addr).ProcessBundle(ctx, bundle)
+			}
+			if err != nil {
+				if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+					refused = b.IdentityKey
+					return fmt.Errorf("%w (device %d)", ErrIdentityChanged, b.DeviceID)
+				}
+				return fmt.Errorf("e2e: session with device %d: %w", b.DeviceID, err)
+			}
+		}
+		return nil
+	})
+	if refused != nil {
+		if oerr := d.offer(ctx, keys.AccountID, refused); oerr != nil {
+			return oerr
 		}
 	}
-	return nil
+	return err
 }
 
 func toBundle(b client.DeviceBundle) (*prekey.Bundle, error) {
@@ -183,47 +184,46 @@ func toBundle(b client.DeviceBundle) (*prekey.Bundle, error) {
 
 // ForgetDevices deletes the sessions with devices an account no longer has.
 func (d *Device) ForgetDevices(account []byte, devices []uint32) error {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, id := range devices {
-		if err := d.store.DeleteSession(context.Background(), protocol.NewSignalAddress(addressName(account), id)); err != nil {
-			return err
+	return d.update(func(s *txStore) error {
+		for _, id := range devices {
+			if err := s.DeleteSession(context.Background(), protocol.NewSignalAddress(addressName(account), id)); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Encrypt pads plaintext and encrypts it for each named device of an
 // account, returning the per-device ciphertexts of one send.
 func (d *Device) Encrypt(ctx context.Context, account []byte, devices []uint32, plaintext []byte) ([]client.DeviceMessage, error) {
-	unlock, err := lockDir(d.dir)
+	padded := pad(plaintext)
+	var out []client.DeviceMessage
+	err := d.updateCtx(ctx, func(s *txStore) error {
+		out = make([]client.DeviceMessage, 0, len(devices))
+		for _, id := range devices {
+			addr := protocol.NewSignalAddress(addressName(account), id)
+			if ok, err := s.ContainsSession(ctx, addr); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("%w %d", ErrNoSession, id)
+			}
+			ct, err := session.NewCipher(builder(s, addr), addr).Encrypt(ctx, padded)
+			if err != nil {
+				return fmt.Errorf("e2e: encrypt for device %d: %w", id, err)
+			}
+			typ, content := ct.Type(), ct.Serialize()
+			if pk, ok := ct.(*protocol.PreKeySignalMessage); ok {
+				if typ, content, err = wrapPQXDH(s, addr, pk); err != nil {
+					return err
+				}
+			}
+			out = append(out, client.DeviceMessage{DeviceID: id, Type: typ, Content: content})
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer unlock()
-	padded := pad(plaintext)
-	out := make([]client.DeviceMessage, 0, len(devices))
-	for _, id := range devices {
-		addr := protocol.NewSignalAddress(addressName(account), id)
-		if ok, err := d.store.ContainsSession(ctx, addr); err != nil {
-			return nil, err
-		} else if !ok {
-			return nil, fmt.Errorf("%w %d", ErrNoSession, id)
-		}
-		ct, err := session.NewCipher(d.builder(addr), addr).Encrypt(ctx, padded)
-		if err != nil {
-			return nil, fmt.Errorf("e2e: encrypt for device %d: %w", id, err)
-		}
-		typ, content := ct.Type(), ct.Serialize()
-		if pk, ok := ct.(*protocol.PreKeySignalMessage); ok {
-			if typ, content, err = d.wrapPQXDH(addr, pk); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, client.DeviceMessage{DeviceID: id, Type: typ, Content: content})
 	}
 	return out, nil
 }
@@ -231,50 +231,63 @@ func (d *Device) Encrypt(ctx context.Context, account []byte, devices []uint32, 
 // Decrypt decrypts an envelope from the relay and removes the padding. A
 // message decrypted before returns ErrDuplicate.
 func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, error) {
-	unlock, err := lockDir(d.dir)
+	var (
+		plain   []byte
+		refused []byte // the identity key refused, offered after the transaction
+	)
+	err := d.updateCtx(ctx, func(s *txStore) (err error) {
+		plain, refused, err = d.decrypt(ctx, s, env)
+		return err
+	})
+	if refused != nil {
+		if oerr := d.offer(ctx, env.Sender, refused); oerr != nil {
+			return nil, oerr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	return unpad(plain)
+}
+
+// decrypt is Decrypt in s's transaction, without unpadding. refused is
+// the identity key of a prekey message refused because it is not the
+// trusted one.
+func (d *Device) decrypt(ctx context.Context, s *txStore, env *client.Envelope) (plain, refused []byte, err error) {
 	addr := protocol.NewSignalAddress(addressName(env.Sender), env.SenderDevice)
-	cipher := session.NewCipher(d.builder(addr), addr)
-	var plain []byte
+	cipher := session.NewCipher(builder(s, addr), addr)
 	switch env.Type {
 	case TypePreKey:
 		msg, err := protocol.NewPreKeySignalMessageFromBytes(env.Content, ser.PreKeySignalMessage, ser.SignalMessage)
 		if err != nil {
-			return nil, fmt.Errorf("e2e: malformed prekey message: %w", err)
+			return nil, nil, fmt.Errorf("e2e: malformed prekey message: %w", err)
 		}
-		if err := d.refuseDowngrade(addr, msg); err != nil {
-			return nil, err
+		if err := refuseDowngrade(s, addr, msg); err != nil {
+			return nil, nil, err
 		}
 		plain, err = cipher.DecryptMessage(ctx, msg)
 		if errors.Is(err, signalerror.ErrUntrustedIdentity) && msg.IdentityKey() != nil {
-			if err := d.offer(env.Sender, msg.IdentityKey().Serialize()); err != nil {
-				return nil, err
-			}
+			refused = msg.IdentityKey().Serialize()
 		}
 		if err != nil {
-			return nil, decryptError(err)
+			return nil, refused, decryptError(err)
 		}
+		return plain, nil, nil
 	case TypePQXDH:
-		plain, err = d.decryptPQXDH(ctx, addr, env.Content)
-		if err != nil {
-			return nil, err
-		}
+		plain, err = d.decryptPQXDH(ctx, s, addr, env.Content)
+		return plain, nil, err
 	case TypeSignal:
 		msg, err := protocol.NewSignalMessageFromBytes(env.Content, ser.SignalMessage)
 		if err != nil {
-			return nil, fmt.Errorf("e2e: malformed message: %w", err)
+			return nil, nil, fmt.Errorf("e2e: malformed message: %w", err)
 		}
 		plain, err = cipher.Decrypt(ctx, msg)
 		if err != nil {
-			return nil, decryptError(err)
+			return nil, nil, decryptError(err)
 		}
-	default:
-		return nil, fmt.Errorf("e2e: unknown ciphertext type %d", env.Type)
+		return plain, nil, nil
 	}
-	return unpad(plain)
+	return nil, nil, fmt.Errorf("e2e: unknown ciphertext type %d", env.Type)
 }
 
 func decryptError(err error) error {

@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 
 	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/libsignal/keys/identity"
@@ -32,18 +32,18 @@ func init() { logger.Logger = silent{} }
 
 // Errors returned by Device methods.
 var (
-	// ErrExists means Create found a device in the directory already.
+	// ErrExists means Create found a device in the directory (or
+	// storage) already.
 	ErrExists = errors.New("e2e: a device already exists in this directory")
-	// ErrNoDevice means Open found no device in the directory.
+	// ErrNoDevice means Open found no device in the directory (or
+	// storage).
 	ErrNoDevice = errors.New("e2e: no device in this directory")
 	// ErrNotRegistered means the device has no account yet.
 	ErrNotRegistered = errors.New("e2e: the device is not registered")
-	// ErrDamaged means the directory's device state cannot be read (a
-	// truncated or edited file): the keys in it are lost.
+	// ErrDamaged means the device state cannot be read (a truncated or
+	// edited file or value): the keys in it are lost.
 	ErrDamaged = errors.New("e2e: the device state is damaged")
 )
-
-const stateFile = "device.json"
 
 // state is the device's own secrets and counters, in device.json (0600).
 type state struct {
@@ -58,50 +58,70 @@ type state struct {
 	NextKEMPreKeyID uint32 `json:"next_kem_prekey_id,omitempty"` // 0 before the first KEM prekey
 }
 
-// Device is one device's end-to-end state in a directory. Its methods may
-// be called from several goroutines and processes; each takes the
-// directory lock.
+// Device is one device's end-to-end state in a Storage. Its methods may
+// be called from several goroutines and processes; each is one
+// Storage.Transact.
 type Device struct {
-	dir   string
+	s     Storage
 	st    state
-	store *fileStore
+	ident *identity.KeyPair
 }
 
-// Create makes a new device in dir: an Ed25519 auth key, a Signal
-// identity, a signed prekey and n one-time prekeys. It returns the
-// registration to send to the relay; call Registered with the answer.
+// update runs fn in one transaction on the device's storage; fn's writes
+// are kept only if it returns nil.
+func (d *Device) update(fn func(*txStore) error) error {
+	return d.updateCtx(context.Background(), fn)
+}
+
+func (d *Device) updateCtx(ctx context.Context, fn func(*txStore) error) error {
+	return d.s.Transact(ctx, func(tx Txn) error {
+		return fn(&txStore{tx: tx, ident: d.ident, regID: d.st.RegistrationID})
+	})
+}
+
+// Create makes a new device in dir (made 0700 if missing): an Ed25519
+// auth key, a Signal identity, a signed prekey and n one-time prekeys.
+// It returns the registration to send to the relay; call Registered with
+// the answer.
 func Create(dir string, n int) (*Device, *client.Registration, error) {
+	s, err := makeDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return CreateIn(s, n)
+}
+
+// CreateIn is Create in the storage s, which must not hold a device
+// (ErrExists).
+func CreateIn(s Storage, n int) (*Device, *client.Registration, error) {
 	ik, err := keyhelper.GenerateIdentityKeyPair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("e2e: identity: %w", err)
 	}
-	return create(dir, ik, n)
+	return create(s, ik, n)
 }
 
-// create makes a new device in dir with the identity key pair ik: an
-// Ed25519 auth key, a registration id, a signed prekey and n one-time
-// prekeys. Create and CreateLinked share it.
-func create(dir string, ik *identity.KeyPair, n int) (*Device, *client.Registration, error) {
+// makeDir makes dir 0700 for a new device and returns its storage.
+func makeDir(dir string) (*DirStorage, error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return nil, nil, fmt.Errorf("e2e: %w", err)
+		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	if err := os.Chmod(dir, dirMode); err != nil {
-		return nil, nil, fmt.Errorf("e2e: %w", err)
+		return nil, fmt.Errorf("e2e: %w", err)
 	}
-	unlock, err := lockDir(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
-	if ok, _ := exists(filepath.Join(dir, stateFile)); ok {
-		return nil, nil, ErrExists
-	}
+	return NewDirStorage(dir), nil
+}
+
+// create makes a new device in s with the identity key pair ik: an
+// Ed25519 auth key, a registration id, a signed prekey and n one-time
+// prekeys, all in one transaction. Create and CreateLinked share it.
+func create(s Storage, ik *identity.KeyPair, n int) (*Device, *client.Registration, error) {
 	_, auth, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	priv := ik.PrivateKey().Serialize()
-	d := &Device{dir: dir, st: state{
+	d := &Device{s: s, ident: ik, st: state{
 		RegistrationID:  keyhelper.GenerateRegistrationID(),
 		AuthKey:         auth,
 		IdentityPublic:  ik.PublicKey().Serialize(),
@@ -109,73 +129,111 @@ func create(dir string, ik *identity.KeyPair, n int) (*Device, *client.Registrat
 		SignedPreKeyID:  1,
 		NextPreKeyID:    1,
 	}}
-	d.store = &fileStore{dir: dir, ident: ik, regID: d.st.RegistrationID}
-	spk, err := keyhelper.GenerateSignedPreKey(ik, d.st.SignedPreKeyID, ser.SignedPreKeyRecord)
-	if err != nil {
-		return nil, nil, fmt.Errorf("e2e: signed prekey: %w", err)
-	}
-	if err := d.store.StoreSignedPreKey(context.Background(), spk.ID(), spk); err != nil {
-		return nil, nil, fmt.Errorf("e2e: %w", err)
-	}
-	pks, err := d.newPreKeys(n)
+	var reg *client.Registration
+	err = d.update(func(ts *txStore) error {
+		if b, err := ts.tx.Get(stateKey); err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		} else if b != nil {
+			return ErrExists
+		}
+		spk, err := keyhelper.GenerateSignedPreKey(ik, d.st.SignedPreKeyID, ser.SignedPreKeyRecord)
+		if err != nil {
+			return fmt.Errorf("e2e: signed prekey: %w", err)
+		}
+		if err := ts.StoreSignedPreKey(context.Background(), spk.ID(), spk); err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		pks, err := d.newPreKeys(ts, n)
+		if err != nil {
+			return err
+		}
+		lastResort, err := d.genKEMPreKeys(ts, 1, true)
+		if err != nil {
+			return err
+		}
+		kem := lastResort[0].Upload()
+		sig := spk.Signature()
+		reg = &client.Registration{
+			AuthKey:        auth,
+			IdentityKey:    d.st.IdentityPublic,
+			RegistrationID: d.st.RegistrationID,
+			SignedPreKey:   client.SignedPreKey{ID: spk.ID(), PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]},
+			PreKeys:        pks,
+			KemLastResort:  &kem,
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	lastResort, err := d.genKEMPreKeys(1, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	kem := lastResort[0].Upload()
-	sig := spk.Signature()
-	reg := &client.Registration{
-		AuthKey:        auth,
-		IdentityKey:    d.st.IdentityPublic,
-		RegistrationID: d.st.RegistrationID,
-		SignedPreKey:   client.SignedPreKey{ID: spk.ID(), PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]},
-		PreKeys:        pks,
-		KemLastResort:  &kem,
 	}
 	return d, reg, nil
 }
 
-// Open loads the device in dir.
+// Open loads the device in dir: ErrNoDevice if there is none (or no
+// dir), an error wrapping ErrDamaged if its state cannot be read.
 func Open(dir string) (*Device, error) {
-	b, err := readFile(filepath.Join(dir, stateFile))
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoDevice
+	}
+	return OpenStorage(NewDirStorage(dir))
+}
+
+// OpenStorage loads the device in s, as Open does in a directory.
+func OpenStorage(s Storage) (*Device, error) {
+	d := &Device{s: s}
+	err := s.Transact(context.Background(), func(tx Txn) error {
+		st, err := loadState(tx)
+		if err != nil {
+			return err
+		}
+		d.st = *st
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ecc.DecodePoint(d.st.IdentityPublic, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateKey)
+	}
+	var priv [32]byte
+	copy(priv[:], d.st.IdentityPrivate)
+	d.ident = identity.NewKeyPair(identity.NewKey(pub), ecc.NewDjbECPrivateKey(priv))
+	return d, nil
+}
+
+// loadState reads and checks device.json: ErrNoDevice if it is missing,
+// ErrDamaged if it cannot be used.
+func loadState(tx Txn) (*state, error) {
+	b, err := tx.Get(stateKey)
 	if err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	if b == nil {
 		return nil, ErrNoDevice
 	}
-	d := &Device{dir: dir}
-	if err := json.Unmarshal(b, &d.st); err != nil {
-		return nil, fmt.Errorf("%w: %s is not valid JSON (%v)", ErrDamaged, stateFile, err)
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%w: %s is not valid JSON (%v)", ErrDamaged, stateKey, err)
 	}
-	if len(d.st.IdentityPrivate) != 32 || len(d.st.AuthKey) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("%w: %s: keys have the wrong size", ErrDamaged, stateFile)
+	if len(st.IdentityPrivate) != 32 || len(st.AuthKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: %s: keys have the wrong size", ErrDamaged, stateKey)
 	}
 	// Checked before DecodePoint, which panics on an empty key and pads a
 	// short one with zeros.
-	if len(d.st.IdentityPublic) != 33 || d.st.IdentityPublic[0] != ecc.DjbType {
-		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateFile)
+	if len(st.IdentityPublic) != 33 || st.IdentityPublic[0] != ecc.DjbType {
+		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateKey)
 	}
-	pub, err := ecc.DecodePoint(d.st.IdentityPublic, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateFile)
-	}
-	var priv [32]byte
-	copy(priv[:], d.st.IdentityPrivate)
-	ik := identity.NewKeyPair(identity.NewKey(pub), ecc.NewDjbECPrivateKey(priv))
-	d.store = &fileStore{dir: dir, ident: ik, regID: d.st.RegistrationID}
-	return d, nil
+	return &st, nil
 }
 
-func (d *Device) save() error {
+// save stores the device's state in tx's transaction.
+func (d *Device) save(tx Txn) error {
 	b, err := json.MarshalIndent(d.st, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(d.dir, stateFile), b); err != nil {
+	if err := tx.Put(stateKey, b); err != nil {
 		return fmt.Errorf("e2e: save state: %w", err)
 	}
 	return nil
@@ -183,13 +241,10 @@ func (d *Device) save() error {
 
 // Registered records the account and device id the relay assigned.
 func (d *Device) Registered(accountID []byte, deviceID uint32) error {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	d.st.AccountID, d.st.DeviceID = hex.EncodeToString(accountID), deviceID
-	return d.save()
+	return d.update(func(s *txStore) error {
+		d.st.AccountID, d.st.DeviceID = hex.EncodeToString(accountID), deviceID
+		return d.save(s.tx)
+	})
 }
 
 // AccountID returns the account id, or nil before registration.
@@ -216,25 +271,25 @@ func (d *Device) Credentials() (*client.Credentials, error) {
 // NewPreKeys makes and stores n more one-time prekeys, for the relay's
 // "prekeys low" notice, and returns their public parts to upload.
 func (d *Device) NewPreKeys(n int) ([]client.PreKey, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	// Another process may have used ids since Open.
-	cur, err := Open(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	d.st.NextPreKeyID = cur.st.NextPreKeyID
-	return d.newPreKeys(n)
+	var out []client.PreKey
+	err := d.update(func(s *txStore) error {
+		// Another process may have used ids since Open.
+		cur, err := loadState(s.tx)
+		if err != nil {
+			return err
+		}
+		d.st.NextPreKeyID = cur.NextPreKeyID
+		out, err = d.newPreKeys(s, n)
+		return err
+	})
+	return out, err
 }
 
-// newPreKeys generates n prekeys from NextPreKeyID on. The caller holds
-// the lock.
-func (d *Device) newPreKeys(n int) ([]client.PreKey, error) {
+// newPreKeys generates n prekeys from NextPreKeyID on, in s's
+// transaction.
+func (d *Device) newPreKeys(s *txStore, n int) ([]client.PreKey, error) {
 	if n <= 0 {
-		return nil, d.save()
+		return nil, d.save(s.tx)
 	}
 	start := int(d.st.NextPreKeyID)
 	pks, err := keyhelper.GeneratePreKeys(start, start+n-1, ser.PreKeyRecord)
@@ -243,7 +298,7 @@ func (d *Device) newPreKeys(n int) ([]client.PreKey, error) {
 	}
 	out := make([]client.PreKey, len(pks))
 	for i, p := range pks {
-		if err := d.store.StorePreKey(context.Background(), p.ID().Value, p); err != nil {
+		if err := s.StorePreKey(context.Background(), p.ID().Value, p); err != nil {
 			return nil, fmt.Errorf("e2e: %w", err)
 		}
 		out[i] = client.PreKey{ID: p.ID().Value, PublicKey: p.KeyPair().PublicKey().Serialize()}
@@ -254,11 +309,20 @@ func (d *Device) newPreKeys(n int) ([]client.PreKey, error) {
 		next = 1
 	}
 	d.st.NextPreKeyID = uint32(next)
-	if err := d.save(); err != nil {
+	if err := d.save(s.tx); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// Dir returns the directory the device lives in.
-func (d *Device) Dir() string { return d.dir }
+// Dir returns the directory the device lives in, or "" when its storage
+// is not a DirStorage.
+func (d *Device) Dir() string {
+	if s, ok := d.s.(*DirStorage); ok {
+		return s.dir
+	}
+	return ""
+}
+
+// Storage returns the storage the device lives in.
+func (d *Device) Storage() Storage { return d.s }

@@ -22,11 +22,7 @@ type party struct {
 
 func newParty(t *testing.T, id byte) *party {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "state")
-	dev, reg, err := e2e.Create(dir, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, reg := createDevice(t, 3)
 	acct := bytes.Repeat([]byte{id}, 16)
 	if err := dev.Registered(acct, 1); err != nil {
 		t.Fatal(err)
@@ -98,10 +94,7 @@ func TestStateSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs, _ := alice.dev.Encrypt(ctx, bob.acct, []uint32{1}, []byte("one"))
-	reopened, err := e2e.Open(bob.dev.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	reopened := reopen(t, bob.dev)
 	if got, err := reopened.Decrypt(ctx, envelope(alice, msgs[0])); err != nil || string(got) != "one" {
 		t.Fatalf("decrypt after reopen: %q %v", got, err)
 	}
@@ -149,6 +142,7 @@ func TestPaddingHidesLength(t *testing.T) {
 }
 
 func TestFileModes(t *testing.T) {
+	onlyOnDirectory(t)
 	ctx := context.Background()
 	alice, bob := newParty(t, 0xa), newParty(t, 0xb)
 	if err := alice.dev.StartSessions(ctx, bob.keys(0), nil); err != nil {
@@ -181,6 +175,19 @@ func TestFileModes(t *testing.T) {
 }
 
 func TestCreateRefusesExistingDevice(t *testing.T) {
+	if onMemory {
+		s := &memStorage{}
+		if _, _, err := e2e.CreateIn(s, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e2e.CreateIn(s, 1); !errors.Is(err, e2e.ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+		if _, err := e2e.OpenStorage(&memStorage{}); !errors.Is(err, e2e.ErrNoDevice) {
+			t.Fatalf("open empty: %v", err)
+		}
+		return
+	}
 	dir := t.TempDir()
 	if _, _, err := e2e.Create(dir, 1); err != nil {
 		t.Fatal(err)

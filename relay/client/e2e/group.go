@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
@@ -104,8 +102,8 @@ func (d *Device) isSelf(account []byte, deviceID uint32) bool {
 	return deviceID == d.st.DeviceID && bytes.Equal(account, d.AccountID())
 }
 
-func (d *Device) groupBuilder() *groups.SessionBuilder {
-	return groups.NewGroupSessionBuilder(d.store, ser)
+func groupBuilder(s *txStore) *groups.SessionBuilder {
+	return groups.NewGroupSessionBuilder(s, ser)
 }
 
 // SenderKeyDistribution returns this device's sender-key distribution
@@ -119,16 +117,16 @@ func (d *Device) SenderKeyDistribution(ctx context.Context, groupID []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	msg, err := d.groupBuilder().Create(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("e2e: sender key: %w", err)
-	}
-	return msg.Serialize(), nil
+	var out []byte
+	err = d.updateCtx(ctx, func(s *txStore) error {
+		msg, err := groupBuilder(s).Create(ctx, name)
+		if err != nil {
+			return fmt.Errorf("e2e: sender key: %w", err)
+		}
+		out = msg.Serialize()
+		return nil
+	})
+	return out, err
 }
 
 // ProcessSenderKeyDistribution stores the sender key of another device
@@ -149,24 +147,21 @@ func (d *Device) ProcessSenderKeyDistribution(ctx context.Context, groupID, acco
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	rec, err := d.store.LoadSenderKey(ctx, name)
-	if err != nil {
-		return fmt.Errorf("e2e: %w", err)
-	}
-	if st, err := rec.GetSenderKeyStateByID(m.ID()); err == nil &&
-		bytes.Equal(st.SigningKey().PublicKey().Serialize(), m.SignatureKey().Serialize()) {
+	return d.updateCtx(ctx, func(s *txStore) error {
+		rec, err := s.LoadSenderKey(ctx, name)
+		if err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		if st, err := rec.GetSenderKeyStateByID(m.ID()); err == nil &&
+			bytes.Equal(st.SigningKey().PublicKey().Serialize(), m.SignatureKey().Serialize()) {
+			return nil
+		}
+		rec.AddSenderKeyState(m.ID(), m.Iteration(), m.ChainKey(), m.SignatureKey())
+		if err := s.StoreSenderKey(ctx, name, rec); err != nil {
+			return fmt.Errorf("e2e: store sender key: %w", err)
+		}
 		return nil
-	}
-	rec.AddSenderKeyState(m.ID(), m.Iteration(), m.ChainKey(), m.SignatureKey())
-	if err := d.store.StoreSenderKey(ctx, name, rec); err != nil {
-		return fmt.Errorf("e2e: store sender key: %w", err)
-	}
-	return nil
+	})
 }
 
 // parseDistribution decodes a sender key distribution message, checking
@@ -199,23 +194,23 @@ func (d *Device) GroupEncrypt(ctx context.Context, groupID, plaintext []byte) ([
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	rec, err := d.store.LoadSenderKey(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("e2e: %w", err)
-	}
-	if rec.IsEmpty() {
-		return nil, fmt.Errorf("%w: this device has none yet (call SenderKeyDistribution)", ErrNoSenderKey)
-	}
-	ct, err := groups.NewGroupCipher(d.groupBuilder(), name, d.store).Encrypt(ctx, pad(plaintext))
-	if err != nil {
-		return nil, fmt.Errorf("e2e: group encrypt: %w", err)
-	}
-	return ct.SignedSerialize(), nil
+	var out []byte
+	err = d.updateCtx(ctx, func(s *txStore) error {
+		rec, err := s.LoadSenderKey(ctx, name)
+		if err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		if rec.IsEmpty() {
+			return fmt.Errorf("%w: this device has none yet (call SenderKeyDistribution)", ErrNoSenderKey)
+		}
+		ct, err := groups.NewGroupCipher(groupBuilder(s), name, s).Encrypt(ctx, pad(plaintext))
+		if err != nil {
+			return fmt.Errorf("e2e: group encrypt: %w", err)
+		}
+		out = ct.SignedSerialize()
+		return nil
+	})
+	return out, err
 }
 
 // GroupDecrypt decrypts a group message from (account, deviceID) and
@@ -233,14 +228,16 @@ func (d *Device) GroupDecrypt(ctx context.Context, groupID, account []byte, devi
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(d.dir)
+	var plain []byte
+	err = d.updateCtx(ctx, func(s *txStore) (err error) {
+		plain, err = groups.NewGroupCipher(groupBuilder(s), name, s).Decrypt(ctx, msg)
+		if err != nil {
+			return groupDecryptError(err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer unlock()
-	plain, err := groups.NewGroupCipher(d.groupBuilder(), name, d.store).Decrypt(ctx, msg)
-	if err != nil {
-		return nil, groupDecryptError(err)
 	}
 	return unpad(plain)
 }
@@ -287,15 +284,12 @@ func (d *Device) RotateSenderKey(ctx context.Context, groupID []byte) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := d.store.deleteSenderKey(name); err != nil {
-		return fmt.Errorf("e2e: rotate sender key: %w", err)
-	}
-	return nil
+	return d.updateCtx(ctx, func(s *txStore) error {
+		if err := s.deleteSenderKey(name); err != nil {
+			return fmt.Errorf("e2e: rotate sender key: %w", err)
+		}
+		return nil
+	})
 }
 
 // ForgetSenderKeys discards the sender keys of every device of account in
@@ -305,22 +299,12 @@ func (d *Device) ForgetSenderKeys(groupID, account []byte) error {
 	if _, err := senderKeyName(groupID, account, 0); err != nil {
 		return err
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	dir := d.store.path("groups", hex.EncodeToString(groupID))
-	files, err := filepath.Glob(filepath.Join(dir, addressName(account)+".*"))
-	if err != nil {
-		return fmt.Errorf("e2e: forget sender keys: %w", err)
-	}
-	for _, f := range files {
-		if err := remove(f); err != nil {
+	return d.update(func(s *txStore) error {
+		if err := s.deleteAll(groupsDir + hex.EncodeToString(groupID) + "/" + addressName(account) + "."); err != nil {
 			return fmt.Errorf("e2e: forget sender keys: %w", err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // LeaveGroup discards every sender key of the group, this device's own
@@ -329,13 +313,10 @@ func (d *Device) LeaveGroup(groupID []byte) error {
 	if len(groupID) != GroupIDSize {
 		return fmt.Errorf("e2e: group id is %d bytes, want %d", len(groupID), GroupIDSize)
 	}
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := os.RemoveAll(d.store.path("groups", hex.EncodeToString(groupID))); err != nil {
-		return fmt.Errorf("e2e: leave group: %w", err)
-	}
-	return nil
+	return d.update(func(s *txStore) error {
+		if err := s.deleteAll(groupsDir + hex.EncodeToString(groupID) + "/"); err != nil {
+			return fmt.Errorf("e2e: leave group: %w", err)
+		}
+		return nil
+	})
 }

@@ -26,10 +26,7 @@ type member struct {
 
 func newMember(tb testing.TB, id byte) *member {
 	tb.Helper()
-	dev, _, err := e2e.Create(filepath.Join(tb.TempDir(), "state"), 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	dev, _ := createDevice(tb, 0)
 	acct := bytes.Repeat([]byte{id}, 16)
 	if err := dev.Registered(acct, 1); err != nil {
 		tb.Fatal(err)
@@ -261,10 +258,7 @@ func TestGroupCiphertextNotWholeBlocks(t *testing.T) {
 	gid := newGroupID(t)
 	distribute(t, gid, a, b)
 
-	raw, err := os.ReadFile(filepath.Join(a.dev.Dir(), "groups", hex.EncodeToString(gid), hex.EncodeToString(a.acct)+".1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := stored(t, a.dev, "groups/"+hex.EncodeToString(gid)+"/"+hex.EncodeToString(a.acct)+".1")
 	ser := serialize.NewProtoBufSerializer()
 	rec, err := grecord.NewSenderKeyFromBytes(raw, ser.SenderKeyRecord, ser.SenderKeyState)
 	if err != nil {
@@ -285,6 +279,7 @@ func TestGroupCiphertextNotWholeBlocks(t *testing.T) {
 }
 
 func TestGroupFiles(t *testing.T) {
+	onlyOnDirectory(t)
 	a, b := newMember(t, 0xa), newMember(t, 0xb)
 	gid := newGroupID(t)
 	distribute(t, gid, a, b)

@@ -10,21 +10,20 @@ import (
 	"go.mau.fi/libsignal/protocol"
 )
 
-// The sender key store, on the same files as fileStore:
+// The sender key store, in the same transaction as txStore:
 //
 //	groups/<group id hex>/<account hex>.<device>   sender key record
 //
 // This device's own sender key for a group is the record under its own
-// address. Records are written atomically, 0600, under the directory
-// lock the Device methods take.
+// address.
 
-func (s *fileStore) senderKeyPath(n *protocol.SenderKeyName) string {
-	return s.path("groups", n.GroupID(), sessionFile(n.Sender()))
+func senderKeyKey(n *protocol.SenderKeyName) string {
+	return groupsDir + n.GroupID() + "/" + sessionName(n.Sender())
 }
 
 // LoadSenderKey returns the sender key record for n, or an empty one.
-func (s *fileStore) LoadSenderKey(_ context.Context, n *protocol.SenderKeyName) (*grecord.SenderKey, error) {
-	b, err := readFile(s.senderKeyPath(n))
+func (s *txStore) LoadSenderKey(_ context.Context, n *protocol.SenderKeyName) (*grecord.SenderKey, error) {
+	b, err := s.tx.Get(senderKeyKey(n))
 	if err != nil {
 		return nil, err
 	}
@@ -50,13 +49,13 @@ func (s *fileStore) LoadSenderKey(_ context.Context, n *protocol.SenderKeyName) 
 }
 
 // StoreSenderKey stores the sender key record for n.
-func (s *fileStore) StoreSenderKey(_ context.Context, n *protocol.SenderKeyName, r *grecord.SenderKey) error {
-	return writeFile(s.senderKeyPath(n), r.Serialize())
+func (s *txStore) StoreSenderKey(_ context.Context, n *protocol.SenderKeyName, r *grecord.SenderKey) error {
+	return s.tx.Put(senderKeyKey(n), r.Serialize())
 }
 
 // deleteSenderKey forgets the sender key record for n.
-func (s *fileStore) deleteSenderKey(n *protocol.SenderKeyName) error {
-	return remove(s.senderKeyPath(n))
+func (s *txStore) deleteSenderKey(n *protocol.SenderKeyName) error {
+	return s.tx.Delete(senderKeyKey(n))
 }
 
 var errDamagedRecord = errors.New("damaged record")

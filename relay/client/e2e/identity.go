@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 
 	"go.mau.fi/libsignal/protocol"
 )
@@ -21,25 +20,26 @@ var ErrNoOfferedKey = errors.New("e2e: no such refused identity key")
 //
 //	offered/<account hex>   the last identity key refused for the account
 
-// offer keeps key as the contact's offered identity key. The caller holds
-// the directory lock.
-func (d *Device) offer(contact, key []byte) error {
-	return writeFile(filepath.Join(d.dir, "offered", addressName(contact)), key)
+// offer keeps key as the contact's offered identity key, in a
+// transaction of its own (the one that refused key failed).
+func (d *Device) offer(ctx context.Context, contact, key []byte) error {
+	return d.updateCtx(ctx, func(s *txStore) error {
+		return s.tx.Put(offeredDir+addressName(contact), key)
+	})
 }
 
 // IdentityKeys returns the contact's trusted identity key (nil if none is
 // known yet) and the last other key this device refused for it (nil if
 // none since the trusted one was accepted).
 func (d *Device) IdentityKeys(contact []byte) (trusted, offered []byte, err error) {
-	unlock, err := lockDir(d.dir)
+	err = d.update(func(s *txStore) (err error) {
+		if trusted, err = s.tx.Get(identitiesDir + addressName(contact)); err != nil {
+			return err
+		}
+		offered, err = s.tx.Get(offeredDir + addressName(contact))
+		return err
+	})
 	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
-	if trusted, err = readFile(filepath.Join(d.dir, "identities", addressName(contact))); err != nil {
-		return nil, nil, err
-	}
-	if offered, err = readFile(filepath.Join(d.dir, "offered", addressName(contact))); err != nil {
 		return nil, nil, err
 	}
 	return trusted, offered, nil
@@ -57,30 +57,27 @@ func (d *Device) SafetyNumberWith(contact, key []byte) string {
 // so the next send or prekey message starts new ones. ErrNoOfferedKey if
 // the offered key is another one or there is none.
 func (d *Device) TrustOffered(contact, key []byte) error {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	name := addressName(contact)
-	offered, err := readFile(filepath.Join(d.dir, "offered", name))
-	if err != nil {
-		return err
-	}
-	if offered == nil || !bytes.Equal(offered, key) {
-		return ErrNoOfferedKey
-	}
-	if err := writeFile(filepath.Join(d.dir, "identities", name), offered); err != nil {
-		return err
-	}
-	devices, err := d.store.GetSubDeviceSessions(context.Background(), name)
-	if err != nil {
-		return err
-	}
-	for _, id := range devices {
-		if err := d.store.DeleteSession(context.Background(), protocol.NewSignalAddress(name, id)); err != nil {
+	return d.update(func(s *txStore) error {
+		offered, err := s.tx.Get(offeredDir + name)
+		if err != nil {
 			return err
 		}
-	}
-	return remove(filepath.Join(d.dir, "offered", name))
+		if offered == nil || !bytes.Equal(offered, key) {
+			return ErrNoOfferedKey
+		}
+		if err := s.tx.Put(identitiesDir+name, offered); err != nil {
+			return err
+		}
+		devices, err := s.GetSubDeviceSessions(context.Background(), name)
+		if err != nil {
+			return err
+		}
+		for _, id := range devices {
+			if err := s.DeleteSession(context.Background(), protocol.NewSignalAddress(name, id)); err != nil {
+				return err
+			}
+		}
+		return s.tx.Delete(offeredDir + name)
+	})
 }

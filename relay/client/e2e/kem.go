@@ -69,8 +69,8 @@ type kemRecord struct {
 	Used [][]byte `json:"used,omitempty"`
 }
 
-func (s *fileStore) loadKEM(id uint32) (*kemRecord, error) {
-	b, err := readFile(s.path("kemprekeys", idFile(id)))
+func (s *txStore) loadKEM(id uint32) (*kemRecord, error) {
+	b, err := s.tx.Get(kemPreKeysDir + idFile(id))
 	if err != nil || b == nil {
 		return nil, err
 	}
@@ -81,16 +81,16 @@ func (s *fileStore) loadKEM(id uint32) (*kemRecord, error) {
 	return &r, nil
 }
 
-func (s *fileStore) storeKEM(id uint32, r *kemRecord) error {
+func (s *txStore) storeKEM(id uint32, r *kemRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return writeFile(s.path("kemprekeys", idFile(id)), b)
+	return s.tx.Put(kemPreKeysDir+idFile(id), b)
 }
 
-func (s *fileStore) removeKEM(id uint32) error {
-	return remove(s.path("kemprekeys", idFile(id)))
+func (s *txStore) removeKEM(id uint32) error {
+	return s.tx.Delete(kemPreKeysDir + idFile(id))
 }
 
 // NewKEMPreKeys makes and stores n one-time ML-KEM-1024 prekeys, signed
@@ -115,32 +115,27 @@ func (d *Device) NewLastResortKEMPreKey() (KEMPreKey, error) {
 // RemoveKEMPreKey deletes a KEM prekey's private part (a replaced
 // last-resort prekey, once the relay serves its successor).
 func (d *Device) RemoveKEMPreKey(id uint32) error {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return d.store.removeKEM(id)
+	return d.update(func(s *txStore) error { return s.removeKEM(id) })
 }
 
 func (d *Device) newKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	// Another process may have used ids since Open.
-	cur, err := Open(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	d.st.NextKEMPreKeyID = cur.st.NextKEMPreKeyID
-	return d.genKEMPreKeys(n, lastResort)
+	var out []KEMPreKey
+	err := d.update(func(s *txStore) error {
+		// Another process may have used ids since Open.
+		cur, err := loadState(s.tx)
+		if err != nil {
+			return err
+		}
+		d.st.NextKEMPreKeyID = cur.NextKEMPreKeyID
+		out, err = d.genKEMPreKeys(s, n, lastResort)
+		return err
+	})
+	return out, err
 }
 
 // genKEMPreKeys makes, stores and signs n KEM prekeys from
-// NextKEMPreKeyID on, and saves the state. The caller holds the lock.
-func (d *Device) genKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
+// NextKEMPreKeyID on, and saves the state, in s's transaction.
+func (d *Device) genKEMPreKeys(s *txStore, n int, lastResort bool) ([]KEMPreKey, error) {
 	next := d.st.NextKEMPreKeyID
 	if next == 0 {
 		next = 1
@@ -151,11 +146,11 @@ func (d *Device) genKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("e2e: KEM prekey: %w", err)
 		}
-		if err := d.store.storeKEM(next, &kemRecord{Seed: dk.Bytes(), LastResort: lastResort}); err != nil {
+		if err := s.storeKEM(next, &kemRecord{Seed: dk.Bytes(), LastResort: lastResort}); err != nil {
 			return nil, fmt.Errorf("e2e: %w", err)
 		}
 		pub := encodeKEMPublic(dk.EncapsulationKey())
-		sig := ecc.CalculateSignature(d.store.ident.PrivateKey(), pub)
+		sig := ecc.CalculateSignature(d.ident.PrivateKey(), pub)
 		out = append(out, KEMPreKey{ID: next, PublicKey: pub, Signature: sig[:], LastResort: lastResort})
 		// Ids are 24-bit like Signal's prekey ids; wrap around, skipping 0.
 		if next++; next > 0xFFFFFF {
@@ -163,7 +158,7 @@ func (d *Device) genKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 		}
 	}
 	d.st.NextKEMPreKeyID = next
-	if err := d.save(); err != nil {
+	if err := d.save(s.tx); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -29,7 +29,7 @@ const (
 	nameTagSize    = 16
 )
 
-// CreateLinked makes a new device in dir that shares the account's
+// CreateLinked makes a new device in dir (made 0700 if missing) that shares the account's
 // identity key pair from p: a fresh Ed25519 auth key, registration id,
 // signed prekey (signed by the shared identity) and n one-time prekeys.
 // It returns the registration to send with the link request; after the
@@ -37,20 +37,39 @@ const (
 // dir holds a device; an invalid p is an error wrapping
 // ErrBadProvisioning.
 func CreateLinked(dir string, p *Provisioning, n int) (*Device, *client.Registration, error) {
-	if p == nil {
-		return nil, nil, fmt.Errorf("%w: none given", ErrBadProvisioning)
+	if err := checkProvisioning(p); err != nil {
+		return nil, nil, err
 	}
-	if len(p.AccountID) != 16 {
-		return nil, nil, fmt.Errorf("%w: account id is not 16 bytes", ErrBadProvisioning)
+	s, err := makeDir(dir)
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := checkIdentity(p.IdentityPublic, p.IdentityPrivate); err != nil {
+	return CreateLinkedIn(s, p, n)
+}
+
+// CreateLinkedIn is CreateLinked in the storage s, which must not hold
+// a device (ErrExists).
+func CreateLinkedIn(s Storage, p *Provisioning, n int) (*Device, *client.Registration, error) {
+	if err := checkProvisioning(p); err != nil {
 		return nil, nil, err
 	}
 	var pub, priv [32]byte
 	copy(pub[:], p.IdentityPublic[1:])
 	copy(priv[:], p.IdentityPrivate)
 	ik := identity.NewKeyPair(identity.NewKey(ecc.NewDjbECPublicKey(pub)), ecc.NewDjbECPrivateKey(priv))
-	return create(dir, ik, n)
+	return create(s, ik, n)
+}
+
+// checkProvisioning refuses a provisioning message a device cannot be
+// made from, with an error wrapping ErrBadProvisioning.
+func checkProvisioning(p *Provisioning) error {
+	if p == nil {
+		return fmt.Errorf("%w: none given", ErrBadProvisioning)
+	}
+	if len(p.AccountID) != 16 {
+		return fmt.Errorf("%w: account id is not 16 bytes", ErrBadProvisioning)
+	}
+	return checkIdentity(p.IdentityPublic, p.IdentityPrivate)
 }
 
 // nameAEAD is the AES-256-GCM cipher for device names, keyed from the

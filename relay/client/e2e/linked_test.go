@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,10 +22,7 @@ func link(t *testing.T, primary *party) *party {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, reg, err := e2e.CreateLinked(filepath.Join(t.TempDir(), "state"), p, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, reg := createLinked(t, p, 3)
 	if err := dev.Registered(p.AccountID, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +54,7 @@ func TestCreateLinked(t *testing.T) {
 		t.Fatalf("%d prekeys", len(linked.reg.PreKeys))
 	}
 	// The state file reopens like any device's.
-	re, err := e2e.Open(linked.dev.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	re := reopen(t, linked.dev)
 	creds, err := re.Credentials()
 	if err != nil || !bytes.Equal(creds.AccountID, primary.acct) || creds.DeviceID != 2 ||
 		!bytes.Equal(re.IdentityKey(), primary.dev.IdentityKey()) {
@@ -76,12 +69,22 @@ func TestCreateLinkedRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if _, _, err := e2e.CreateLinked(dir, p, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e2e.CreateLinked(dir, p, 1); !errors.Is(err, e2e.ErrExists) {
-		t.Fatalf("second create: %v", err)
+	if onMemory {
+		s := &memStorage{}
+		if _, _, err := e2e.CreateLinkedIn(s, p, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e2e.CreateLinkedIn(s, p, 1); !errors.Is(err, e2e.ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
+	} else {
+		dir := t.TempDir()
+		if _, _, err := e2e.CreateLinked(dir, p, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e2e.CreateLinked(dir, p, 1); !errors.Is(err, e2e.ErrExists) {
+			t.Fatalf("second create: %v", err)
+		}
 	}
 	other := newParty(t, 0xb)
 	for name, bad := range map[string]*e2e.Provisioning{
@@ -92,6 +95,9 @@ func TestCreateLinkedRefuses(t *testing.T) {
 	} {
 		if _, _, err := e2e.CreateLinked(t.TempDir(), bad, 1); !errors.Is(err, e2e.ErrBadProvisioning) {
 			t.Errorf("%s: %v", name, err)
+		}
+		if _, _, err := e2e.CreateLinkedIn(&memStorage{}, bad, 1); !errors.Is(err, e2e.ErrBadProvisioning) {
+			t.Errorf("%s, in a storage: %v", name, err)
 		}
 	}
 }

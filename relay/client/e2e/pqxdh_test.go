@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -47,10 +46,7 @@ func kemFor(k e2e.KEMPreKey) map[uint32]e2e.KEMPreKey { return map[uint32]e2e.KE
 // of account.
 func handshake(t *testing.T, dev *e2e.Device, account []byte) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dev.Dir(), "sessions", hex.EncodeToString(account)+".1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := stored(t, dev, "sessions/"+hex.EncodeToString(account)+".1")
 	var f struct {
 		Handshake string `json:"handshake"`
 	}
@@ -60,8 +56,10 @@ func handshake(t *testing.T, dev *e2e.Device, account []byte) string {
 	return f.Handshake
 }
 
-func kemFile(p *pqParty, id uint32) string {
-	return filepath.Join(p.dev.Dir(), "kemprekeys", strconv.FormatUint(uint64(id), 10))
+// hasKEM reports whether p keeps the KEM prekey id.
+func hasKEM(t *testing.T, p *pqParty, id uint32) bool {
+	t.Helper()
+	return stored(t, p.dev, "kemprekeys/"+strconv.FormatUint(uint64(id), 10)) != nil
 }
 
 func encryptOne(t *testing.T, from *party, to []byte, text string) client.DeviceMessage {
@@ -117,11 +115,11 @@ func TestPQXDHConversation(t *testing.T) {
 			t.Fatalf("bob decrypts %q, %v; want %q", got, err, m.text)
 		}
 	}
-	if _, err := os.Stat(kemFile(bob, bob.kem[0].ID)); !os.IsNotExist(err) {
-		t.Fatalf("bob's one-time KEM prekey is still there (%v)", err)
+	if hasKEM(t, bob, bob.kem[0].ID) {
+		t.Fatal("bob's one-time KEM prekey is still there")
 	}
-	if _, err := os.Stat(kemFile(bob, bob.kem[1].ID)); err != nil {
-		t.Fatalf("bob's other KEM prekey: %v", err)
+	if !hasKEM(t, bob, bob.kem[1].ID) {
+		t.Fatal("bob's other KEM prekey is gone")
 	}
 	if h := handshake(t, bob.dev, alice.acct); h != "pqxdh" {
 		t.Fatalf("bob's session file says %q", h)
@@ -160,18 +158,12 @@ func TestPQXDHSurvivesReopen(t *testing.T) {
 	if err := alice.dev.StartSessionsKEM(ctx, bob.keys(0), kemFor(bob.kem[1]), nil); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := e2e.Open(alice.dev.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a2 := reopen(t, alice.dev)
 	msgs, err := a2.Encrypt(ctx, bob.acct, []uint32{1}, []byte("after reopen"))
 	if err != nil || msgs[0].Type != e2e.TypePQXDH {
 		t.Fatalf("encrypt after reopen: %v", err)
 	}
-	b2, err := e2e.Open(bob.dev.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := reopen(t, bob.dev)
 	if got, err := b2.Decrypt(ctx, envelope(alice.party, msgs[0])); err != nil || string(got) != "after reopen" {
 		t.Fatalf("decrypt %q, %v", got, err)
 	}
@@ -215,8 +207,8 @@ func TestPQXDHLastResort(t *testing.T) {
 	if got, err := bob.dev.Decrypt(ctx, envelope(alice.party, m)); err != nil || string(got) != "last resort" {
 		t.Fatalf("decrypt %q, %v", got, err)
 	}
-	if _, err := os.Stat(kemFile(bob, bob.last.ID)); err != nil {
-		t.Fatalf("the last-resort KEM prekey is gone: %v", err)
+	if !hasKEM(t, bob, bob.last.ID) {
+		t.Fatal("the last-resort KEM prekey is gone")
 	}
 	// Carol starts another session on the same last-resort prekey.
 	if err := carol.dev.StartSessionsKEM(ctx, keys, kemFor(bob.last), nil); err != nil {
@@ -267,8 +259,8 @@ func TestPQXDHTamperedCiphertext(t *testing.T) {
 		t.Errorf("stripped to X3DH: decrypts as %q", got)
 	}
 	for _, id := range []uint32{bob.kem[0].ID, bob.kem[1].ID} {
-		if _, err := os.Stat(kemFile(bob, id)); err != nil {
-			t.Fatalf("KEM prekey %d lost to a tampered message: %v", id, err)
+		if !hasKEM(t, bob, id) {
+			t.Fatalf("KEM prekey %d lost to a tampered message", id)
 		}
 	}
 	if got, err := bob.dev.Decrypt(ctx, envelope(alice.party, m)); err != nil || string(got) != "intact" {
@@ -411,20 +403,15 @@ func TestLegacySessionFile(t *testing.T) {
 	if err := alice.dev.StartSessions(ctx, bob.keys(0), nil); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(alice.dev.Dir(), "sessions", hex.EncodeToString(bob.acct)+".1")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := "sessions/" + hex.EncodeToString(bob.acct) + ".1"
+	b := stored(t, alice.dev, key)
 	var f struct {
 		Record json.RawMessage `json:"record"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil || len(f.Record) == 0 {
 		t.Fatalf("session file: %v", err)
 	}
-	if err := os.WriteFile(path, f.Record, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	store(t, alice.dev, key, f.Record)
 	m := encryptOne(t, alice, bob.acct, "from an old file")
 	if m.Type != e2e.TypePreKey {
 		t.Fatalf("type %d", m.Type)

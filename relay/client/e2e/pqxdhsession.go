@@ -28,10 +28,10 @@ var ErrDowngrade = errors.New("e2e: X3DH initial message on a PQXDH session (dow
 // whose KEM prekey is k. It is libsignal's session.Builder.ProcessBundle
 // (session/Session.go in go.mau.fi/libsignal v0.2.1) step by step, with
 // the key agreement replaced by PQXDH (specification section 3.3) and
-// the KEM part of the initial message kept in the session file. The
-// caller holds the directory lock.
-func (d *Device) startPQXDH(ctx context.Context, addr *protocol.SignalAddress, b *prekey.Bundle, k KEMPreKey) error {
-	trusted, err := d.store.IsTrustedIdentity(ctx, addr, b.IdentityKey())
+// the KEM part of the initial message kept in the session file. It runs in
+// s's transaction.
+func (d *Device) startPQXDH(ctx context.Context, s *txStore, addr *protocol.SignalAddress, b *prekey.Bundle, k KEMPreKey) error {
+	trusted, err := s.IsTrustedIdentity(ctx, addr, b.IdentityKey())
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (d *Device) startPQXDH(ctx context.Context, addr *protocol.SignalAddress, b
 		return err
 	}
 	keys, err := initiatorKeys(initiatorParams{
-		identity:  d.store.ident.PrivateKey(),
+		identity:  d.ident.PrivateKey(),
 		base:      base.PrivateKey(),
 		theirID:   ik,
 		signed:    b.SignedPreKey(),
@@ -63,7 +63,7 @@ func (d *Device) startPQXDH(ctx context.Context, addr *protocol.SignalAddress, b
 	if err != nil {
 		return err
 	}
-	r, f, err := d.store.loadSessionFile(addr)
+	r, f, err := s.loadSessionFile(addr)
 	if err != nil {
 		return err
 	}
@@ -86,12 +86,12 @@ func (d *Device) startPQXDH(ctx context.Context, addr *protocol.SignalAddress, b
 	st := r.SessionState()
 	st.SetVersion(protocol.CurrentVersion)
 	st.SetRemoteIdentityKey(b.IdentityKey())
-	st.SetLocalIdentityKey(d.store.ident.PublicKey())
+	st.SetLocalIdentityKey(d.ident.PublicKey())
 	st.AddReceiverChain(b.SignedPreKey(), keys.ChainKey.Current())
 	st.SetSenderChain(ratchet, sending.ChainKey)
 	st.SetRootKey(sending.RootKey)
 	st.SetUnacknowledgedPreKeyMessage(b.PreKeyID(), b.SignedPreKeyID(), base.PublicKey())
-	st.SetLocalRegistrationID(d.store.regID)
+	st.SetLocalRegistrationID(s.regID)
 	st.SetRemoteRegistrationID(b.RegistrationID())
 	st.SetSenderBaseKey(base.PublicKey().Serialize())
 	f.Handshake = handshakePQXDH
@@ -100,18 +100,18 @@ func (d *Device) startPQXDH(ctx context.Context, addr *protocol.SignalAddress, b
 		KEMPreKey:  k.ID,
 		Ciphertext: append([]byte{KEMKeyType}, ct...),
 	})
-	if err := d.store.storeSessionFile(addr, r, f); err != nil {
+	if err := s.storeSessionFile(addr, r, f); err != nil {
 		return err
 	}
-	return d.store.SaveIdentity(ctx, addr, b.IdentityKey())
+	return s.SaveIdentity(ctx, addr, b.IdentityKey())
 }
 
 // wrapPQXDH turns the PreKeySignalMessage that libsignal made on the
 // session with addr into a TypePQXDH message if that session was started
 // with PQXDH; an X3DH session's goes out as TypePreKey. A PQXDH session
 // whose KEM part is missing is an error, never an X3DH message.
-func (d *Device) wrapPQXDH(addr *protocol.SignalAddress, pk *protocol.PreKeySignalMessage) (uint32, []byte, error) {
-	_, f, err := d.store.loadSessionFile(addr)
+func wrapPQXDH(s *txStore, addr *protocol.SignalAddress, pk *protocol.PreKeySignalMessage) (uint32, []byte, error) {
+	_, f, err := s.loadSessionFile(addr)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -144,37 +144,37 @@ func lastResortTag(signedPreKeyID uint32, baseKey []byte) []byte {
 // message on it. It is libsignal's Cipher.DecryptMessage and
 // Builder.processV3 step by step with the key agreement replaced. Only
 // when the message decrypts are the session stored and the one-time
-// prekeys deleted. The caller holds the directory lock.
-func (d *Device) decryptPQXDH(ctx context.Context, addr *protocol.SignalAddress, content []byte) ([]byte, error) {
+// prekeys deleted. It runs in s's transaction.
+func (d *Device) decryptPQXDH(ctx context.Context, s *txStore, addr *protocol.SignalAddress, content []byte) ([]byte, error) {
 	m, err := parsePQXDH(content)
 	if err != nil {
 		return nil, err
 	}
 	msg := m.prekey
-	if trusted, err := d.store.IsTrustedIdentity(ctx, addr, msg.IdentityKey()); err != nil {
+	if trusted, err := s.IsTrustedIdentity(ctx, addr, msg.IdentityKey()); err != nil {
 		return nil, err
 	} else if !trusted {
 		return nil, ErrIdentityChanged
 	}
-	r, f, err := d.store.loadSessionFile(addr)
+	r, f, err := s.loadSessionFile(addr)
 	if err != nil {
 		return nil, err
 	}
 	var used func() error // deletes what the new session used up
 	if !r.HasSessionState(msg.MessageVersion(), msg.BaseKey().Serialize()) {
-		if used, err = d.acceptPQXDH(ctx, r, m); err != nil {
+		if used, err = d.acceptPQXDH(ctx, s, r, m); err != nil {
 			return nil, err
 		}
 	}
-	plain, _, err := session.NewCipher(d.builder(addr), addr).DecryptWithRecord(ctx, r, msg.WhisperMessage())
+	plain, _, err := session.NewCipher(builder(s, addr), addr).DecryptWithRecord(ctx, r, msg.WhisperMessage())
 	if err != nil {
 		return nil, decryptError(err)
 	}
-	if err := d.store.SaveIdentity(ctx, addr, msg.IdentityKey()); err != nil {
+	if err := s.SaveIdentity(ctx, addr, msg.IdentityKey()); err != nil {
 		return nil, err
 	}
 	f.Handshake = handshakePQXDH
-	if err := d.store.storeSessionFile(addr, r, f); err != nil {
+	if err := s.storeSessionFile(addr, r, f); err != nil {
 		return nil, err
 	}
 	if used != nil {
@@ -188,9 +188,9 @@ func (d *Device) decryptPQXDH(ctx context.Context, addr *protocol.SignalAddress,
 // acceptPQXDH runs Bob's side of the key agreement for m and makes the
 // new session the current state of r. It returns what deletes the
 // prekeys it used, to run once the message has decrypted.
-func (d *Device) acceptPQXDH(ctx context.Context, r *record.Session, m *pqxdhMessage) (func() error, error) {
+func (d *Device) acceptPQXDH(ctx context.Context, s *txStore, r *record.Session, m *pqxdhMessage) (func() error, error) {
 	msg := m.prekey
-	spk, err := d.store.LoadSignedPreKey(ctx, msg.SignedPreKeyID())
+	spk, err := s.LoadSignedPreKey(ctx, msg.SignedPreKeyID())
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +200,7 @@ func (d *Device) acceptPQXDH(ctx context.Context, r *record.Session, m *pqxdhMes
 	var oneTime ecc.ECPrivateKeyable
 	usesOneTime := !msg.PreKeyID().IsEmpty && msg.PreKeyID().Value != medium.MaxValue
 	if !msg.PreKeyID().IsEmpty {
-		otk, err := d.store.LoadPreKey(ctx, msg.PreKeyID().Value)
+		otk, err := s.LoadPreKey(ctx, msg.PreKeyID().Value)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +209,7 @@ func (d *Device) acceptPQXDH(ctx context.Context, r *record.Session, m *pqxdhMes
 		}
 		oneTime = otk.KeyPair().PrivateKey()
 	}
-	kr, err := d.store.loadKEM(m.kemPreKeyID)
+	kr, err := s.loadKEM(m.kemPreKeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (d *Device) acceptPQXDH(ctx context.Context, r *record.Session, m *pqxdhMes
 	}
 	defer clear(ss)
 	keys, err := responderKeys(responderParams{
-		identity:  d.store.ident.PrivateKey(),
+		identity:  d.ident.PrivateKey(),
 		signed:    spk.KeyPair().PrivateKey(),
 		oneTime:   oneTime,
 		theirID:   msg.IdentityKey().PublicKey(),
@@ -250,23 +250,23 @@ func (d *Device) acceptPQXDH(ctx context.Context, r *record.Session, m *pqxdhMes
 	st := r.SessionState()
 	st.SetVersion(protocol.CurrentVersion)
 	st.SetRemoteIdentityKey(msg.IdentityKey())
-	st.SetLocalIdentityKey(d.store.ident.PublicKey())
+	st.SetLocalIdentityKey(d.ident.PublicKey())
 	st.SetSenderChain(spk.KeyPair(), keys.ChainKey)
 	st.SetRootKey(keys.RootKey)
-	st.SetLocalRegistrationID(d.store.regID)
+	st.SetLocalRegistrationID(s.regID)
 	st.SetRemoteRegistrationID(msg.RegistrationID())
 	st.SetSenderBaseKey(msg.BaseKey().Serialize())
 	return func() error {
 		if usesOneTime {
-			if err := d.store.RemovePreKey(ctx, msg.PreKeyID().Value); err != nil {
+			if err := s.RemovePreKey(ctx, msg.PreKeyID().Value); err != nil {
 				return err
 			}
 		}
 		if !kr.LastResort {
-			return d.store.removeKEM(m.kemPreKeyID)
+			return s.removeKEM(m.kemPreKeyID)
 		}
 		kr.Used = append(kr.Used, tag)
-		return d.store.storeKEM(m.kemPreKeyID, kr)
+		return s.storeKEM(m.kemPreKeyID, kr)
 	}, nil
 }
 

@@ -237,10 +237,7 @@ func TestSealProvisioningChecksArguments(t *testing.T) {
 			t.Errorf("public key %x accepted", pub)
 		}
 	}
-	fresh, _, err := e2e.Create(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh, _ := createDevice(t, 0)
 	if _, err := fresh.SealProvisioning(k.Public(), code); !errors.Is(err, e2e.ErrNotRegistered) {
 		t.Errorf("unregistered device: %v", err)
 	}

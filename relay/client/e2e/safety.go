@@ -4,7 +4,6 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"go.mau.fi/libsignal/fingerprint"
@@ -20,12 +19,11 @@ const fingerprintIterations = 5200
 // scanning), nobody is in the middle. It needs the contact's identity key,
 // learnt from a message or a key fetch.
 func (d *Device) SafetyNumber(contact []byte) (string, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	theirs, err := readFile(filepath.Join(d.dir, "identities", addressName(contact)))
+	var theirs []byte
+	err := d.update(func(s *txStore) (err error) {
+		theirs, err = s.tx.Get(identitiesDir + addressName(contact))
+		return err
+	})
 	if err != nil {
 		return "", err
 	}

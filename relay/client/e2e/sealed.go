@@ -12,7 +12,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -257,20 +256,19 @@ func VerifySenderCertificate(raw []byte, trusted ServerKeys, now time.Time) (*sp
 // carrying cert (this device's sender certificate, client.SenderCertificate.Raw).
 // The results go in a sealed send; their Type is 0.
 func (d *Device) Seal(account []byte, msgs []client.DeviceMessage, cert []byte) ([]client.DeviceMessage, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	recipient, err := readFile(filepath.Join(d.dir, "identities", addressName(account)))
-	unlock()
+	var recipient []byte
+	err := d.update(func(s *txStore) (err error) {
+		recipient, err = s.tx.Get(identitiesDir + addressName(account))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	if recipient == nil {
 		return nil, ErrNoIdentity
 	}
-	priv := d.store.ident.PrivateKey().Serialize()
-	pub := d.store.ident.PublicKey().Serialize()
+	priv := d.ident.PrivateKey().Serialize()
+	pub := d.ident.PublicKey().Serialize()
 	out := make([]client.DeviceMessage, len(msgs))
 	for i, m := range msgs {
 		inner, err := proto.Marshal(&spec.SealedContent{Type: m.Type, SenderCertificate: cert, Content: m.Content})
@@ -297,8 +295,8 @@ func (d *Device) Seal(account []byte, msgs []client.DeviceMessage, cert []byte) 
 // identified one (Sender, SenderDevice and Type from inside the seal,
 // Sealed still true), ready for Decrypt or DecryptGroup.
 func (d *Device) OpenSealed(env *client.Envelope, trusted ServerKeys, now time.Time) (*client.Envelope, error) {
-	priv := d.store.ident.PrivateKey().Serialize()
-	senderPub, plain, err := openV1(priv[:], d.store.ident.PublicKey().Serialize(), env.Content)
+	priv := d.ident.PrivateKey().Serialize()
+	senderPub, plain, err := openV1(priv[:], d.ident.PublicKey().Serialize(), env.Content)
 	if err != nil {
 		return nil, err
 	}

@@ -57,8 +57,8 @@ func (f *sessionDoc) pending(baseKey []byte) *pendingKEM {
 	return nil
 }
 
-func (s *fileStore) loadSessionFile(a *protocol.SignalAddress) (*record.Session, *sessionDoc, error) {
-	b, err := readFile(s.path("sessions", sessionFile(a)))
+func (s *txStore) loadSessionFile(a *protocol.SignalAddress) (*record.Session, *sessionDoc, error) {
+	b, err := s.tx.Get(sessionKey(a))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,7 +91,7 @@ func (s *fileStore) loadSessionFile(a *protocol.SignalAddress) (*record.Session,
 // storeSessionFile writes r with f's handshake and the pending KEM parts
 // that a state of r still needs (a state whose initial message was
 // answered, or which was dropped from the record, needs none).
-func (s *fileStore) storeSessionFile(a *protocol.SignalAddress, r *record.Session, f *sessionDoc) error {
+func (s *txStore) storeSessionFile(a *protocol.SignalAddress, r *record.Session, f *sessionDoc) error {
 	out := sessionDoc{Version: sessionFileVersion, Handshake: f.Handshake, Record: r.Serialize()}
 	if out.Handshake == "" {
 		out.Handshake = handshakeX3DH
@@ -108,21 +108,18 @@ func (s *fileStore) storeSessionFile(a *protocol.SignalAddress, r *record.Sessio
 	if err != nil {
 		return err
 	}
-	return writeFile(s.path("sessions", sessionFile(a)), b)
+	return s.tx.Put(sessionKey(a), b)
 }
 
 // PostQuantum reports whether this device's session with device dev of
 // account was started with PQXDH (a KEM secret in its keys), not X3DH.
 // A device with no session reports false.
 func (d *Device) PostQuantum(account []byte, dev uint32) (bool, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	_, f, err := d.store.loadSessionFile(protocol.NewSignalAddress(addressName(account), dev))
-	if err != nil {
-		return false, err
-	}
-	return f.Handshake == handshakePQXDH, nil
+	var pq bool
+	err := d.update(func(s *txStore) error {
+		_, f, err := s.loadSessionFile(protocol.NewSignalAddress(addressName(account), dev))
+		pq = err == nil && f.Handshake == handshakePQXDH
+		return err
+	})
+	return pq, err
 }

@@ -21,70 +21,68 @@ const keepSignedPreKeys = 3
 // client.Conn.RotateSignedPreKey (protocol.md, "Rotate the signed
 // prekey").
 func (d *Device) RotateSignedPreKey() (client.SignedPreKey, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return client.SignedPreKey{}, err
-	}
-	defer unlock()
-	// Another process may have rotated since Open.
-	cur, err := Open(d.dir)
-	if err != nil {
-		return client.SignedPreKey{}, err
-	}
-	d.st = cur.st
-	next := d.st.SignedPreKeyID + 1
-	if next > 0xFFFFFF { // 24-bit ids, as one-time prekeys; 0 is skipped
-		next = 1
-	}
-	spk, err := keyhelper.GenerateSignedPreKey(d.store.ident, next, ser.SignedPreKeyRecord)
-	if err != nil {
-		return client.SignedPreKey{}, fmt.Errorf("e2e: signed prekey: %w", err)
-	}
-	ctx := context.Background()
-	if err := d.store.StoreSignedPreKey(ctx, spk.ID(), spk); err != nil {
-		return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
-	}
-	d.st.SignedPreKeyID = next
-	if err := d.save(); err != nil {
-		return client.SignedPreKey{}, err
-	}
-	keep := map[uint32]bool{}
-	for i, id := 0, next; i < keepSignedPreKeys; i++ {
-		keep[id] = true
-		if id--; id == 0 {
-			id = 0xFFFFFF
+	var out client.SignedPreKey
+	err := d.update(func(s *txStore) error {
+		// Another process may have rotated since Open.
+		cur, err := loadState(s.tx)
+		if err != nil {
+			return err
 		}
-	}
-	all, err := d.store.LoadSignedPreKeys(ctx)
-	if err != nil {
-		return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
-	}
-	for _, r := range all {
-		if !keep[r.ID()] {
-			if err := d.store.RemoveSignedPreKey(ctx, r.ID()); err != nil {
-				return client.SignedPreKey{}, fmt.Errorf("e2e: %w", err)
+		d.st = *cur
+		next := d.st.SignedPreKeyID + 1
+		if next > 0xFFFFFF { // 24-bit ids, as one-time prekeys; 0 is skipped
+			next = 1
+		}
+		spk, err := keyhelper.GenerateSignedPreKey(d.ident, next, ser.SignedPreKeyRecord)
+		if err != nil {
+			return fmt.Errorf("e2e: signed prekey: %w", err)
+		}
+		ctx := context.Background()
+		if err := s.StoreSignedPreKey(ctx, spk.ID(), spk); err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		d.st.SignedPreKeyID = next
+		if err := d.save(s.tx); err != nil {
+			return err
+		}
+		keep := map[uint32]bool{}
+		for i, id := 0, next; i < keepSignedPreKeys; i++ {
+			keep[id] = true
+			if id--; id == 0 {
+				id = 0xFFFFFF
 			}
 		}
-	}
-	sig := spk.Signature()
-	return client.SignedPreKey{ID: next, PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]}, nil
+		all, err := s.LoadSignedPreKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		for _, r := range all {
+			if !keep[r.ID()] {
+				if err := s.RemoveSignedPreKey(ctx, r.ID()); err != nil {
+					return fmt.Errorf("e2e: %w", err)
+				}
+			}
+		}
+		sig := spk.Signature()
+		out = client.SignedPreKey{ID: next, PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]}
+		return nil
+	})
+	return out, err
 }
 
 // SignedPreKeyIDs returns the ids of the signed prekeys this device
 // keeps, in no particular order.
 func (d *Device) SignedPreKeyIDs() ([]uint32, error) {
-	unlock, err := lockDir(d.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	all, err := d.store.LoadSignedPreKeys(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("e2e: %w", err)
-	}
-	ids := make([]uint32, len(all))
-	for i, r := range all {
-		ids[i] = r.ID()
-	}
-	return ids, nil
+	var ids []uint32
+	err := d.update(func(s *txStore) error {
+		all, err := s.LoadSignedPreKeys(context.Background())
+		if err != nil {
+			return fmt.Errorf("e2e: %w", err)
+		}
+		for _, r := range all {
+			ids = append(ids, r.ID())
+		}
+		return nil
+	})
+	return ids, err
 }

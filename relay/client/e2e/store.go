@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,47 +15,52 @@ import (
 
 var ser = serialize.NewProtoBufSerializer()
 
-// fileStore is libsignal's session, prekey, signed prekey and identity
-// store on files in one directory. It keeps nothing in memory but the
-// device's own identity, so another process holding the directory lock
-// sees every change.
-//
-//	sessions/<account hex>.<device>   session record (sessionfile.go)
-//	prekeys/<id>                      one-time prekey record
-//	signed/<id>                       signed prekey record
-//	kemprekeys/<id>                   KEM prekey private part (kem.go)
-//	identities/<account hex>          a contact's identity key (trusted on first use)
-type fileStore struct {
-	dir   string
+// txStore is libsignal's session, prekey, signed prekey and identity
+// store on one Storage transaction (the keys are listed at Storage). It
+// keeps nothing in memory but the device's own identity, so another
+// process sharing the storage sees every change once the transaction
+// commits. A txStore lives as long as its transaction.
+type txStore struct {
+	tx    Txn
 	ident *identity.KeyPair
 	regID uint32
 }
 
-func (s *fileStore) path(parts ...string) string {
-	return filepath.Join(append([]string{s.dir}, parts...)...)
-}
+// Storage keys (storage.go).
+const (
+	stateKey      = "device.json"
+	sessionsDir   = "sessions/"
+	preKeysDir    = "prekeys/"
+	signedDir     = "signed/"
+	kemPreKeysDir = "kemprekeys/"
+	identitiesDir = "identities/"
+	offeredDir    = "offered/"
+	groupsDir     = "groups/"
+)
 
-func sessionFile(a *protocol.SignalAddress) string {
+func sessionName(a *protocol.SignalAddress) string {
 	return a.Name() + "." + strconv.FormatUint(uint64(a.DeviceID()), 10)
 }
+
+func sessionKey(a *protocol.SignalAddress) string { return sessionsDir + sessionName(a) }
 
 func idFile(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 
 // GetIdentityKeyPair returns this device's identity key pair.
-func (s *fileStore) GetIdentityKeyPair() *identity.KeyPair { return s.ident }
+func (s *txStore) GetIdentityKeyPair() *identity.KeyPair { return s.ident }
 
 // GetLocalRegistrationID returns this device's registration id.
-func (s *fileStore) GetLocalRegistrationID() uint32 { return s.regID }
+func (s *txStore) GetLocalRegistrationID() uint32 { return s.regID }
 
 // SaveIdentity remembers a contact's identity key.
-func (s *fileStore) SaveIdentity(_ context.Context, a *protocol.SignalAddress, k *identity.Key) error {
-	return writeFile(s.path("identities", a.Name()), k.Serialize())
+func (s *txStore) SaveIdentity(_ context.Context, a *protocol.SignalAddress, k *identity.Key) error {
+	return s.tx.Put(identitiesDir+a.Name(), k.Serialize())
 }
 
 // IsTrustedIdentity trusts a contact's first identity key and only that
 // one afterwards.
-func (s *fileStore) IsTrustedIdentity(_ context.Context, a *protocol.SignalAddress, k *identity.Key) (bool, error) {
-	known, err := readFile(s.path("identities", a.Name()))
+func (s *txStore) IsTrustedIdentity(_ context.Context, a *protocol.SignalAddress, k *identity.Key) (bool, error) {
+	known, err := s.tx.Get(identitiesDir + a.Name())
 	if err != nil || known == nil {
 		return err == nil, err
 	}
@@ -65,8 +68,8 @@ func (s *fileStore) IsTrustedIdentity(_ context.Context, a *protocol.SignalAddre
 }
 
 // LoadPreKey returns a one-time prekey record, or nil.
-func (s *fileStore) LoadPreKey(_ context.Context, id uint32) (*record.PreKey, error) {
-	b, err := readFile(s.path("prekeys", idFile(id)))
+func (s *txStore) LoadPreKey(_ context.Context, id uint32) (*record.PreKey, error) {
+	b, err := s.tx.Get(preKeysDir + idFile(id))
 	if err != nil || b == nil {
 		return nil, err
 	}
@@ -74,23 +77,23 @@ func (s *fileStore) LoadPreKey(_ context.Context, id uint32) (*record.PreKey, er
 }
 
 // StorePreKey stores a one-time prekey record.
-func (s *fileStore) StorePreKey(_ context.Context, id uint32, r *record.PreKey) error {
-	return writeFile(s.path("prekeys", idFile(id)), r.Serialize())
+func (s *txStore) StorePreKey(_ context.Context, id uint32, r *record.PreKey) error {
+	return s.tx.Put(preKeysDir+idFile(id), r.Serialize())
 }
 
 // ContainsPreKey reports whether a one-time prekey is stored.
-func (s *fileStore) ContainsPreKey(_ context.Context, id uint32) (bool, error) {
-	return exists(s.path("prekeys", idFile(id)))
+func (s *txStore) ContainsPreKey(_ context.Context, id uint32) (bool, error) {
+	return s.exists(preKeysDir + idFile(id))
 }
 
 // RemovePreKey deletes a used one-time prekey.
-func (s *fileStore) RemovePreKey(_ context.Context, id uint32) error {
-	return remove(s.path("prekeys", idFile(id)))
+func (s *txStore) RemovePreKey(_ context.Context, id uint32) error {
+	return s.tx.Delete(preKeysDir + idFile(id))
 }
 
 // LoadSignedPreKey returns a signed prekey record, or nil.
-func (s *fileStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.SignedPreKey, error) {
-	b, err := readFile(s.path("signed", idFile(id)))
+func (s *txStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.SignedPreKey, error) {
+	b, err := s.tx.Get(signedDir + idFile(id))
 	if err != nil || b == nil {
 		return nil, err
 	}
@@ -98,14 +101,14 @@ func (s *fileStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.Sign
 }
 
 // LoadSignedPreKeys returns every signed prekey record.
-func (s *fileStore) LoadSignedPreKeys(ctx context.Context) ([]*record.SignedPreKey, error) {
-	ents, err := os.ReadDir(s.path("signed"))
-	if err != nil && !os.IsNotExist(err) {
+func (s *txStore) LoadSignedPreKeys(ctx context.Context) ([]*record.SignedPreKey, error) {
+	keys, err := s.tx.List(signedDir)
+	if err != nil {
 		return nil, err
 	}
 	var out []*record.SignedPreKey
-	for _, e := range ents {
-		id, err := strconv.ParseUint(e.Name(), 10, 32)
+	for _, k := range keys {
+		id, err := strconv.ParseUint(strings.TrimPrefix(k, signedDir), 10, 32)
 		if err != nil {
 			continue
 		}
@@ -119,36 +122,36 @@ func (s *fileStore) LoadSignedPreKeys(ctx context.Context) ([]*record.SignedPreK
 }
 
 // StoreSignedPreKey stores a signed prekey record.
-func (s *fileStore) StoreSignedPreKey(_ context.Context, id uint32, r *record.SignedPreKey) error {
-	return writeFile(s.path("signed", idFile(id)), r.Serialize())
+func (s *txStore) StoreSignedPreKey(_ context.Context, id uint32, r *record.SignedPreKey) error {
+	return s.tx.Put(signedDir+idFile(id), r.Serialize())
 }
 
 // ContainsSignedPreKey reports whether a signed prekey is stored.
-func (s *fileStore) ContainsSignedPreKey(_ context.Context, id uint32) (bool, error) {
-	return exists(s.path("signed", idFile(id)))
+func (s *txStore) ContainsSignedPreKey(_ context.Context, id uint32) (bool, error) {
+	return s.exists(signedDir + idFile(id))
 }
 
 // RemoveSignedPreKey deletes a signed prekey.
-func (s *fileStore) RemoveSignedPreKey(_ context.Context, id uint32) error {
-	return remove(s.path("signed", idFile(id)))
+func (s *txStore) RemoveSignedPreKey(_ context.Context, id uint32) error {
+	return s.tx.Delete(signedDir + idFile(id))
 }
 
 // LoadSession returns the session with a, or a fresh empty one.
-func (s *fileStore) LoadSession(_ context.Context, a *protocol.SignalAddress) (*record.Session, error) {
+func (s *txStore) LoadSession(_ context.Context, a *protocol.SignalAddress) (*record.Session, error) {
 	r, _, err := s.loadSessionFile(a)
 	return r, err
 }
 
 // GetSubDeviceSessions returns the device ids of an account with a
 // session.
-func (s *fileStore) GetSubDeviceSessions(_ context.Context, name string) ([]uint32, error) {
-	ents, err := os.ReadDir(s.path("sessions"))
-	if err != nil && !os.IsNotExist(err) {
+func (s *txStore) GetSubDeviceSessions(_ context.Context, name string) ([]uint32, error) {
+	keys, err := s.tx.List(sessionsDir + name + ".")
+	if err != nil {
 		return nil, err
 	}
 	var out []uint32
-	for _, e := range ents {
-		n, dev, ok := strings.Cut(e.Name(), ".")
+	for _, k := range keys {
+		n, dev, ok := strings.Cut(strings.TrimPrefix(k, sessionsDir), ".")
 		if !ok || n != name {
 			continue
 		}
@@ -161,7 +164,7 @@ func (s *fileStore) GetSubDeviceSessions(_ context.Context, name string) ([]uint
 
 // StoreSession stores the session with a, keeping what the session file
 // holds beside libsignal's record (sessionfile.go).
-func (s *fileStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r *record.Session) error {
+func (s *txStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r *record.Session) error {
 	_, f, err := s.loadSessionFile(a)
 	if err != nil {
 		return err
@@ -170,31 +173,35 @@ func (s *fileStore) StoreSession(_ context.Context, a *protocol.SignalAddress, r
 }
 
 // ContainsSession reports whether there is a session with a.
-func (s *fileStore) ContainsSession(_ context.Context, a *protocol.SignalAddress) (bool, error) {
-	return exists(s.path("sessions", sessionFile(a)))
+func (s *txStore) ContainsSession(_ context.Context, a *protocol.SignalAddress) (bool, error) {
+	return s.exists(sessionKey(a))
 }
 
 // DeleteSession forgets the session with a.
-func (s *fileStore) DeleteSession(_ context.Context, a *protocol.SignalAddress) error {
-	return remove(s.path("sessions", sessionFile(a)))
+func (s *txStore) DeleteSession(_ context.Context, a *protocol.SignalAddress) error {
+	return s.tx.Delete(sessionKey(a))
 }
 
 // DeleteAllSessions forgets every session.
-func (s *fileStore) DeleteAllSessions(context.Context) error {
-	return os.RemoveAll(s.path("sessions"))
+func (s *txStore) DeleteAllSessions(context.Context) error {
+	return s.deleteAll(sessionsDir)
 }
 
-func exists(name string) (bool, error) {
-	_, err := os.Stat(name)
-	if os.IsNotExist(err) {
-		return false, nil
-	}
-	return err == nil, err
+func (s *txStore) exists(key string) (bool, error) {
+	b, err := s.tx.Get(key)
+	return b != nil, err
 }
 
-func remove(name string) error {
-	if err := os.Remove(name); err != nil && !os.IsNotExist(err) {
+// deleteAll deletes every key under prefix.
+func (s *txStore) deleteAll(prefix string) error {
+	keys, err := s.tx.List(prefix)
+	if err != nil {
 		return err
+	}
+	for _, k := range keys {
+		if err := s.tx.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -160,13 +160,10 @@ func TestVectorXEdDSA(t *testing.T) {
 // and account id.
 func linkedDevice(t *testing.T, identityPriv, acct []byte) *e2e.Device {
 	t.Helper()
-	d, _, err := e2e.CreateLinked(t.TempDir(), &e2e.Provisioning{
+	d, _ := createLinked(t, &e2e.Provisioning{
 		IdentityPublic: refPublic(t, identityPriv), IdentityPrivate: identityPriv,
 		AccountID: acct, LinkCode: vecSeq(0x90, 16),
 	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := d.Registered(acct, 2); err != nil {
 		t.Fatal(err)
 	}
