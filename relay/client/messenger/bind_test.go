@@ -26,6 +26,8 @@ var goOnly = map[string]bool{
 	"Link": true, "StartLink": true,
 	"Store": true, "Identity": true, "Sessions": true, "SenderKeys": true, "PreKeys": true, "Records": true,
 	"DirStore": true, "OpenDir": true,
+	"KV": true, "KVStore": true, "OpenKV": true, "OpenStorage": true, "RegisterStorage": true,
+	"StorageLink": true, "StartLinkStorage": true,
 	"ErrIdentityChanged": true, // an alias of e2e's error value: type error, bindable, but from another package
 }
 

@@ -9,7 +9,7 @@ import (
 // Errors returned by the package. Refusals from the relay are wrapped
 // *client.Error values: errors.As gives the stable code.
 var (
-	// ErrNoDevice means the directory holds no device yet.
+	// ErrNoDevice means the directory (or KV) holds no device yet.
 	ErrNoDevice = errors.New("messenger: no device")
 	// ErrNotRegistered means the store's device has no account yet.
 	ErrNotRegistered = errors.New("messenger: the device is not registered")

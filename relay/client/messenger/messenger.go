@@ -63,13 +63,40 @@ func OpenStore(s Store, cfg *Config, log *slog.Logger) (*Messenger, error) {
 	return m, nil
 }
 
+// OpenStorage opens the registered device whose state is in kv (an
+// app's own database; see KV) for the relay in cfg, with log as in
+// OpenStore.
+func OpenStorage(kv KV, cfg *Config, log *slog.Logger) (*Messenger, error) {
+	s, err := OpenKV(kv)
+	if err != nil {
+		return nil, err
+	}
+	return OpenStore(s, cfg, log)
+}
+
 // Register creates a new account whose first device lives in dir (which
 // must not hold one) and opens it.
 func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) {
+	return registerWith(ctx, cfg, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.Create(dir, n) },
+		func() { undoCreate(dir) }, func(d *e2e.Device) Store { return newDirStore(d) })
+}
+
+// RegisterStorage is Register for a device whose state is kept in kv
+// (which must not hold a device).
+func RegisterStorage(ctx context.Context, kv KV, cfg *Config) (*Messenger, error) {
+	return registerWith(ctx, cfg, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.CreateIn(kv, n) },
+		func() { undoCreateKV(kv) }, func(d *e2e.Device) Store { return newKVStore(d, kv) })
+}
+
+// registerWith creates a device with create, registers it as a new
+// account's first device, and opens it as the Store wrap makes; undo
+// removes the device if the relay did not take it.
+func registerWith(ctx context.Context, cfg *Config, create func(preKeys int) (*e2e.Device, *client.Registration, error),
+	undo func(), wrap func(*e2e.Device) Store) (*Messenger, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
 	}
-	d, reg, err := e2e.Create(dir, cfg.preKeys())
+	d, reg, err := create(cfg.preKeys())
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
@@ -82,10 +109,10 @@ func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) 
 		}
 	}
 	if err != nil {
-		undoCreate(dir)
+		undo()
 		return nil, fmt.Errorf("messenger: register: %w", err)
 	}
-	s := newDirStore(d)
+	s := wrap(d)
 	if err := noteRotation(s, time.Now()); err != nil {
 		return nil, err
 	}
