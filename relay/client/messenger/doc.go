@@ -48,20 +48,26 @@
 //
 // The Go surface is for Go programs (cmd/pigeon, servers, tests):
 // Messenger (whose calls take a context.Context), Open, OpenStore,
-// Register, StartLink and Link, and the store interfaces (Store and its
-// parts Identity, Sessions, SenderKeys, PreKeys and Records) with the
-// file-based DirStore and OpenDir. gomobile skips those names.
+// OpenStorage, Register, RegisterStorage, StartLink, StartLinkStorage,
+// Link and StorageLink, and the store types (KV, KVStore and OpenKV;
+// Store and its parts Identity, Sessions, SenderKeys, PreKeys and
+// Records, with the file-based DirStore and OpenDir). gomobile skips
+// those names.
 //
 // # State
 //
-// Everything local is behind Store: e2e's device directory (identity,
+// Everything local is behind Store: e2e's device state (identity,
 // sessions, prekeys, sender keys; *e2e.Device implements those
 // interfaces as it is) and the messenger's own records (group state,
 // the key schedule). DirStore keeps both in one directory, the layout
-// cmd/pigeon uses. An app with its own database implements Store:
-// Records is plain keys and values, but Identity, Sessions, SenderKeys
-// and PreKeys are e2e's operations, not bytes, so such a store runs
-// libsignal on its own tables until e2e itself sits on a byte store.
+// cmd/pigeon uses (Open, Register, StartLink). An app with its own
+// database implements KV, a byte store (e2e.Storage: values under
+// string keys, read and written in exclusive, all-or-nothing
+// transactions), and uses OpenStorage, RegisterStorage and
+// StartLinkStorage: e2e keeps its state in the KV under the keys
+// e2e.Storage lists, the messenger its records under "messenger/"
+// (KVStore), and the app never touches libsignal's stores. The
+// directory is a KV too (e2e.NewDirStorage, the same files as DirStore).
 // One Messenger should own a store at a time. Session start is in one
 // function (startSessions), so a change of key agreement (PQXDH) is
 // made there.

@@ -15,11 +15,12 @@ import (
 )
 
 // The store interfaces are the Go surface (not bound by gomobile: they
-// carry uint32 ids and relay/client structs). An app that keeps its state
-// in its own database implements Store; OpenDir gives the file-based one.
+// carry uint32 ids and relay/client structs). OpenDir gives the
+// file-based Store and OpenKV one on an app's byte store (KV,
+// kvstore.go), which is what an app with its own database implements.
 // Each interface is one concern, as e2e.Device's methods group them, so
 // *e2e.Device implements Identity, Sessions, SenderKeys and PreKeys as it
-// is.
+// is, on any e2e.Storage.
 
 // Identity is the device's own identity: account, device id, auth key
 // and the identity key pair that the account's devices share.
