@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 
 	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/libsignal/keys/identity"
@@ -60,11 +61,50 @@ type state struct {
 
 // Device is one device's end-to-end state in a Storage. Its methods may
 // be called from several goroutines and processes; each is one
-// Storage.Transact.
+// Storage.Transact. An operation that changes device.json starts from
+// what the storage holds, never from this value's copy, so it does not
+// undo another process's change.
 type Device struct {
 	s     Storage
-	st    state
 	ident *identity.KeyPair
+	regID uint32 // st.RegistrationID, which never changes
+
+	mu sync.Mutex // guards st, the last state this Device read or wrote
+	st state
+}
+
+// state returns a copy of the device's state.
+func (d *Device) state() state {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st
+}
+
+// setState keeps st, committed by a transaction, as the device's state.
+func (d *Device) setState(st *state) {
+	d.mu.Lock()
+	d.st = *st
+	d.mu.Unlock()
+}
+
+// updateState runs fn in one transaction on the state the storage holds
+// and saves what fn made of it; the Device keeps it once committed.
+func (d *Device) updateState(fn func(*txStore, *state) error) error {
+	var st *state
+	err := d.update(func(s *txStore) (err error) {
+		if st, err = loadState(s.tx); err != nil {
+			return err
+		}
+		if err := fn(s, st); err != nil {
+			return err
+		}
+		return d.save(s.tx, st)
+	})
+	if err != nil {
+		return err
+	}
+	d.setState(st)
+	return nil
 }
 
 // update runs fn in one transaction on the device's storage; fn's writes
@@ -75,7 +115,7 @@ func (d *Device) update(fn func(*txStore) error) error {
 
 func (d *Device) updateCtx(ctx context.Context, fn func(*txStore) error) error {
 	return d.s.Transact(ctx, func(tx Txn) error {
-		return fn(&txStore{tx: tx, ident: d.ident, regID: d.st.RegistrationID})
+		return fn(&txStore{tx: tx, ident: d.ident, regID: d.regID})
 	})
 }
 
@@ -121,14 +161,16 @@ func create(s Storage, ik *identity.KeyPair, n int) (*Device, *client.Registrati
 		return nil, nil, err
 	}
 	priv := ik.PrivateKey().Serialize()
-	d := &Device{s: s, ident: ik, st: state{
-		RegistrationID:  keyhelper.GenerateRegistrationID(),
+	regID := keyhelper.GenerateRegistrationID()
+	st := &state{
+		RegistrationID:  regID,
 		AuthKey:         auth,
 		IdentityPublic:  ik.PublicKey().Serialize(),
 		IdentityPrivate: priv[:],
 		SignedPreKeyID:  1,
 		NextPreKeyID:    1,
-	}}
+	}
+	d := &Device{s: s, ident: ik, regID: regID, st: *st}
 	var reg *client.Registration
 	err = d.update(func(ts *txStore) error {
 		if b, err := ts.tx.Get(stateKey); err != nil {
@@ -136,27 +178,30 @@ func create(s Storage, ik *identity.KeyPair, n int) (*Device, *client.Registrati
 		} else if b != nil {
 			return ErrExists
 		}
-		spk, err := keyhelper.GenerateSignedPreKey(ik, d.st.SignedPreKeyID, ser.SignedPreKeyRecord)
+		spk, err := keyhelper.GenerateSignedPreKey(ik, st.SignedPreKeyID, ser.SignedPreKeyRecord)
 		if err != nil {
 			return fmt.Errorf("e2e: signed prekey: %w", err)
 		}
 		if err := ts.StoreSignedPreKey(context.Background(), spk.ID(), spk); err != nil {
 			return fmt.Errorf("e2e: %w", err)
 		}
-		pks, err := d.newPreKeys(ts, n)
+		pks, err := d.newPreKeys(ts, st, n)
 		if err != nil {
 			return err
 		}
-		lastResort, err := d.genKEMPreKeys(ts, 1, true)
+		lastResort, err := d.genKEMPreKeys(ts, st, 1, true)
 		if err != nil {
+			return err
+		}
+		if err := d.save(ts.tx, st); err != nil {
 			return err
 		}
 		kem := lastResort[0].Upload()
 		sig := spk.Signature()
 		reg = &client.Registration{
 			AuthKey:        auth,
-			IdentityKey:    d.st.IdentityPublic,
-			RegistrationID: d.st.RegistrationID,
+			IdentityKey:    st.IdentityPublic,
+			RegistrationID: st.RegistrationID,
 			SignedPreKey:   client.SignedPreKey{ID: spk.ID(), PublicKey: spk.KeyPair().PublicKey().Serialize(), Signature: sig[:]},
 			PreKeys:        pks,
 			KemLastResort:  &kem,
@@ -166,6 +211,7 @@ func create(s Storage, ik *identity.KeyPair, n int) (*Device, *client.Registrati
 	if err != nil {
 		return nil, nil, err
 	}
+	d.st = *st
 	return d, reg, nil
 }
 
@@ -180,18 +226,15 @@ func Open(dir string) (*Device, error) {
 
 // OpenStorage loads the device in s, as Open does in a directory.
 func OpenStorage(s Storage) (*Device, error) {
-	d := &Device{s: s}
-	err := s.Transact(context.Background(), func(tx Txn) error {
-		st, err := loadState(tx)
-		if err != nil {
-			return err
-		}
-		d.st = *st
-		return nil
+	var st *state
+	err := s.Transact(context.Background(), func(tx Txn) (err error) {
+		st, err = loadState(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	d := &Device{s: s, st: *st}
 	pub, err := ecc.DecodePoint(d.st.IdentityPublic, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: bad identity key", ErrDamaged, stateKey)
@@ -199,6 +242,7 @@ func OpenStorage(s Storage) (*Device, error) {
 	var priv [32]byte
 	copy(priv[:], d.st.IdentityPrivate)
 	d.ident = identity.NewKeyPair(identity.NewKey(pub), ecc.NewDjbECPrivateKey(priv))
+	d.regID = d.st.RegistrationID
 	return d, nil
 }
 
@@ -227,9 +271,9 @@ func loadState(tx Txn) (*state, error) {
 	return &st, nil
 }
 
-// save stores the device's state in tx's transaction.
-func (d *Device) save(tx Txn) error {
-	b, err := json.MarshalIndent(d.st, "", "  ")
+// save stores st as the device's state in tx's transaction.
+func (d *Device) save(tx Txn, st *state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -241,57 +285,52 @@ func (d *Device) save(tx Txn) error {
 
 // Registered records the account and device id the relay assigned.
 func (d *Device) Registered(accountID []byte, deviceID uint32) error {
-	return d.update(func(s *txStore) error {
-		d.st.AccountID, d.st.DeviceID = hex.EncodeToString(accountID), deviceID
-		return d.save(s.tx)
+	return d.updateState(func(_ *txStore, st *state) error {
+		st.AccountID, st.DeviceID = hex.EncodeToString(accountID), deviceID
+		return nil
 	})
 }
 
 // AccountID returns the account id, or nil before registration.
 func (d *Device) AccountID() []byte {
-	b, _ := hex.DecodeString(d.st.AccountID)
+	b, _ := hex.DecodeString(d.state().AccountID)
 	return b
 }
 
 // DeviceID returns the device id, or 0 before registration.
-func (d *Device) DeviceID() uint32 { return d.st.DeviceID }
+func (d *Device) DeviceID() uint32 { return d.state().DeviceID }
 
 // IdentityKey returns the device's Signal identity public key (33 bytes).
-func (d *Device) IdentityKey() []byte { return d.st.IdentityPublic }
+func (d *Device) IdentityKey() []byte { return d.state().IdentityPublic }
 
 // Credentials returns what the client needs to authenticate.
 func (d *Device) Credentials() (*client.Credentials, error) {
-	acct := d.AccountID()
+	st := d.state()
+	acct, _ := hex.DecodeString(st.AccountID)
 	if len(acct) != 16 {
 		return nil, ErrNotRegistered
 	}
-	return &client.Credentials{AccountID: acct, DeviceID: d.st.DeviceID, AuthKey: d.st.AuthKey}, nil
+	return &client.Credentials{AccountID: acct, DeviceID: st.DeviceID, AuthKey: st.AuthKey}, nil
 }
 
 // NewPreKeys makes and stores n more one-time prekeys, for the relay's
 // "prekeys low" notice, and returns their public parts to upload.
 func (d *Device) NewPreKeys(n int) ([]client.PreKey, error) {
 	var out []client.PreKey
-	err := d.update(func(s *txStore) error {
-		// Another process may have used ids since Open.
-		cur, err := loadState(s.tx)
-		if err != nil {
-			return err
-		}
-		d.st.NextPreKeyID = cur.NextPreKeyID
-		out, err = d.newPreKeys(s, n)
+	err := d.updateState(func(s *txStore, st *state) (err error) {
+		out, err = d.newPreKeys(s, st, n)
 		return err
 	})
 	return out, err
 }
 
-// newPreKeys generates n prekeys from NextPreKeyID on, in s's
-// transaction.
-func (d *Device) newPreKeys(s *txStore, n int) ([]client.PreKey, error) {
+// newPreKeys generates n prekeys from st.NextPreKeyID on, in s's
+// transaction, and moves st's counter on; the caller saves st.
+func (d *Device) newPreKeys(s *txStore, st *state, n int) ([]client.PreKey, error) {
 	if n <= 0 {
-		return nil, d.save(s.tx)
+		return nil, nil
 	}
-	start := int(d.st.NextPreKeyID)
+	start := int(st.NextPreKeyID)
 	pks, err := keyhelper.GeneratePreKeys(start, start+n-1, ser.PreKeyRecord)
 	if err != nil {
 		return nil, fmt.Errorf("e2e: prekeys: %w", err)
@@ -308,10 +347,7 @@ func (d *Device) newPreKeys(s *txStore, n int) ([]client.PreKey, error) {
 	if next > 0xFFFFFF {
 		next = 1
 	}
-	d.st.NextPreKeyID = uint32(next)
-	if err := d.save(s.tx); err != nil {
-		return nil, err
-	}
+	st.NextPreKeyID = uint32(next)
 	return out, nil
 }
 

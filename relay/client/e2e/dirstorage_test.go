@@ -144,3 +144,30 @@ func TestTwoOpenersShareTheState(t *testing.T) {
 		t.Fatalf("%d prekeys", len(seen))
 	}
 }
+
+// TestStaleOpenerKeepsOthersChanges: a Device opened before another
+// process rotated the signed prekey and made KEM prekeys does not write
+// its old counters back when it makes one-time prekeys, so no id is
+// handed out twice afterwards.
+func TestStaleOpenerKeepsOthersChanges(t *testing.T) {
+	first, _ := createDevice(t, 0)
+	stale := reopen(t, first)
+	spk, err := first.RotateSignedPreKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kem, err := first.NewKEMPreKeys(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stale.NewPreKeys(1); err != nil {
+		t.Fatal(err)
+	}
+	again := reopen(t, first)
+	if next, err := again.RotateSignedPreKey(); err != nil || next.ID != spk.ID+1 {
+		t.Fatalf("signed prekey after a stale opener's write: id %d, %v; want %d", next.ID, err, spk.ID+1)
+	}
+	if next, err := again.NewKEMPreKeys(1); err != nil || next[0].ID != kem[0].ID+1 {
+		t.Fatalf("KEM prekey after a stale opener's write: id %d, %v; want %d", next[0].ID, err, kem[0].ID+1)
+	}
+}

@@ -94,12 +94,12 @@ func (d *Device) ownKeyName(groupID []byte) (*protocol.SenderKeyName, error) {
 	if len(acct) != accountIDSize {
 		return nil, ErrNotRegistered
 	}
-	return senderKeyName(groupID, acct, d.st.DeviceID)
+	return senderKeyName(groupID, acct, d.DeviceID())
 }
 
 // isSelf reports whether (account, deviceID) is this device.
 func (d *Device) isSelf(account []byte, deviceID uint32) bool {
-	return deviceID == d.st.DeviceID && bytes.Equal(account, d.AccountID())
+	return deviceID == d.DeviceID() && bytes.Equal(account, d.AccountID())
 }
 
 func groupBuilder(s *txStore) *groups.SessionBuilder {

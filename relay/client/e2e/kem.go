@@ -120,23 +120,18 @@ func (d *Device) RemoveKEMPreKey(id uint32) error {
 
 func (d *Device) newKEMPreKeys(n int, lastResort bool) ([]KEMPreKey, error) {
 	var out []KEMPreKey
-	err := d.update(func(s *txStore) error {
-		// Another process may have used ids since Open.
-		cur, err := loadState(s.tx)
-		if err != nil {
-			return err
-		}
-		d.st.NextKEMPreKeyID = cur.NextKEMPreKeyID
-		out, err = d.genKEMPreKeys(s, n, lastResort)
+	err := d.updateState(func(s *txStore, st *state) (err error) {
+		out, err = d.genKEMPreKeys(s, st, n, lastResort)
 		return err
 	})
 	return out, err
 }
 
 // genKEMPreKeys makes, stores and signs n KEM prekeys from
-// NextKEMPreKeyID on, and saves the state, in s's transaction.
-func (d *Device) genKEMPreKeys(s *txStore, n int, lastResort bool) ([]KEMPreKey, error) {
-	next := d.st.NextKEMPreKeyID
+// st.NextKEMPreKeyID on, in s's transaction, and moves st's counter on;
+// the caller saves st.
+func (d *Device) genKEMPreKeys(s *txStore, st *state, n int, lastResort bool) ([]KEMPreKey, error) {
+	next := st.NextKEMPreKeyID
 	if next == 0 {
 		next = 1
 	}
@@ -157,10 +152,7 @@ func (d *Device) genKEMPreKeys(s *txStore, n int, lastResort bool) ([]KEMPreKey,
 			next = 1
 		}
 	}
-	d.st.NextKEMPreKeyID = next
-	if err := d.save(s.tx); err != nil {
-		return nil, err
-	}
+	st.NextKEMPreKeyID = next
 	return out, nil
 }
 

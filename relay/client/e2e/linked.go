@@ -75,7 +75,7 @@ func checkProvisioning(p *Provisioning) error {
 // nameAEAD is the AES-256-GCM cipher for device names, keyed from the
 // identity private key that all of an account's devices share.
 func (d *Device) nameAEAD() (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, d.st.IdentityPrivate, nil, deviceNameInfo, 32)
+	key, err := hkdf.Key(sha256.New, d.state().IdentityPrivate, nil, deviceNameInfo, 32)
 	if err != nil {
 		return nil, fmt.Errorf("e2e: device name key: %w", err)
 	}

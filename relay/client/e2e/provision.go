@@ -87,9 +87,10 @@ func (d *Device) SealProvisioning(newDevicePublic []byte, linkCode []byte) ([]by
 	if err != nil {
 		return nil, fmt.Errorf("e2e: new device key: %w", err)
 	}
+	st := d.state()
 	plain, err := json.Marshal(provision.ProvisionMessage{
-		IdentityKeyPublic:  d.st.IdentityPublic,
-		IdentityKeyPrivate: d.st.IdentityPrivate,
+		IdentityKeyPublic:  st.IdentityPublic,
+		IdentityKeyPrivate: st.IdentityPrivate,
 		UserId:             hex.EncodeToString(acct),
 		ProvisioningCode:   base64.StdEncoding.EncodeToString(linkCode),
 	})

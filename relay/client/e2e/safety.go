@@ -36,7 +36,8 @@ func (d *Device) SafetyNumber(contact []byte) (string, error) {
 // safetyNumber is the safety number of this account and a contact whose
 // identity key is theirs.
 func (d *Device) safetyNumber(contact, theirs []byte) string {
-	mine := fingerprintHalf(d.st.IdentityPublic, d.st.AccountID)
+	st := d.state()
+	mine := fingerprintHalf(st.IdentityPublic, st.AccountID)
 	other := fingerprintHalf(theirs, addressName(contact))
 	digits := fingerprint.NewDisplay(mine, other).DisplayText()
 	groups := make([]string, 0, len(digits)/5)

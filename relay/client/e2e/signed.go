@@ -22,14 +22,8 @@ const keepSignedPreKeys = 3
 // prekey").
 func (d *Device) RotateSignedPreKey() (client.SignedPreKey, error) {
 	var out client.SignedPreKey
-	err := d.update(func(s *txStore) error {
-		// Another process may have rotated since Open.
-		cur, err := loadState(s.tx)
-		if err != nil {
-			return err
-		}
-		d.st = *cur
-		next := d.st.SignedPreKeyID + 1
+	err := d.updateState(func(s *txStore, st *state) error {
+		next := st.SignedPreKeyID + 1
 		if next > 0xFFFFFF { // 24-bit ids, as one-time prekeys; 0 is skipped
 			next = 1
 		}
@@ -41,10 +35,7 @@ func (d *Device) RotateSignedPreKey() (client.SignedPreKey, error) {
 		if err := s.StoreSignedPreKey(ctx, spk.ID(), spk); err != nil {
 			return fmt.Errorf("e2e: %w", err)
 		}
-		d.st.SignedPreKeyID = next
-		if err := d.save(s.tx); err != nil {
-			return err
-		}
+		st.SignedPreKeyID = next
 		keep := map[uint32]bool{}
 		for i, id := 0, next; i < keepSignedPreKeys; i++ {
 			keep[id] = true
