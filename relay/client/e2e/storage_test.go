@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	onMemory = true
-	if testing.Verbose() {
+	if f := flag.Lookup("test.bench"); testing.Verbose() || f != nil && f.Value.String() != "" {
 		fmt.Println("=== the tests again, on in-memory storage")
 	}
 	if c := m.Run(); code == 0 {
