@@ -59,8 +59,8 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if relayErr == nil {
 		st.Reachable, st.PreKeys = true, &counts.PreKeys
 		st.KemPreKeys, st.KemLastResort = &counts.KemPreKeys, &counts.KemLastResort
-		for _, info := range infos {
-			j, _ := c.deviceRow(d, info)
+		for _, in := range infos {
+			j, _ := c.deviceRow(fromRelay(d, in))
 			st.Devices = append(st.Devices, j)
 			if j.This && j.Name != "" {
 				st.DeviceName = j.Name
@@ -83,8 +83,8 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "relay: %s, reachable\n", opts.Addr)
 	fmt.Fprintf(c.stdout, "devices: %d\n", len(infos))
-	for _, info := range infos {
-		_, line := c.deviceRow(d, info)
+	for _, in := range infos {
+		_, line := c.deviceRow(fromRelay(d, in))
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
 	fmt.Fprintf(c.stdout, "one-time prekeys on the relay: %d\n", counts.PreKeys)
@@ -125,26 +125,28 @@ func (c *cli) askRelay(ctx context.Context, opts *client.Options, creds *client.
 	return infos, counts, nil
 }
 
+// fromRelay is a device of the relay's list, with its name opened by d.
+func fromRelay(d *e2e.Device, in client.DeviceInfo) listedDevice {
+	l := listedDevice{id: in.DeviceID, this: in.DeviceID == d.DeviceID(), linked: in.Linked, lastSeen: in.LastSeen}
+	if len(in.EncryptedName) > 0 {
+		n, err := d.OpenDeviceName(in.EncryptedName)
+		l.name, l.unreadable = n, err != nil
+	}
+	return l
+}
+
 // deviceRow describes one device of the account, for -json and for
 // people (as "pigeon devices" prints it). This device's name is the one
 // given to "pigeon init -name" or "pigeon link -name" when the relay has
 // none (a first device registered before RegisterRequest had a name).
-func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, string) {
-	name, unreadable := "", false
-	if len(info.EncryptedName) > 0 {
-		if n, err := d.OpenDeviceName(info.EncryptedName); err == nil {
-			name = n
-		} else {
-			unreadable = true
-		}
-	}
-	this := info.DeviceID == d.DeviceID()
-	if this && name == "" && !unreadable {
+func (c *cli) deviceRow(info listedDevice) (deviceJSON, string) {
+	name, unreadable := info.name, info.unreadable
+	if info.this && name == "" && !unreadable {
 		name = c.localName()
 	}
-	j := deviceJSON{ID: info.DeviceID, Name: name, NameUnreadable: unreadable, Linked: info.Linked.UTC().Format(time.RFC3339), This: this}
-	if !info.LastSeen.IsZero() {
-		j.LastSeen = info.LastSeen.UTC().Format(time.RFC3339)
+	j := deviceJSON{ID: info.id, Name: name, NameUnreadable: unreadable, Linked: info.linked.UTC().Format(time.RFC3339), This: info.this}
+	if !info.lastSeen.IsZero() {
+		j.LastSeen = info.lastSeen.UTC().Format(time.RFC3339)
 	}
 	switch {
 	case unreadable:
@@ -153,12 +155,12 @@ func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, stri
 		name = "(no name)"
 	}
 	seen := "never"
-	if !info.LastSeen.IsZero() {
-		seen = info.LastSeen.Format("2006-01-02")
+	if !info.lastSeen.IsZero() {
+		seen = info.lastSeen.Format("2006-01-02")
 	}
 	mark := ""
-	if this {
+	if info.this {
 		mark = " (this device)"
 	}
-	return j, fmt.Sprintf("%d\t%s\tlinked %s\tlast seen %s%s", info.DeviceID, name, info.Linked.Format("2006-01-02"), seen, mark)
+	return j, fmt.Sprintf("%d\t%s\tlinked %s\tlast seen %s%s", info.id, name, info.linked.Format("2006-01-02"), seen, mark)
 }

@@ -123,7 +123,7 @@ func TestFailFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*patience)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	_, err = m.Devices(ctx)
 	var ue *UnreachableError
