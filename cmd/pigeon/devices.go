@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
-	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -87,7 +86,7 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 		return messengerError("list devices", opts, err)
 	}
 	for i := range l.Count() {
-		j, line := c.deviceRow(listed(l, i))
+		j, line := c.deviceRow(l, i)
 		if asJSON {
 			emit(c.stdout, j)
 		} else {
@@ -95,22 +94,4 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
-}
-
-// listedDevice is one of the account's devices as the relay lists it,
-// its name opened here.
-type listedDevice struct {
-	id               uint32
-	name             string // "" when it has none or it is unreadable
-	unreadable, this bool
-	linked, lastSeen time.Time // lastSeen is zero if never
-}
-
-// listed is the i-th device of l.
-func listed(l *messenger.DeviceList, i int) listedDevice {
-	d := listedDevice{id: uint32(l.ID(i)), name: l.Name(i), unreadable: l.NameUnreadable(i), this: l.IsThis(i), linked: time.UnixMilli(l.LinkedMillis(i))}
-	if ms := l.LastSeenMillis(i); ms != 0 {
-		d.lastSeen = time.UnixMilli(ms)
-	}
-	return d
 }

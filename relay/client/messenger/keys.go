@@ -42,6 +42,22 @@ func (m *Messenger) RefillPreKeys(ctx context.Context, remaining, kemRemaining i
 	return m.refillKEMs(ctx, kemRemaining)
 }
 
+// PreKeyCounts is what the relay holds for this device: how many
+// one-time prekeys of each kind, and whether it has a last-resort KEM
+// prekey.
+func (m *Messenger) PreKeyCounts(ctx context.Context) (*client.PreKeyCounts, error) {
+	var counts *client.PreKeyCounts
+	err := m.conn(ctx, func(c *client.Conn) error {
+		var err error
+		counts, err = c.PreKeyCounts(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("messenger: prekey status: %w", err)
+	}
+	return counts, nil
+}
+
 // refill is RefillPreKeys for the X25519 kind, logging a failure (Run's
 // use).
 func (m *Messenger) refill(ctx context.Context, remaining int) {

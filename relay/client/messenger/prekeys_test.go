@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // signalHandler is a slog.Handler that hands each record's message to
@@ -136,9 +134,7 @@ func TestFailFast(t *testing.T) {
 // kem one-time KEM prekeys (and a last-resort one) for d.
 func wantCounts(t *testing.T, d *device, n, kem int) {
 	t.Helper()
-	ctx := ctxT(t)
-	var counts *client.PreKeyCounts
-	err := d.conn(ctx, func(c *clientConn) error { var err error; counts, err = c.PreKeyCounts(ctx); return err })
+	counts, err := d.PreKeyCounts(ctxT(t))
 	if err != nil || counts.PreKeys != n || counts.KemPreKeys != kem || !counts.KemLastResort {
 		t.Fatalf("relay holds %+v (%v), want %d one-time prekeys, %d one-time KEM prekeys and a last-resort one", counts, err, n, kem)
 	}
