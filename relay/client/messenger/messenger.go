@@ -102,15 +102,25 @@ func Register(ctx context.Context, dir string, cfg *Config, name string) (*Messe
 	return openNew(ctx, newDirStore(d), cfg)
 }
 
-// openNew opens a device that has just joined its account and uploads
-// its first one-time KEM prekeys (Register, Link.Wait).
+// openNew opens a device that has just joined its account (Register,
+// Link.Wait), after uploading its first one-time KEM prekeys on a
+// send-only connection of their own: the device is not receiving yet,
+// so the relay must not count it connected.
 func openNew(ctx context.Context, s Store, cfg *Config) (*Messenger, error) {
+	up := *cfg
+	up.SendOnly = true
+	first, err := OpenStore(s, &up, nil)
+	if err != nil {
+		return nil, err
+	}
+	upErr := first.refillKEMs(ctx, 0)
+	first.Close()
 	m, err := OpenStore(s, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.refillKEMs(ctx, 0); err != nil {
-		return m, fmt.Errorf("%w: %w", ErrPreKeysPending, err)
+	if upErr != nil {
+		return m, fmt.Errorf("%w: %w", ErrPreKeysPending, upErr)
 	}
 	return m, nil
 }
