@@ -186,7 +186,7 @@ func relayError(what string, err error) error {
 		switch {
 		case re.RetryAfterMillis > 0:
 			hint = "try again " + retryIn(time.Duration(re.RetryAfterMillis)*time.Millisecond)
-		case re.CodeName() == "UNKNOWN_DEVICE" && slices.Contains([]string{"authenticate", "connect", "receive", "list devices", "set push token"}, what):
+		case re.CodeName() == "UNKNOWN_DEVICE" && slices.Contains([]string{"authenticate", "connect", "receive", "list devices", "set push token", "revoke", "link", "prekey status"}, what):
 			hint = "this device is no longer part of its account (it was revoked from another device): move this -dir away and run \"pigeon link\" (or \"pigeon init\") with a new one"
 		}
 		return failf(hint, "%s: the relay said %s: %s", what, re.CodeName(), re.Message)
