@@ -58,3 +58,11 @@ func (s *Store) LookupDedup(key []byte) (time.Time, error) {
 func PutLegacy(db *pebble.DB, a Address, seq uint64, t time.Time, body []byte) error {
 	return db.Set(msgKey(a, seq), append(encodeTime(t), body...), pebble.Sync)
 }
+
+// SetRangeDeletes turns range tombstones for acked runs on or off (for
+// benchmarks) and returns the previous setting.
+func SetRangeDeletes(on bool) bool {
+	old := rangeDeletes
+	rangeDeletes = on
+	return old
+}

@@ -115,7 +115,8 @@ type session struct {
 	events      chan *spec.ServerEvent // advisory events from other handlers
 	online      chan []byte            // online-only envelope frames, never stored
 	onlineBytes atomic.Int64           // bytes in online, bounded by maxOnlineBytes
-	acked       chan []uint64          // seqs acked by the client, from the reader
+	inflight    inflight               // written, not yet acked
+	freed       chan struct{}          // the reader took acked envelopes out of inflight
 	done        chan struct{}          // closed when the reader stops
 	quit        chan struct{}          // closed when delivery stops
 	clean       bool                   // the reader saw the client's FIN
@@ -155,7 +156,7 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		window: window,
 		events: make(chan *spec.ServerEvent, 8),
 		online: make(chan []byte, 32),
-		acked:  make(chan []uint64, 64),
+		freed:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
 	}
@@ -236,24 +237,30 @@ func (s *session) readAcks() {
 			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "unexpected frame on the session stream")
 			return
 		}
+		// Their places in the window free whether or not the delete
+		// works: if it fails, the envelopes stay queued and come again on
+		// a later session.
+		seqs, ok := s.inflight.ack(ack)
+		if !ok {
+			_ = s.c.qc.CloseWithError(spec.CloseProtocol, "Ack range whose first is after its last")
+			return
+		}
+		if len(seqs) == 0 {
+			continue
+		}
 		// An ack the client sent is applied even if the connection closes
 		// right after it (a cluster's delete is a request away), so the
 		// device is not given the message again.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(s.c.ctx), ackTimeout)
-		n, err := s.c.s.queues.Ack(actx, s.addr, ack.Seqs)
+		n, err := s.c.s.queues.Ack(actx, s.addr, seqs)
 		cancel()
 		if err != nil {
-			// Free the window anyway: the envelopes stay queued and come
-			// again on a later session.
 			s.c.s.internal("delete acked envelopes", err)
 		}
 		s.c.s.m.acked.Add(float64(n))
 		select {
-		case s.acked <- ack.Seqs:
-		case <-s.quit:
-			return
-		case <-s.c.ctx.Done():
-			return
+		case s.freed <- struct{}{}:
+		default: // a wake-up is pending already
 		}
 	}
 }
@@ -267,14 +274,13 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 	defer cancel()
 	s.checkPreKeys()
 	var (
-		inflight = make(map[uint64]struct{})
-		drained  bool
-		buf      []byte
-		woke     time.Time // when an append woke the session, until its envelopes are written
+		drained bool
+		buf     []byte
+		woke    time.Time // when an append woke the session, until its envelopes are written
 	)
-	defer func() { unacked = len(inflight) > 0 }()
+	defer func() { unacked = s.inflight.len() > 0 }()
 	for {
-		if room := s.window - len(inflight); room > 0 {
+		if room := s.window - s.inflight.len(); room > 0 {
 			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
 			if err != nil && s.c.ctx.Err() != nil {
 				return // the connection closed during the read
@@ -291,7 +297,7 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 				buf = buf[:0]
 				for _, it := range items {
 					buf = appendEnvelopeFrame(buf, it.Seq, it.Time.UnixMilli(), it.Body)
-					inflight[it.Seq] = struct{}{}
+					s.inflight.add(it.Seq)
 					cursor = it.Seq
 				}
 				// Counted before the write, so a client that has read an
@@ -318,10 +324,7 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 		select {
 		case <-wake:
 			woke = time.Now()
-		case seqs := <-s.acked:
-			for _, q := range seqs {
-				delete(inflight, q)
-			}
+		case <-s.freed:
 		case ev := <-s.events:
 			if err := spec.WriteFrame(s.st, ev); err != nil {
 				return
@@ -332,12 +335,6 @@ func (s *session) deliver() (cursor uint64, unacked bool) {
 				return
 			}
 		case <-s.done:
-			// Acks the reader passed on before it stopped count.
-			for len(s.acked) > 0 {
-				for _, q := range <-s.acked {
-					delete(inflight, q)
-				}
-			}
 			s.finish()
 			return
 		case <-s.c.ctx.Done():

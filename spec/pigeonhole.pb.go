@@ -4175,10 +4175,13 @@ type ClientEvent_Ack struct {
 
 func (*ClientEvent_Ack) isClientEvent_Body() {}
 
-// Ack deletes delivered envelopes by sequence number.
+// Ack deletes delivered envelopes by sequence number: the seqs it names,
+// and the envelopes delivered on this stream whose seq is within one of
+// its ranges (protocol.md, "Acknowledgements").
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seqs          []uint64               `protobuf:"varint,1,rep,packed,name=seqs,proto3" json:"seqs,omitempty"`
+	Ranges        []*SeqRange            `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4220,6 +4223,66 @@ func (x *Ack) GetSeqs() []uint64 {
 	return nil
 }
 
+func (x *Ack) GetRanges() []*SeqRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+// SeqRange is the seqs from first to last, both included.
+type SeqRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint64                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Last          uint64                 `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeqRange) Reset() {
+	*x = SeqRange{}
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeqRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeqRange) ProtoMessage() {}
+
+func (x *SeqRange) ProtoReflect() protoreflect.Message {
+	mi := &file_pigeonhole_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeqRange.ProtoReflect.Descriptor instead.
+func (*SeqRange) Descriptor() ([]byte, []int) {
+	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SeqRange) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *SeqRange) GetLast() uint64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
 // SenderCertificateRequest asks the relay for a certificate binding the
 // authenticated device to its identity key. Authenticated.
 type SenderCertificateRequest struct {
@@ -4230,7 +4293,7 @@ type SenderCertificateRequest struct {
 
 func (x *SenderCertificateRequest) Reset() {
 	*x = SenderCertificateRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[60]
+	mi := &file_pigeonhole_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4305,7 @@ func (x *SenderCertificateRequest) String() string {
 func (*SenderCertificateRequest) ProtoMessage() {}
 
 func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[60]
+	mi := &file_pigeonhole_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4318,7 @@ func (x *SenderCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateRequest.ProtoReflect.Descriptor instead.
 func (*SenderCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{60}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
 }
 
 // SenderCertificate is a short-lived statement by the relay: certificate
@@ -4273,7 +4336,7 @@ type SenderCertificate struct {
 
 func (x *SenderCertificate) Reset() {
 	*x = SenderCertificate{}
-	mi := &file_pigeonhole_proto_msgTypes[61]
+	mi := &file_pigeonhole_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4285,7 +4348,7 @@ func (x *SenderCertificate) String() string {
 func (*SenderCertificate) ProtoMessage() {}
 
 func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[61]
+	mi := &file_pigeonhole_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4298,7 +4361,7 @@ func (x *SenderCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificate.ProtoReflect.Descriptor instead.
 func (*SenderCertificate) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{61}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SenderCertificate) GetCertificate() []byte {
@@ -4329,7 +4392,7 @@ type SenderCertificateBody struct {
 
 func (x *SenderCertificateBody) Reset() {
 	*x = SenderCertificateBody{}
-	mi := &file_pigeonhole_proto_msgTypes[62]
+	mi := &file_pigeonhole_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4404,7 @@ func (x *SenderCertificateBody) String() string {
 func (*SenderCertificateBody) ProtoMessage() {}
 
 func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[62]
+	mi := &file_pigeonhole_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4417,7 @@ func (x *SenderCertificateBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateBody.ProtoReflect.Descriptor instead.
 func (*SenderCertificateBody) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{62}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SenderCertificateBody) GetAccountId() []byte {
@@ -4403,7 +4466,7 @@ type ServerCertificateKey struct {
 
 func (x *ServerCertificateKey) Reset() {
 	*x = ServerCertificateKey{}
-	mi := &file_pigeonhole_proto_msgTypes[63]
+	mi := &file_pigeonhole_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4415,7 +4478,7 @@ func (x *ServerCertificateKey) String() string {
 func (*ServerCertificateKey) ProtoMessage() {}
 
 func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[63]
+	mi := &file_pigeonhole_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4428,7 +4491,7 @@ func (x *ServerCertificateKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerCertificateKey.ProtoReflect.Descriptor instead.
 func (*ServerCertificateKey) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{63}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ServerCertificateKey) GetKeyId() uint32 {
@@ -4457,7 +4520,7 @@ type SenderCertificateResponse struct {
 
 func (x *SenderCertificateResponse) Reset() {
 	*x = SenderCertificateResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[64]
+	mi := &file_pigeonhole_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4532,7 @@ func (x *SenderCertificateResponse) String() string {
 func (*SenderCertificateResponse) ProtoMessage() {}
 
 func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[64]
+	mi := &file_pigeonhole_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4545,7 @@ func (x *SenderCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderCertificateResponse.ProtoReflect.Descriptor instead.
 func (*SenderCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{64}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SenderCertificateResponse) GetCertificate() *SenderCertificate {
@@ -4516,7 +4579,7 @@ type SetUnidentifiedAccessRequest struct {
 
 func (x *SetUnidentifiedAccessRequest) Reset() {
 	*x = SetUnidentifiedAccessRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[65]
+	mi := &file_pigeonhole_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4528,7 +4591,7 @@ func (x *SetUnidentifiedAccessRequest) String() string {
 func (*SetUnidentifiedAccessRequest) ProtoMessage() {}
 
 func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[65]
+	mi := &file_pigeonhole_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4541,7 +4604,7 @@ func (x *SetUnidentifiedAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUnidentifiedAccessRequest.ProtoReflect.Descriptor instead.
 func (*SetUnidentifiedAccessRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{65}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SetUnidentifiedAccessRequest) GetVerifier() []byte {
@@ -4566,7 +4629,7 @@ type SetUnidentifiedAccessResponse struct {
 
 func (x *SetUnidentifiedAccessResponse) Reset() {
 	*x = SetUnidentifiedAccessResponse{}
-	mi := &file_pigeonhole_proto_msgTypes[66]
+	mi := &file_pigeonhole_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4641,7 @@ func (x *SetUnidentifiedAccessResponse) String() string {
 func (*SetUnidentifiedAccessResponse) ProtoMessage() {}
 
 func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[66]
+	mi := &file_pigeonhole_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4654,7 @@ func (x *SetUnidentifiedAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUnidentifiedAccessResponse.ProtoReflect.Descriptor instead.
 func (*SetUnidentifiedAccessResponse) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{66}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{67}
 }
 
 // SealedSendRequest queues a sealed message for every device of the
@@ -4613,7 +4676,7 @@ type SealedSendRequest struct {
 
 func (x *SealedSendRequest) Reset() {
 	*x = SealedSendRequest{}
-	mi := &file_pigeonhole_proto_msgTypes[67]
+	mi := &file_pigeonhole_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4625,7 +4688,7 @@ func (x *SealedSendRequest) String() string {
 func (*SealedSendRequest) ProtoMessage() {}
 
 func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pigeonhole_proto_msgTypes[67]
+	mi := &file_pigeonhole_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4638,7 +4701,7 @@ func (x *SealedSendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedSendRequest.ProtoReflect.Descriptor instead.
 func (*SealedSendRequest) Descriptor() ([]byte, []int) {
-	return file_pigeonhole_proto_rawDescGZIP(), []int{67}
+	return file_pigeonhole_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SealedSendRequest) GetRecipient() []byte {
@@ -4956,9 +5019,13 @@ const file_pigeonhole_proto_rawDesc = "" +
 	"\fQueueDrained\"=\n" +
 	"\vClientEvent\x12&\n" +
 	"\x03ack\x18\x01 \x01(\v2\x12.pigeonhole.v1.AckH\x00R\x03ackB\x06\n" +
-	"\x04body\"\x19\n" +
+	"\x04body\"J\n" +
 	"\x03Ack\x12\x12\n" +
-	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\"\x1a\n" +
+	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\x12/\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x17.pigeonhole.v1.SeqRangeR\x06ranges\"4\n" +
+	"\bSeqRange\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\x04R\x04last\"\x1a\n" +
 	"\x18SenderCertificateRequest\"S\n" +
 	"\x11SenderCertificate\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x1c\n" +
@@ -5004,7 +5071,7 @@ func file_pigeonhole_proto_rawDescGZIP() []byte {
 	return file_pigeonhole_proto_rawDescData
 }
 
-var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_pigeonhole_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_pigeonhole_proto_goTypes = []any{
 	(*Request)(nil),                           // 0: pigeonhole.v1.Request
 	(*Response)(nil),                          // 1: pigeonhole.v1.Response
@@ -5066,15 +5133,16 @@ var file_pigeonhole_proto_goTypes = []any{
 	(*QueueDrained)(nil),                      // 57: pigeonhole.v1.QueueDrained
 	(*ClientEvent)(nil),                       // 58: pigeonhole.v1.ClientEvent
 	(*Ack)(nil),                               // 59: pigeonhole.v1.Ack
-	(*SenderCertificateRequest)(nil),          // 60: pigeonhole.v1.SenderCertificateRequest
-	(*SenderCertificate)(nil),                 // 61: pigeonhole.v1.SenderCertificate
-	(*SenderCertificateBody)(nil),             // 62: pigeonhole.v1.SenderCertificateBody
-	(*ServerCertificateKey)(nil),              // 63: pigeonhole.v1.ServerCertificateKey
-	(*SenderCertificateResponse)(nil),         // 64: pigeonhole.v1.SenderCertificateResponse
-	(*SetUnidentifiedAccessRequest)(nil),      // 65: pigeonhole.v1.SetUnidentifiedAccessRequest
-	(*SetUnidentifiedAccessResponse)(nil),     // 66: pigeonhole.v1.SetUnidentifiedAccessResponse
-	(*SealedSendRequest)(nil),                 // 67: pigeonhole.v1.SealedSendRequest
-	nil,                                       // 68: pigeonhole.v1.BlobGrant.HeadersEntry
+	(*SeqRange)(nil),                          // 60: pigeonhole.v1.SeqRange
+	(*SenderCertificateRequest)(nil),          // 61: pigeonhole.v1.SenderCertificateRequest
+	(*SenderCertificate)(nil),                 // 62: pigeonhole.v1.SenderCertificate
+	(*SenderCertificateBody)(nil),             // 63: pigeonhole.v1.SenderCertificateBody
+	(*ServerCertificateKey)(nil),              // 64: pigeonhole.v1.ServerCertificateKey
+	(*SenderCertificateResponse)(nil),         // 65: pigeonhole.v1.SenderCertificateResponse
+	(*SetUnidentifiedAccessRequest)(nil),      // 66: pigeonhole.v1.SetUnidentifiedAccessRequest
+	(*SetUnidentifiedAccessResponse)(nil),     // 67: pigeonhole.v1.SetUnidentifiedAccessResponse
+	(*SealedSendRequest)(nil),                 // 68: pigeonhole.v1.SealedSendRequest
+	nil,                                       // 69: pigeonhole.v1.BlobGrant.HeadersEntry
 }
 var file_pigeonhole_proto_depIdxs = []int32{
 	7,  // 0: pigeonhole.v1.Request.register:type_name -> pigeonhole.v1.RegisterRequest
@@ -5096,9 +5164,9 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	24, // 16: pigeonhole.v1.Request.multi_send:type_name -> pigeonhole.v1.MultiSendRequest
 	13, // 17: pigeonhole.v1.Request.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysRequest
 	15, // 18: pigeonhole.v1.Request.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyRequest
-	60, // 19: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
-	65, // 20: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
-	67, // 21: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
+	61, // 19: pigeonhole.v1.Request.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateRequest
+	66, // 20: pigeonhole.v1.Request.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessRequest
+	68, // 21: pigeonhole.v1.Request.sealed_send:type_name -> pigeonhole.v1.SealedSendRequest
 	2,  // 22: pigeonhole.v1.Response.error:type_name -> pigeonhole.v1.Error
 	8,  // 23: pigeonhole.v1.Response.register:type_name -> pigeonhole.v1.RegisterResponse
 	10, // 24: pigeonhole.v1.Response.upload_prekeys:type_name -> pigeonhole.v1.UploadPreKeysResponse
@@ -5117,8 +5185,8 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	26, // 37: pigeonhole.v1.Response.multi_send:type_name -> pigeonhole.v1.SendResponse
 	14, // 38: pigeonhole.v1.Response.upload_kem_prekeys:type_name -> pigeonhole.v1.UploadKemPreKeysResponse
 	16, // 39: pigeonhole.v1.Response.rotate_last_resort_kem_prekey:type_name -> pigeonhole.v1.RotateLastResortKemPreKeyResponse
-	64, // 40: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
-	66, // 41: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
+	65, // 40: pigeonhole.v1.Response.sender_certificate:type_name -> pigeonhole.v1.SenderCertificateResponse
+	67, // 41: pigeonhole.v1.Response.set_unidentified_access:type_name -> pigeonhole.v1.SetUnidentifiedAccessResponse
 	26, // 42: pigeonhole.v1.Response.sealed_send:type_name -> pigeonhole.v1.SendResponse
 	3,  // 43: pigeonhole.v1.Error.stale_accounts:type_name -> pigeonhole.v1.StaleAccount
 	4,  // 44: pigeonhole.v1.RegisterRequest.signed_prekey:type_name -> pigeonhole.v1.SignedPreKey
@@ -5144,7 +5212,7 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	5,  // 64: pigeonhole.v1.LinkDeviceRequest.prekeys:type_name -> pigeonhole.v1.PreKey
 	6,  // 65: pigeonhole.v1.LinkDeviceRequest.last_resort_kem_prekey:type_name -> pigeonhole.v1.KemPreKey
 	42, // 66: pigeonhole.v1.ListDevicesResponse.devices:type_name -> pigeonhole.v1.DeviceInfo
-	68, // 67: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
+	69, // 67: pigeonhole.v1.BlobGrant.headers:type_name -> pigeonhole.v1.BlobGrant.HeadersEntry
 	47, // 68: pigeonhole.v1.UploadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
 	47, // 69: pigeonhole.v1.DownloadGrantResponse.grant:type_name -> pigeonhole.v1.BlobGrant
 	53, // 70: pigeonhole.v1.ServerEvent.ready:type_name -> pigeonhole.v1.SessionReady
@@ -5154,14 +5222,15 @@ var file_pigeonhole_proto_depIdxs = []int32{
 	57, // 74: pigeonhole.v1.ServerEvent.drained:type_name -> pigeonhole.v1.QueueDrained
 	56, // 75: pigeonhole.v1.ServerEvent.devices_changed:type_name -> pigeonhole.v1.DevicesChanged
 	59, // 76: pigeonhole.v1.ClientEvent.ack:type_name -> pigeonhole.v1.Ack
-	61, // 77: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
-	63, // 78: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
-	22, // 79: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	60, // 77: pigeonhole.v1.Ack.ranges:type_name -> pigeonhole.v1.SeqRange
+	62, // 78: pigeonhole.v1.SenderCertificateResponse.certificate:type_name -> pigeonhole.v1.SenderCertificate
+	64, // 79: pigeonhole.v1.SenderCertificateResponse.server_keys:type_name -> pigeonhole.v1.ServerCertificateKey
+	22, // 80: pigeonhole.v1.SealedSendRequest.messages:type_name -> pigeonhole.v1.DeviceMessage
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_pigeonhole_proto_init() }
@@ -5241,7 +5310,7 @@ func file_pigeonhole_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pigeonhole_proto_rawDesc), len(file_pigeonhole_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

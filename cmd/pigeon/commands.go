@@ -16,11 +16,8 @@ import (
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 )
-
-// initialPreKeys is how many one-time prekeys a new device uploads (the
-// most one request may carry).
-const initialPreKeys = 100
 
 // initFlags are the flags of "pigeon init".
 type initFlags struct{ addr, fp, name string }
@@ -51,33 +48,20 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	opts := &client.Options{Addr: *addr, Fingerprint: *fp}
 	_, statErr := os.Stat(c.dir)
 	madeDir := errors.Is(statErr, os.ErrNotExist) // init makes the directory
-	dev, reg, err := e2e.Create(c.dir, initialPreKeys)
+	m, err := messenger.Register(ctx, c.dir, config(opts), f.name)
+	pending := errors.Is(err, messenger.ErrPreKeysPending)
 	if errors.Is(err, e2e.ErrExists) {
 		return failf("use another -dir for another identity", "%s already holds an identity", c.dir)
 	}
-	if err != nil {
-		return err
-	}
-	if f.name != "" {
-		if reg.EncryptedName, err = dev.SealDeviceName(truncateName(f.name)); err != nil {
-			return err
-		}
-	}
-	acct, err := register(ctx, opts, reg)
-	if err != nil {
-		// Leave nothing half made behind, so init can be run again:
-		// the directory too when init made it.
-		for _, name := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
-			_ = os.RemoveAll(filepath.Join(c.dir, name))
-		}
+	if err != nil && !pending {
+		// The messenger left no device behind, so init can be run
+		// again: the directory goes too when init made it.
 		if madeDir {
 			_ = os.Remove(c.dir) // only if nothing else is in it
 		}
-		return err
+		return messengerError("register", opts, err)
 	}
-	if err := dev.Registered(acct.AccountID, acct.DeviceID); err != nil {
-		return err
-	}
+	defer m.Close()
 	b, _ := json.Marshal(relayInfo{Addr: *addr, Fingerprint: *fp})
 	if err := os.WriteFile(filepath.Join(c.dir, relayFile), b, 0o600); err != nil {
 		return err
@@ -85,22 +69,28 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
-	c.uploadFirstKEMPreKeys(ctx, true)
-	fmt.Fprintln(c.stdout, hex.EncodeToString(acct.AccountID))
+	if pending {
+		c.kemPreKeysPending(err)
+	}
+	c.firstAccessKey(ctx)
+	fmt.Fprintln(c.stdout, hex.EncodeToString(m.AccountID()))
 	return nil
 }
 
-func register(ctx context.Context, opts *client.Options, reg *client.Registration) (*client.Account, error) {
-	conn, err := dial(ctx, opts)
-	if err != nil {
-		return nil, err
+// firstAccessKey sets up a new account's access key for sealed sends
+// (accesskeys.go), on a connection of its own. Only init does: a linked
+// device must not, as that would replace the key the account's contacts
+// hold.
+func (c *cli) firstAccessKey(ctx context.Context) {
+	_, conn, err := c.sendOnly(ctx)
+	if err == nil {
+		defer conn.Close()
+		err = c.setUpAccessKey(ctx, conn)
+		_ = conn.Finish(ctx)
 	}
-	defer conn.Close()
-	acct, err := conn.Register(ctx, reg)
 	if err != nil {
-		return nil, relayError("register", err)
+		fmt.Fprintf(c.stderr, "pigeon: contacts will send to you identified, not sealed: %v\n", err)
 	}
-	return acct, nil
 }
 
 // idJSON is what "pigeon id -json" prints. The field names are stable
@@ -196,7 +186,7 @@ func relayError(what string, err error) error {
 		switch {
 		case re.RetryAfterMillis > 0:
 			hint = "try again " + retryIn(time.Duration(re.RetryAfterMillis)*time.Millisecond)
-		case re.CodeName() == "UNKNOWN_DEVICE" && slices.Contains([]string{"authenticate", "connect", "receive", "list devices", "set push token"}, what):
+		case re.CodeName() == "UNKNOWN_DEVICE" && slices.Contains([]string{"authenticate", "connect", "receive", "list devices", "set push token", "revoke", "link", "prekey status"}, what):
 			hint = "this device is no longer part of its account (it was revoked from another device): move this -dir away and run \"pigeon link\" (or \"pigeon init\") with a new one"
 		}
 		return failf(hint, "%s: the relay said %s: %s", what, re.CodeName(), re.Message)

@@ -58,38 +58,35 @@ func (c *cli) devices(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	m, opts, err := c.openMessenger()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer m.Close()
 	if revoke != 0 {
-		if revoke == d.DeviceID() {
+		if int64(revoke) == m.DeviceID() {
 			if revoke == 1 {
 				return failf("", "this is the primary device; it cannot be revoked")
 			}
 			return failf("revoke it from the primary device", "this is the device you are using")
 		}
-		err := conn.RevokeDevice(ctx, revoke)
+		err := m.RevokeDevice(ctx, int64(revoke))
 		var re *client.Error
 		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeNotPrimary {
 			return failf("revoke devices from the primary device (device 1)", "the relay said NOT_PRIMARY: %s", re.Message)
 		}
 		if err != nil {
-			return relayError("revoke", err)
-		}
-		if err := d.ForgetDevices(d.AccountID(), []uint32{revoke}); err != nil {
-			return err
+			return messengerError("revoke", opts, err)
 		}
 		fmt.Fprintf(c.stderr, "pigeon: revoked device %d; it can no longer connect\n", revoke)
 		return nil
 	}
-	infos, err := conn.ListDevices(ctx)
+	l, err := m.Devices(ctx)
 	if err != nil {
-		return relayError("list devices", err)
+		return messengerError("list devices", opts, err)
 	}
-	for _, info := range infos {
-		j, line := c.deviceRow(d, info)
+	for i := range l.Count() {
+		j, line := c.deviceRow(l, i)
 		if asJSON {
 			emit(c.stdout, j)
 		} else {

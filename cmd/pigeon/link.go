@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -67,107 +66,65 @@ func (c *cli) link(ctx context.Context, args []string) error {
 }
 
 // joinAccount is the new device's side: show the link URI as a QR code,
-// wait for the primary's provisioning message, then register as a new
-// device of the account.
+// wait for the primary's approval, then join the account as a new
+// device (messenger.StartLink and Link.Wait).
 func (c *cli) joinAccount(ctx context.Context, opts *client.Options, pngPath, name string) error {
-	if _, err := e2e.Open(c.dir); err == nil {
+	l, err := messenger.StartLink(ctx, c.dir, config(opts), name)
+	if errors.Is(err, e2e.ErrExists) {
 		return failf("use another -dir for another device", "%s already holds an identity", c.dir)
 	}
-	conn, err := dial(ctx, opts)
 	if err != nil {
-		return err
+		return messengerError("start linking", opts, err)
 	}
-	defer conn.Close()
-	prov, err := conn.OpenProvisioning(ctx)
-	if err != nil {
-		return relayError("start linking", err)
-	}
-	defer prov.Close()
-	key, err := e2e.NewProvisioningKey()
-	if err != nil {
-		return err
-	}
-	uri := client.LinkURI{Relay: opts.Addr, Fingerprint: opts.Fingerprint, Address: prov.Address, PublicKey: key.Public()}.String()
-	qr, err := qrTerminal(uri)
+	defer l.Close()
+	qr, err := qrTerminal(l.URI)
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(c.stderr, qr)
 	if pngPath != "" {
-		if err := writeQRPNG(pngPath, uri); err != nil {
+		if err := writeQRPNG(pngPath, l.URI); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintln(c.stdout, uri)
-	fmt.Fprintf(c.stderr, "pigeon: on your primary device run: pigeon link -approve URI (the line above) or scan the code; it is valid until %s\n", prov.Expires.Format("15:04"))
-	fmt.Fprintf(c.stderr, "pigeon: check code %s: the primary device must show the same before you approve\n", checkCode(key.Public()))
+	fmt.Fprintln(c.stdout, l.URI)
+	fmt.Fprintf(c.stderr, "pigeon: on your primary device run: pigeon link -approve URI (the line above) or scan the code; it is valid until %s\n", l.Expires.Format("15:04"))
+	fmt.Fprintf(c.stderr, "pigeon: check code %s: the primary device must show the same before you approve\n", l.CheckCode)
 
-	sealed, err := prov.Wait(ctx)
+	m, err := l.Wait(ctx)
+	pending := errors.Is(err, messenger.ErrPreKeysPending)
 	var re *client.Error
-	if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeUnknownAddress {
+	switch {
+	case pending:
+	case errors.As(err, &re) && spec.Code(re.Code) == spec.CodeUnknownAddress:
 		return failf(`run "pigeon link" again for a new code`, "the code expired before it was approved")
+	case errors.As(err, &re) && spec.Code(re.Code) == spec.CodeBadLinkCode:
+		return failf(`run "pigeon link" again and approve it within 10 minutes`, "the relay said BAD_LINK_CODE: the approval expired or was used")
+	case errors.As(err, &re) && spec.Code(re.Code) == spec.CodeTooManyDevices:
+		return failf(`on the primary device run "pigeon devices" and "pigeon devices revoke ID"`, "the relay said TOO_MANY_DEVICES: the account has no room for another device")
+	case errors.Is(err, messenger.ErrBadLink):
+		return failf("approve again from the primary device", "%s", strings.TrimPrefix(err.Error(), messenger.ErrBadLink.Error()+": "))
+	case err != nil:
+		return messengerError("link", opts, err)
 	}
-	if err != nil {
-		return relayError("wait for approval", err)
-	}
-	p, err := key.Open(sealed)
-	if err != nil {
-		return failf("approve again from the primary device", "the approval could not be read: %v", err)
-	}
-	dev, reg, err := e2e.CreateLinked(c.dir, p, initialPreKeys)
-	if err != nil {
-		return err
-	}
-	undo := func() {
-		for _, n := range []string{"device.json", "prekeys", "kemprekeys", "signed", "lock"} {
-			_ = os.RemoveAll(filepath.Join(c.dir, n))
-		}
-	}
-	sealedName, err := dev.SealDeviceName(truncateName(name))
-	if err != nil {
-		undo()
-		return err
-	}
-	acct, err := conn.LinkDevice(ctx, p.AccountID, p.LinkCode, reg, sealedName)
-	if err != nil {
-		undo()
-		if errors.As(err, &re) {
-			switch spec.Code(re.Code) {
-			case spec.CodeBadLinkCode:
-				return failf(`run "pigeon link" again and approve it within 10 minutes`, "the relay said BAD_LINK_CODE: the approval expired or was used")
-			case spec.CodeTooManyDevices:
-				return failf(`on the primary device run "pigeon devices" and "pigeon devices revoke ID"`, "the relay said TOO_MANY_DEVICES: the account has no room for another device")
-			}
-		}
-		return relayError("link", err)
-	}
-	if err := dev.Registered(acct.AccountID, acct.DeviceID); err != nil {
-		return err
-	}
+	defer m.Close()
 	b, _ := json.Marshal(relayInfo{Addr: opts.Addr, Fingerprint: opts.Fingerprint})
 	if err := os.WriteFile(filepath.Join(c.dir, relayFile), b, 0o600); err != nil {
 		return err
 	}
-	if err := c.saveLocalName(truncateName(name)); err != nil {
+	if err := c.saveLocalName(messenger.DeviceName(name)); err != nil {
 		return err
 	}
-	c.uploadFirstKEMPreKeys(ctx, false)
-	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", acct.DeviceID, hex.EncodeToString(acct.AccountID))
+	if pending {
+		c.kemPreKeysPending(err)
+	}
+	fmt.Fprintf(c.stderr, "pigeon: linked as device %d of %s\n", m.DeviceID(), hex.EncodeToString(m.AccountID()))
 	return nil
 }
 
-// truncateName keeps a name within what SealDeviceName takes, on a rune
-// boundary.
-func truncateName(name string) string {
-	for len(name) > e2e.MaxDeviceName {
-		name = name[:len(name)-1]
-	}
-	return strings.ToValidUTF8(name, "")
-}
-
 // approve is the primary's side: read the new device's link URI (or its
-// QR code PNG), get a link code and send it with this identity, sealed to
-// the new device's key.
+// QR code PNG), show its check code and, once the person agreed, let it
+// join (Messenger.ApproveLink).
 func (c *cli) approve(ctx context.Context, arg string, yes bool) error {
 	text := arg
 	if !strings.HasPrefix(arg, "pigeonhole:") {
@@ -176,6 +133,8 @@ func (c *cli) approve(ctx context.Context, arg string, yes bool) error {
 			return failf("pass the link URI the new device printed, or a PNG of its QR code", "%v", err)
 		}
 	}
+	// Parsed here too, so that a URI for another relay is refused before
+	// the person is asked.
 	uri, err := client.ParseLinkURI(text)
 	if err != nil {
 		return failf("pass the link URI the new device printed, or a PNG of its QR code", "%v", err)
@@ -190,7 +149,10 @@ func (c *cli) approve(ctx context.Context, arg string, yes bool) error {
 	// Whoever holds this account's keys can read all it gets: the person
 	// checks that the code shown is the one on the device in their hand,
 	// not one an attacker slipped in.
-	check := checkCode(uri.PublicKey)
+	check, err := messenger.LinkCheckCode(text)
+	if err != nil {
+		return err
+	}
 	if yes {
 		fmt.Fprintf(c.stderr, "pigeon: approving the new device with check code %s\n", check)
 	} else {
@@ -205,38 +167,21 @@ func (c *cli) approve(ctx context.Context, arg string, yes bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	m, _, err := c.openMessenger()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	code, _, err := conn.CreateLinkCode(ctx)
-	if err != nil {
-		return relayError("link", err)
+	defer m.Close()
+	err = m.ApproveLink(ctx, text)
+	var re *client.Error
+	if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeUnknownAddress {
+		return failf(`run "pigeon link" on the new device again and approve its new code`, "the new device is no longer waiting (its code expired or was used)")
 	}
-	sealed, err := d.SealProvisioning(uri.PublicKey, code)
 	if err != nil {
-		return err
-	}
-	if err := conn.Provision(ctx, uri.Address, sealed); err != nil {
-		var re *client.Error
-		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeUnknownAddress {
-			return failf(`run "pigeon link" on the new device again and approve its new code`, "the new device is no longer waiting (its code expired or was used)")
-		}
-		return relayError("link", err)
+		return messengerError("link", opts, err)
 	}
 	fmt.Fprintln(c.stderr, "pigeon: approved; the new device is joining this account")
 	return nil
-}
-
-// checkCode is what both sides of a link show so the person can tell
-// that the device being approved is the one in their hand: the first 40
-// bits of SHA-256 of the new device's provisioning key, as 3 groups of
-// base32 letters and digits.
-func checkCode(pub []byte) string {
-	h := sha256.Sum256(pub)
-	s := base32.StdEncoding.EncodeToString(h[:5]) // 8 characters
-	return s[0:3] + "-" + s[3:6] + "-" + s[6:8]
 }
 
 // isTerminal reports whether f is a character device (a terminal).

@@ -218,28 +218,3 @@ func plural(n int) string {
 	}
 	return "s"
 }
-
-// refill uploads new one-time prekeys, X25519 and KEM, when the relay
-// says they run low.
-func (c *cli) refill(ctx context.Context, cl *client.Client, d *e2e.Device, remaining, kemRemaining int) {
-	if remaining >= initialPreKeys && kemRemaining >= initialKEMPreKeys {
-		return
-	}
-	conn, err := cl.Conn(ctx)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: could not upload new prekeys: %v\n", err)
-		return
-	}
-	c.uploadKEMPreKeys(ctx, conn, d, kemRemaining)
-	if remaining >= initialPreKeys {
-		return
-	}
-	pks, err := d.NewPreKeys(initialPreKeys - remaining)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: could not make new prekeys: %v\n", err)
-		return
-	}
-	if _, err := conn.UploadPreKeys(ctx, pks); err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: could not upload new prekeys: %v\n", err)
-	}
-}

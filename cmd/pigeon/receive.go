@@ -71,6 +71,13 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 	}
 	cl := client.New(opts, creds, 64)
 	defer cl.Close()
+	// Refills and rotations go through the messenger, send-only beside
+	// this receiving client; it dials only when one is needed.
+	keys, err := c.messengerFor(opts)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
 	var unreachable error // recv: why the relay could not be reached
 	if follow {
 		c.reportConnection(cl)
@@ -120,12 +127,12 @@ func (c *cli) receive(ctx context.Context, args []string, follow bool) error {
 				return nil
 			}
 		case client.EventPreKeysLow:
-			c.refill(ctx, cl, d, ev.PreKeysRemaining, ev.KemPreKeysRemaining)
+			c.refill(ctx, keys, ev.PreKeysRemaining, ev.KemPreKeysRemaining)
 		case client.EventDevices:
 			fmt.Fprintf(c.stderr, "pigeon: this account's devices are now %v; \"pigeon devices\" lists them\n", ev.DeviceIDs)
 		case client.EventDrained:
 			if !drained {
-				c.rotateIfDue(ctx, cl, d)
+				c.rotateIfDue(ctx, keys)
 			}
 			drained = true
 			in.flush(false)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
-	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 )
 
 // statusJSON is what "pigeon status -json" prints. The field names are
@@ -50,17 +50,18 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if fs.NArg() != 0 {
 		return usagef("pigeon status [-json]", "status takes no arguments")
 	}
-	d, opts, creds, err := c.registered()
+	m, opts, err := c.openMessenger()
 	if err != nil {
 		return err
 	}
-	st := statusJSON{Account: hex.EncodeToString(d.AccountID()), Device: d.DeviceID(), DeviceName: c.localName(), Relay: opts.Addr}
-	infos, counts, relayErr := c.askRelay(ctx, opts, creds)
+	defer m.Close()
+	st := statusJSON{Account: hex.EncodeToString(m.AccountID()), Device: uint32(m.DeviceID()), DeviceName: c.localName(), Relay: opts.Addr}
+	l, counts, relayErr := askRelay(ctx, m, opts)
 	if relayErr == nil {
 		st.Reachable, st.PreKeys = true, &counts.PreKeys
 		st.KemPreKeys, st.KemLastResort = &counts.KemPreKeys, &counts.KemLastResort
-		for _, info := range infos {
-			j, _ := c.deviceRow(d, info)
+		for i := range l.Count() {
+			j, _ := c.deviceRow(l, i)
 			st.Devices = append(st.Devices, j)
 			if j.This && j.Name != "" {
 				st.DeviceName = j.Name
@@ -82,9 +83,9 @@ func (c *cli) status(ctx context.Context, args []string) error {
 		return relayErr
 	}
 	fmt.Fprintf(c.stdout, "relay: %s, reachable\n", opts.Addr)
-	fmt.Fprintf(c.stdout, "devices: %d\n", len(infos))
-	for _, info := range infos {
-		_, line := c.deviceRow(d, info)
+	fmt.Fprintf(c.stdout, "devices: %d\n", l.Count())
+	for i := range l.Count() {
+		_, line := c.deviceRow(l, i)
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
 	fmt.Fprintf(c.stdout, "one-time prekeys on the relay: %d\n", counts.PreKeys)
@@ -99,52 +100,41 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	return nil
 }
 
-// askRelay connects as this device, with the dial timeout and the
-// explanations of every command, and asks for the account's devices and
-// this device's prekey count.
-func (c *cli) askRelay(ctx context.Context, opts *client.Options, creds *client.Credentials) ([]client.DeviceInfo, *client.PreKeyCounts, error) {
+// askRelay asks the relay, within the dial timeout of every command and
+// with its explanations, for the account's devices and this device's
+// prekey counts.
+func askRelay(ctx context.Context, m *messenger.Messenger, opts *client.Options) (*messenger.DeviceList, *client.PreKeyCounts, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := dial(ctx, opts)
+	l, err := m.Devices(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, messengerError("list devices", opts, err)
 	}
-	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, creds, 0); err != nil {
-		return nil, nil, relayError("authenticate", err)
-	}
-	infos, err := conn.ListDevices(ctx)
+	counts, err := m.PreKeyCounts(ctx)
 	if err != nil {
-		return nil, nil, relayError("list devices", err)
+		return nil, nil, messengerError("prekey status", opts, err)
 	}
-	counts, err := conn.PreKeyCounts(ctx)
-	if err != nil {
-		return nil, nil, relayError("prekey status", err)
-	}
-	_ = conn.Finish(ctx)
-	return infos, counts, nil
+	return l, counts, nil
 }
 
-// deviceRow describes one device of the account, for -json and for
-// people (as "pigeon devices" prints it). This device's name is the one
-// given to "pigeon init -name" or "pigeon link -name" when the relay has
-// none (a first device registered before RegisterRequest had a name).
-func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, string) {
-	name, unreadable := "", false
-	if len(info.EncryptedName) > 0 {
-		if n, err := d.OpenDeviceName(info.EncryptedName); err == nil {
-			name = n
-		} else {
-			unreadable = true
-		}
-	}
-	this := info.DeviceID == d.DeviceID()
+// deviceRow describes the i-th device of l, for -json and for people (as
+// "pigeon devices" prints it). This device's name is the one given to
+// "pigeon init -name" or "pigeon link -name" when the relay has none (a
+// first device registered before RegisterRequest had a name).
+func (c *cli) deviceRow(l *messenger.DeviceList, i int) (deviceJSON, string) {
+	name, unreadable, this := l.Name(i), l.NameUnreadable(i), l.IsThis(i)
 	if this && name == "" && !unreadable {
 		name = c.localName()
 	}
-	j := deviceJSON{ID: info.DeviceID, Name: name, NameUnreadable: unreadable, Linked: info.Linked.UTC().Format(time.RFC3339), This: this}
-	if !info.LastSeen.IsZero() {
-		j.LastSeen = info.LastSeen.UTC().Format(time.RFC3339)
+	linked, lastSeen := time.UnixMilli(l.LinkedMillis(i)), time.Time{}
+	if ms := l.LastSeenMillis(i); ms != 0 {
+		lastSeen = time.UnixMilli(ms)
+	}
+	j := deviceJSON{ID: uint32(l.ID(i)), Name: name, NameUnreadable: unreadable, Linked: linked.UTC().Format(time.RFC3339), This: this}
+	seen := "never"
+	if !lastSeen.IsZero() {
+		j.LastSeen = lastSeen.UTC().Format(time.RFC3339)
+		seen = lastSeen.Format("2006-01-02")
 	}
 	switch {
 	case unreadable:
@@ -152,13 +142,9 @@ func (c *cli) deviceRow(d *e2e.Device, info client.DeviceInfo) (deviceJSON, stri
 	case name == "":
 		name = "(no name)"
 	}
-	seen := "never"
-	if !info.LastSeen.IsZero() {
-		seen = info.LastSeen.Format("2006-01-02")
-	}
 	mark := ""
 	if this {
 		mark = " (this device)"
 	}
-	return j, fmt.Sprintf("%d\t%s\tlinked %s\tlast seen %s%s", info.DeviceID, name, info.Linked.Format("2006-01-02"), seen, mark)
+	return j, fmt.Sprintf("%d\t%s\tlinked %s\tlast seen %s%s", j.ID, name, linked.Format("2006-01-02"), seen, mark)
 }

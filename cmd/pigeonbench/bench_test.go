@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,15 +33,25 @@ func startRelay(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	ks, err := keys.Open(db, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	qs, err := queue.Open(db, queue.Config{}, log)
+	qs, err := queue.Open(db, queue.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	flags, _ := startRelayOn(t, dir, ks, qs)
+	return flags
+}
+
+// startRelayOn runs a relay on ks and qs (which another relay may share,
+// as relays of a cluster share their stores) and returns the flags that
+// point pigeonbench at it, and its metrics address.
+func startRelayOn(t *testing.T, dir string, ks *keys.Store, qs *queue.Store) ([]string, string) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := relay.New(relay.Config{RegisterLimit: relay.Limit{Burst: 100000, Every: time.Millisecond}, SendLimit: relay.Limit{Burst: 1 << 30, Every: time.Nanosecond}}, ks, qs, log, reg)
@@ -64,9 +76,9 @@ func startRelay(t *testing.T) []string {
 			t.Errorf("serve: %v", err)
 		}
 		metrics.Close()
-		db.Close()
 	})
-	return []string{"-relay", ln.Addr().String(), "-fingerprint", relay.Fingerprint(cert), "-metrics", strings.TrimPrefix(metrics.URL, "http://")}
+	maddr := strings.TrimPrefix(metrics.URL, "http://")
+	return []string{"-relay", ln.Addr().String(), "-fingerprint", relay.Fingerprint(cert), "-metrics", maddr}, maddr
 }
 
 // benchJSON runs pigeonbench with args and -json and decodes its report.
@@ -156,5 +168,57 @@ func TestFlagsChecked(t *testing.T) {
 		if !strings.HasPrefix(errs.String(), "pigeonbench: ") {
 			t.Errorf("pigeonbench %v said %q", args, errs.String())
 		}
+	}
+}
+
+// TestRecvReady sends through one relay to recipients connected to
+// another that shares its stores, as two relays of a cluster do: every
+// envelope is delivered by the second relay, none by the first, and the
+// offline device drains from the second too.
+func TestRecvReady(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir+"/db", &pebble.Options{Logger: relaytest.QuietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ks, err := keys.Open(db, keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := queue.Open(db, queue.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, aMetrics := startRelayOn(t, t.TempDir(), ks, qs)
+	b, bMetrics := startRelayOn(t, t.TempDir(), ks, qs)
+	ready, err := json.Marshal(map[string]string{"addr": b[1], "fingerprint": b[3], "metrics": bMetrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyFile := filepath.Join(t.TempDir(), "b.json")
+	if err := os.WriteFile(readyFile, ready, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := benchJSON(t, append(a, "-recv-ready", readyFile, "-devices", "12", "-connected", "10", "-offline-share", "0.1", "-senders", "2", "-count", "300")...)
+	if rep.Accepted < 300 || len(rep.Errors) != 0 || rep.Drain == nil || rep.Delivered+rep.Drain.Messages != rep.Accepted {
+		t.Fatalf("accepted %d, delivered %d, drain %+v, errors %v", rep.Accepted, rep.Delivered, rep.Drain, rep.Errors)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ma, err := scrape(ctx, aMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := scrape(ctx, bMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Redeliveries count too, so the second relay's figure may be higher.
+	if got := ma["pigeonhole_envelopes_delivered_total"]; got != 0 {
+		t.Errorf("the senders' relay delivered %v envelopes, want 0", got)
+	}
+	if got := mb["pigeonhole_envelopes_delivered_total"]; got < float64(rep.Accepted) {
+		t.Errorf("the recipients' relay delivered %v envelopes, want at least %d", got, rep.Accepted)
 	}
 }

@@ -44,7 +44,7 @@ const payloadHeader = 16
 // run is one load run in progress.
 type run struct {
 	cfg       loadConfig
-	opts      *client.Options
+	opts      *client.Options // the relay recipients and drained devices use (-recv-ready, else the senders')
 	log       func(string, ...any)
 	base      time.Time
 	id        uint32
@@ -202,7 +202,7 @@ func connect(ctx context.Context, tp *transports, opts *client.Options, devs []*
 // runLoad registers what it needs, connects, sends until the duration or
 // count is reached (or ctx ends), waits for what is in flight, then
 // connects the offline devices that got mail and times their drain.
-func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
+func runLoad(ctx context.Context, opts, recvOpts *client.Options, cfg loadConfig, reg *registrar, stateFile string, log func(string, ...any)) (*report, error) {
 	devs, err := reg.devices(ctx, cfg.Devices+cfg.Senders, stateFile)
 	if err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	}
 	defer tp.close()
 	log("connecting %d receivers and %d senders", cfg.Connected, cfg.Senders)
-	recvConns, err := connect(ctx, tp, opts, recipients[:cfg.Connected], cfg.RecvWindow, true, reg)
+	recvConns, err := connect(ctx, tp, recvOpts, recipients[:cfg.Connected], cfg.RecvWindow, true, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func runLoad(ctx context.Context, opts *client.Options, cfg loadConfig, reg *reg
 	}
 	defer closeAll(sendConns)
 
-	r := &run{cfg: cfg, opts: opts, log: log, errs: map[string]int64{}, connected: recipients[:cfg.Connected], offline: recipients[cfg.Connected:], hit: map[int]bool{}}
+	r := &run{cfg: cfg, opts: recvOpts, log: log, errs: map[string]int64{}, connected: recipients[:cfg.Connected], offline: recipients[cfg.Connected:], hit: map[int]bool{}}
 	for i, d := range senderDevs {
 		s := &sender{dev: d, conn: sendConns[i], tokens: make(chan struct{}, cfg.Window*cfg.Fanout)}
 		for range cap(s.tokens) {

@@ -61,6 +61,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		hold        = fs.Duration("hold", 20*time.Second, "how long to hold them (-mode idle)")
 		keepAlive   = fs.Duration("keepalive", 20*time.Second, "QUIC keep-alive period of the simulated devices")
 		idleAuth    = fs.Bool("idle-auth", true, "authenticate the idle connections (false: bare QUIC connections, for comparison)")
+		recvReady   = fs.String("recv-ready", "", "a second relay's -ready-file: connected recipients and drained devices use that relay, senders the first (cluster mode: cross-relay delivery)")
 		sockets     = fs.Int("sockets", 64, "local UDP sockets (QUIC transports) the idle connections share (-mode idle; 1: every connection on one socket)")
 	)
 	fs.IntVar(&cfg.Devices, "devices", 1000, "registered recipient devices")
@@ -89,6 +90,14 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts.KeepAlive = *keepAlive
+	recvOpts := opts
+	if *recvReady != "" {
+		if recvOpts, _, err = relayOptions(*recvReady, "", "", ""); err != nil {
+			log("-recv-ready: %v", err)
+			return 2
+		}
+		recvOpts.KeepAlive = *keepAlive
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reg, err := newRegistrar(opts, log)
@@ -99,7 +108,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	var rep *report
 	switch *mode {
 	case "load":
-		rep, err = runLoad(ctx, opts, cfg, reg, *stateFile, log)
+		rep, err = runLoad(ctx, opts, recvOpts, cfg, reg, *stateFile, log)
 	case "idle":
 		rep, err = runIdle(ctx, opts, idleConfig{n: *idle, hold: *hold, window: cfg.RecvWindow, auth: *idleAuth, sockets: *sockets}, metrics, reg, *stateFile, log)
 	default:

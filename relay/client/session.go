@@ -166,7 +166,10 @@ func (c *Conn) Next(ctx context.Context) (*Event, error) {
 	}
 }
 
-// Ack tells the relay to delete delivered envelopes.
+// Ack tells the relay to delete delivered envelopes. Runs of
+// consecutive seqs go as ranges, which the relay resolves against what
+// it delivered on this session: an envelope delivered on an earlier
+// connection and named in a run comes again (delivery is at least once).
 func (c *Conn) Ack(seqs ...uint64) error {
 	s, err := c.session()
 	if err != nil {
@@ -174,7 +177,7 @@ func (c *Conn) Ack(seqs ...uint64) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := spec.WriteFrame(s.st, &spec.ClientEvent{Body: &spec.ClientEvent_Ack{Ack: &spec.Ack{Seqs: seqs}}}); err != nil {
+	if err := spec.WriteFrame(s.st, &spec.ClientEvent{Body: &spec.ClientEvent_Ack{Ack: ackOf(seqs)}}); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	return nil

@@ -15,12 +15,12 @@ func BenchmarkSend(b *testing.B) {
 	}
 	defer r.stop()
 	ctx := context.Background()
-	alice, err := Register(ctx, b.TempDir()+"/a", &r.cfg)
+	alice, err := Register(ctx, b.TempDir()+"/a", &r.cfg, "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer alice.Close()
-	bob, err := Register(ctx, b.TempDir()+"/b", &r.cfg)
+	bob, err := Register(ctx, b.TempDir()+"/b", &r.cfg, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	// keeps receiving undisturbed. Run and RunUntilDrained refuse with
 	// ErrSendOnly.
 	SendOnly bool
+	// FailFast makes a call that cannot reach the relay fail at once
+	// with an *UnreachableError, instead of dialing again with backoff
+	// until its context ends: for one-shot programs such as cmd/pigeon,
+	// which tell the person at once. Run is not meant for it.
+	FailFast bool
 }
 
 func (c *Config) window() int {

@@ -10,9 +10,10 @@ import (
 // DeviceList is this account's devices, ascending by id, as the relay
 // lists them; names are decrypted here (the relay cannot read them).
 type DeviceList struct {
-	devs  []client.DeviceInfo
-	names []string
-	self  uint32
+	devs       []client.DeviceInfo
+	names      []string
+	unreadable []bool
+	self       uint32
 }
 
 // Count is how many devices the account has.
@@ -24,6 +25,10 @@ func (l *DeviceList) ID(i int) int64 { return int64(l.devs[i].DeviceID) }
 // Name is the i-th device's name: "" when it has none or this device
 // cannot open it.
 func (l *DeviceList) Name(i int) string { return l.names[i] }
+
+// NameUnreadable reports whether the i-th device has a name this device
+// cannot open (Name is then "").
+func (l *DeviceList) NameUnreadable(i int) bool { return l.unreadable[i] }
 
 // LinkedMillis is the day the i-th device was linked (Unix milliseconds,
 // midnight UTC).
@@ -52,10 +57,12 @@ func (m *Messenger) Devices(ctx context.Context) (*DeviceList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("messenger: list devices: %w", err)
 	}
-	l := &DeviceList{devs: infos, names: make([]string, len(infos)), self: m.store.DeviceID()}
+	l := &DeviceList{devs: infos, names: make([]string, len(infos)), unreadable: make([]bool, len(infos)), self: m.store.DeviceID()}
 	for i, d := range infos {
 		if len(d.EncryptedName) > 0 {
-			l.names[i], _ = m.store.OpenDeviceName(d.EncryptedName)
+			var err error
+			l.names[i], err = m.store.OpenDeviceName(d.EncryptedName)
+			l.unreadable[i] = err != nil
 		}
 	}
 	return l, nil

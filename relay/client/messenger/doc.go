@@ -29,9 +29,12 @@
 //     new connection. An envelope can be decrypted once only (the ratchet
 //     moves on), so the event is kept in memory, never on disk, until the
 //     handler takes it: if the process ends first, that message is lost.
-//   - Run refills one-time prekeys when the relay says they run low
-//     (Config.PreKeys) and replaces the signed prekey on schedule
-//     (Config.SignedPreKeyRotationHours). It sends delivered receipts
+//   - Register and Link.Wait upload the new device's first one-time KEM
+//     prekeys. Run refills one-time prekeys when the relay says they run
+//     low (Config.PreKeys) and replaces the signed prekey and the
+//     last-resort KEM prekey on schedule (Config.SignedPreKeyRotationHours;
+//     a store with no record of a rotation starts counting when it is
+//     first checked). It sends delivered receipts
 //     for messages the handler took (Config.NoDeliveryReceipts).
 //
 // # Binding surface and Go surface
@@ -47,12 +50,13 @@
 // index methods. TestBindingSurface checks these rules with go/types.
 //
 // The Go surface is for Go programs (cmd/pigeon, servers, tests):
-// Messenger (whose calls take a context.Context), Open, OpenStore,
-// OpenStorage, Register, RegisterStorage, StartLink, StartLinkStorage,
-// Link and StorageLink, and the store types (KV, KVStore and OpenKV;
-// Store and its parts Identity, Sessions, SenderKeys, PreKeys and
-// Records, with the file-based DirStore and OpenDir). gomobile skips
-// those names.
+// Messenger (whose calls take a context.Context, among them
+// RefillPreKeys and RotateKeysIfDue for a program with a receive loop of
+// its own), Open, OpenStore, OpenStorage, Register, RegisterStorage,
+// StartLink, StartLinkStorage, Link and StorageLink, UnreachableError,
+// and the store types (KV, KVStore and OpenKV; Store and its parts
+// Identity, Sessions, SenderKeys, PreKeys and Records, with the
+// file-based DirStore and OpenDir). gomobile skips those names.
 //
 // # State
 //

@@ -38,9 +38,32 @@ var (
 	ErrNotAdmin = errors.New("messenger: only the group's admin can change its members")
 	// ErrBadGroup means a group name or member list is not acceptable.
 	ErrBadGroup = errors.New("messenger: bad group")
+	// ErrPreKeysPending comes with the Messenger from Register and
+	// Link.Wait when the device joined but its first one-time KEM
+	// prekeys could not be uploaded: the device works (contacts use its
+	// last-resort KEM prekey meanwhile), and RefillPreKeys or Run's
+	// refill on the relay's low notice uploads them later.
+	ErrPreKeysPending = errors.New("messenger: the one-time post-quantum prekeys are not uploaded yet")
 	// ErrBadLink means a link URI could not be used.
 	ErrBadLink = errors.New("messenger: bad link")
 	// errRetarget says a group's devices or sender key changed while a
 	// send was being prepared: work out the targets again.
 	errRetarget = errors.New("messenger: the group's devices or key changed")
 )
+
+// UnreachableError is what a call returns when the relay cannot be
+// reached, or is not the one pinned (relay/client.ErrFingerprint): at
+// once with Config.FailFast, from Register and StartLink, and never
+// otherwise (the Messenger dials again with backoff). Err is the
+// failed attempt's reason. A refusal by a reachable relay is a
+// *client.Error instead.
+type UnreachableError struct {
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return "messenger: cannot reach the relay: " + e.Err.Error()
+}
+
+// Unwrap returns the reason.
+func (e *UnreachableError) Unwrap() error { return e.Err }

@@ -33,12 +33,12 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "example-")
 	defer os.RemoveAll(dir)
 
-	alice, err := messenger.Register(ctx, filepath.Join(dir, "alice"), cfg)
+	alice, err := messenger.Register(ctx, filepath.Join(dir, "alice"), cfg, "laptop")
 	if err != nil {
 		panic(err)
 	}
 	defer alice.Close()
-	bob, err := messenger.Register(ctx, filepath.Join(dir, "bob"), cfg)
+	bob, err := messenger.Register(ctx, filepath.Join(dir, "bob"), cfg, "phone")
 	if err != nil {
 		panic(err)
 	}

@@ -3,7 +3,11 @@ package messenger
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
 
 // TestStaleDevicesAndOwnCopy: Alice has a session with Bob's only device
@@ -130,4 +134,22 @@ func TestRevokedDeviceDropped(t *testing.T) {
 		t.Fatalf("send after the revoke: %+v, %v", res, err)
 	}
 	nextMessage(t, bob.rec, "one left")
+}
+
+// TestDeviceNames: the name given to Register, cut to e2e.MaxDeviceName
+// bytes on a rune boundary, is what the account's devices list.
+func TestDeviceNames(t *testing.T) {
+	r := newRelay(t)
+	ctx := ctxT(t)
+	long := strings.Repeat("é", e2e.MaxDeviceName) // two bytes each
+	m, err := Register(ctx, filepath.Join(t.TempDir(), "phone"), &r.cfg, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.Devices(ctx)
+	want := strings.Repeat("é", e2e.MaxDeviceName/2)
+	if err != nil || l.Count() != 1 || l.Name(0) != want || l.NameUnreadable(0) || DeviceName(long) != want {
+		t.Fatalf("devices %+v (%v), want one named %q", l, err, want)
+	}
 }

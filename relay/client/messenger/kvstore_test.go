@@ -121,7 +121,7 @@ func (t *memKVTxn) List(prefix string) ([]string, error) {
 func registerInMemory(t *testing.T, r *testRelay) (*device, *memKV) {
 	t.Helper()
 	kv := &memKV{}
-	m, err := RegisterStorage(ctxT(t), kv, &r.cfg)
+	m, err := RegisterStorage(ctxT(t), kv, &r.cfg, "memory")
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
@@ -266,13 +266,13 @@ func TestRegisterStorageUndone(t *testing.T) {
 	cfg := r.cfg
 	cfg.Fingerprint = strings.Repeat("00", 32)
 	kv := &memKV{}
-	if _, err := RegisterStorage(ctxT(t), kv, &cfg); err == nil {
+	if _, err := RegisterStorage(ctxT(t), kv, &cfg, ""); err == nil {
 		t.Fatal("registered with a relay of another fingerprint")
 	}
 	if keys := kv.keys(""); len(keys) != 0 {
 		t.Fatalf("the store keeps %q", keys)
 	}
-	m, err := RegisterStorage(ctxT(t), kv, &r.cfg)
+	m, err := RegisterStorage(ctxT(t), kv, &r.cfg, "")
 	if err != nil {
 		t.Fatalf("register again: %v", err)
 	}

@@ -27,6 +27,9 @@ type Link struct {
 	URI string
 	// CheckCode must match what the primary shows (LinkCheckCode).
 	CheckCode string
+	// Expires is when the relay gives the provisioning address up
+	// (Wait then fails with the relay's UNKNOWN_ADDRESS).
+	Expires time.Time
 
 	dir, name string
 	cfg       Config
@@ -37,7 +40,8 @@ type Link struct {
 
 // StartLink opens a provisioning address at the relay for a new device
 // that will live in dir (which must not hold one yet) and be listed as
-// name.
+// name (cut as DeviceName does; "": no name). When the relay cannot be
+// reached the error is an *UnreachableError.
 func StartLink(ctx context.Context, dir string, cfg *Config, name string) (*Link, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
@@ -47,12 +51,12 @@ func StartLink(ctx context.Context, dir string, cfg *Config, name string) (*Link
 	}
 	conn, err := client.Dial(ctx, cfg.options())
 	if err != nil {
-		return nil, fmt.Errorf("messenger: %w", err)
+		return nil, &UnreachableError{Err: err}
 	}
 	prov, err := conn.OpenProvisioning(ctx)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("messenger: %w", err)
+		return nil, fmt.Errorf("messenger: start linking: %w", err)
 	}
 	key, err := e2e.NewProvisioningKey()
 	if err != nil {
@@ -61,11 +65,16 @@ func StartLink(ctx context.Context, dir string, cfg *Config, name string) (*Link
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
 	uri := client.LinkURI{Relay: cfg.RelayAddr, Fingerprint: cfg.Fingerprint, Address: prov.Address, PublicKey: key.Public()}.String()
-	return &Link{URI: uri, CheckCode: checkCode(key.Public()), dir: dir, name: name, cfg: *cfg, conn: conn, prov: prov, key: key}, nil
+	return &Link{URI: uri, CheckCode: checkCode(key.Public()), Expires: prov.Expires, dir: dir, name: name, cfg: *cfg, conn: conn, prov: prov, key: key}, nil
 }
 
 // Wait waits for the primary's approval, then joins the account as a
-// new device and opens it. The link is used up either way.
+// new device and opens it; like Register, it uploads the device's first
+// one-time KEM prekeys, and returns the Messenger with an error wrapping
+// ErrPreKeysPending if that failed. The relay's refusals (its
+// UNKNOWN_ADDRESS when the address expired, BAD_LINK_CODE,
+// TOO_MANY_DEVICES) are wrapped *client.Error values. The link is used
+// up either way.
 func (l *Link) Wait(ctx context.Context) (*Messenger, error) {
 	defer l.Close()
 	sealed, err := l.prov.Wait(ctx)
@@ -80,11 +89,7 @@ func (l *Link) Wait(ctx context.Context) (*Messenger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	name := l.name
-	for len(name) > e2e.MaxDeviceName {
-		name = name[:len(name)-1]
-	}
-	sealedName, err := dev.SealDeviceName(strings.ToValidUTF8(name, ""))
+	sealedName, err := dev.SealDeviceName(DeviceName(l.name))
 	var acct *client.Account
 	if err == nil {
 		acct, err = l.conn.LinkDevice(ctx, p.AccountID, p.LinkCode, reg, sealedName)
@@ -96,11 +101,7 @@ func (l *Link) Wait(ctx context.Context) (*Messenger, error) {
 		undoCreate(l.dir)
 		return nil, fmt.Errorf("messenger: link: %w", err)
 	}
-	s := newDirStore(dev)
-	if err := noteRotation(s, time.Now()); err != nil {
-		return nil, err
-	}
-	return OpenStore(s, &l.cfg, nil)
+	return openNew(ctx, newDirStore(dev), &l.cfg)
 }
 
 // Close gives the provisioning address up.
@@ -143,7 +144,7 @@ func (m *Messenger) ApproveLink(ctx context.Context, uri string) error {
 		}
 		if err := c.Provision(ctx, u.Address, sealed); err != nil {
 			if spec.Code(client.ErrorCode(err)) == spec.CodeUnknownAddress {
-				return fmt.Errorf("%w: the new device is no longer waiting", ErrBadLink)
+				return fmt.Errorf("%w: the new device is no longer waiting: %w", ErrBadLink, err)
 			}
 			return fmt.Errorf("messenger: link: %w", err)
 		}

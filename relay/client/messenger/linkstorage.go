@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
@@ -18,13 +17,17 @@ type StorageLink struct {
 	URI string
 	// CheckCode must match what the primary shows (LinkCheckCode).
 	CheckCode string
+	// Expires is when the relay gives the provisioning address up
+	// (Wait then fails with the relay's UNKNOWN_ADDRESS).
+	Expires time.Time
 
 	kv KV
 	l  *Link // its dir is unused
 }
 
 // StartLinkStorage is StartLink for a new device that will live in kv
-// (which must not hold one yet).
+// (which must not hold one yet). It repeats StartLink and Link.Wait
+// with the device made in kv; keep the two in step.
 func StartLinkStorage(ctx context.Context, kv KV, cfg *Config, name string) (*StorageLink, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
@@ -34,12 +37,12 @@ func StartLinkStorage(ctx context.Context, kv KV, cfg *Config, name string) (*St
 	}
 	conn, err := client.Dial(ctx, cfg.options())
 	if err != nil {
-		return nil, fmt.Errorf("messenger: %w", err)
+		return nil, &UnreachableError{Err: err}
 	}
 	prov, err := conn.OpenProvisioning(ctx)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("messenger: %w", err)
+		return nil, fmt.Errorf("messenger: start linking: %w", err)
 	}
 	key, err := e2e.NewProvisioningKey()
 	if err != nil {
@@ -48,11 +51,12 @@ func StartLinkStorage(ctx context.Context, kv KV, cfg *Config, name string) (*St
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
 	uri := client.LinkURI{Relay: cfg.RelayAddr, Fingerprint: cfg.Fingerprint, Address: prov.Address, PublicKey: key.Public()}.String()
-	l := &Link{URI: uri, CheckCode: checkCode(key.Public()), name: name, cfg: *cfg, conn: conn, prov: prov, key: key}
-	return &StorageLink{URI: l.URI, CheckCode: l.CheckCode, kv: kv, l: l}, nil
+	l := &Link{URI: uri, CheckCode: checkCode(key.Public()), Expires: prov.Expires, name: name, cfg: *cfg, conn: conn, prov: prov, key: key}
+	return &StorageLink{URI: l.URI, CheckCode: l.CheckCode, Expires: l.Expires, kv: kv, l: l}, nil
 }
 
-// Wait is Link.Wait with the new device made in the link's KV.
+// Wait is Link.Wait with the new device made in the link's KV: it
+// uploads the first one-time KEM prekeys too (ErrPreKeysPending).
 func (sl *StorageLink) Wait(ctx context.Context) (*Messenger, error) {
 	l := sl.l
 	defer l.Close()
@@ -68,11 +72,7 @@ func (sl *StorageLink) Wait(ctx context.Context) (*Messenger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	name := l.name
-	for len(name) > e2e.MaxDeviceName {
-		name = name[:len(name)-1]
-	}
-	sealedName, err := dev.SealDeviceName(strings.ToValidUTF8(name, ""))
+	sealedName, err := dev.SealDeviceName(DeviceName(l.name))
 	var acct *client.Account
 	if err == nil {
 		acct, err = l.conn.LinkDevice(ctx, p.AccountID, p.LinkCode, reg, sealedName)
@@ -84,11 +84,7 @@ func (sl *StorageLink) Wait(ctx context.Context) (*Messenger, error) {
 		undoCreateKV(sl.kv)
 		return nil, fmt.Errorf("messenger: link: %w", err)
 	}
-	s := newKVStore(dev, sl.kv)
-	if err := noteRotation(s, time.Now()); err != nil {
-		return nil, err
-	}
-	return OpenStore(s, &l.cfg, nil)
+	return openNew(ctx, newKVStore(dev, sl.kv), &l.cfg)
 }
 
 // Close gives the provisioning address up.

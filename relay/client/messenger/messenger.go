@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type Messenger struct {
 
 	groupMu sync.Mutex // serializes read-modify-write of group records
 	recv    receiver   // state of the receive loop (Run)
+	dialing dialers    // calls waiting for a connection (Config.FailFast)
 }
 
 // Open opens the registered device in dir (e2e's directory layout,
@@ -75,23 +77,28 @@ func OpenStorage(kv KV, cfg *Config, log *slog.Logger) (*Messenger, error) {
 }
 
 // Register creates a new account whose first device lives in dir (which
-// must not hold one) and opens it.
-func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) {
-	return registerWith(ctx, cfg, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.Create(dir, n) },
+// must not hold one), listed as name to the account's devices ("": no
+// name; cut to e2e.MaxDeviceName bytes), and opens it. It then uploads
+// the device's first one-time KEM prekeys, which are too large for the
+// unauthenticated registration (protocol.md, "Limits"); if that fails,
+// it returns the Messenger with an error wrapping ErrPreKeysPending.
+// When the relay cannot be reached the error is an *UnreachableError.
+func Register(ctx context.Context, dir string, cfg *Config, name string) (*Messenger, error) {
+	return registerWith(ctx, cfg, name, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.Create(dir, n) },
 		func() { undoCreate(dir) }, func(d *e2e.Device) Store { return newDirStore(d) })
 }
 
 // RegisterStorage is Register for a device whose state is kept in kv
 // (which must not hold a device).
-func RegisterStorage(ctx context.Context, kv KV, cfg *Config) (*Messenger, error) {
-	return registerWith(ctx, cfg, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.CreateIn(kv, n) },
+func RegisterStorage(ctx context.Context, kv KV, cfg *Config, name string) (*Messenger, error) {
+	return registerWith(ctx, cfg, name, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.CreateIn(kv, n) },
 		func() { undoCreateKV(kv) }, func(d *e2e.Device) Store { return newKVStore(d, kv) })
 }
 
 // registerWith creates a device with create, registers it as a new
 // account's first device, and opens it as the Store wrap makes; undo
 // removes the device if the relay did not take it.
-func registerWith(ctx context.Context, cfg *Config, create func(preKeys int) (*e2e.Device, *client.Registration, error),
+func registerWith(ctx context.Context, cfg *Config, name string, create func(preKeys int) (*e2e.Device, *client.Registration, error),
 	undo func(), wrap func(*e2e.Device) Store) (*Messenger, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
@@ -100,8 +107,15 @@ func registerWith(ctx context.Context, cfg *Config, create func(preKeys int) (*e
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	conn, err := client.Dial(ctx, cfg.options())
+	if name != "" {
+		reg.EncryptedName, err = d.SealDeviceName(DeviceName(name))
+	}
+	var conn *client.Conn
 	if err == nil {
+		if conn, err = client.Dial(ctx, cfg.options()); err != nil {
+			undo()
+			return nil, &UnreachableError{Err: err}
+		}
 		defer conn.Close()
 		var acct *client.Account
 		if acct, err = conn.Register(ctx, reg); err == nil {
@@ -112,11 +126,39 @@ func registerWith(ctx context.Context, cfg *Config, create func(preKeys int) (*e
 		undo()
 		return nil, fmt.Errorf("messenger: register: %w", err)
 	}
-	s := wrap(d)
-	if err := noteRotation(s, time.Now()); err != nil {
+	return openNew(ctx, wrap(d), cfg)
+}
+
+// openNew opens a device that has just joined its account (Register,
+// Link.Wait), after uploading its first one-time KEM prekeys on a
+// send-only connection of their own: the device is not receiving yet,
+// so the relay must not count it connected.
+func openNew(ctx context.Context, s Store, cfg *Config) (*Messenger, error) {
+	up := *cfg
+	up.SendOnly = true
+	first, err := OpenStore(s, &up, nil)
+	if err != nil {
 		return nil, err
 	}
-	return OpenStore(s, cfg, nil)
+	upErr := first.refillKEMs(ctx, 0)
+	first.Close()
+	m, err := OpenStore(s, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if upErr != nil {
+		return m, fmt.Errorf("%w: %w", ErrPreKeysPending, upErr)
+	}
+	return m, nil
+}
+
+// DeviceName is name as Register and StartLink keep it: cut to
+// e2e.MaxDeviceName bytes on a rune boundary, invalid UTF-8 dropped.
+func DeviceName(name string) string {
+	for len(name) > e2e.MaxDeviceName {
+		name = name[:len(name)-1]
+	}
+	return strings.ToValidUTF8(name, "")
 }
 
 // undoCreate removes a device created in dir that the relay did not
@@ -144,7 +186,7 @@ func (m *Messenger) Close() error { return m.cl.Close() }
 // to repeat: sends carry their client message id).
 func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error {
 	for {
-		conn, err := m.cl.Conn(ctx)
+		conn, err := m.live(ctx)
 		if errors.Is(err, client.ErrClosed) {
 			return ErrClosed
 		}
@@ -164,7 +206,63 @@ func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error 
 	}
 }
 
+// live is the live connection (relay/client.Client.Conn). With
+// Config.FailFast, the first failed attempt ends the call with an
+// *UnreachableError, as does a relay that is not the one pinned.
+func (m *Messenger) live(ctx context.Context) (*client.Conn, error) {
+	if !m.cfg.FailFast {
+		return m.cl.Conn(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer m.dialing.add(cancel)()
+	conn, err := m.cl.Conn(ctx)
+	var ue *UnreachableError
+	switch {
+	case errors.As(context.Cause(ctx), &ue):
+		return nil, ue
+	case errors.Is(err, client.ErrFingerprint):
+		return nil, &UnreachableError{Err: err}
+	}
+	return conn, err
+}
+
+// dialers are the calls of a FailFast Messenger waiting for a
+// connection; a failed attempt ends them all.
+type dialers struct {
+	mu      sync.Mutex
+	waiting map[*context.CancelCauseFunc]bool
+}
+
+// add registers cancel until the returned func is called.
+func (d *dialers) add(cancel context.CancelCauseFunc) func() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.waiting == nil {
+		d.waiting = map[*context.CancelCauseFunc]bool{}
+	}
+	d.waiting[&cancel] = true
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.waiting, &cancel)
+	}
+}
+
+// fail ends every waiting call with err.
+func (d *dialers) fail(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for cancel := range d.waiting {
+		(*cancel)(&UnreachableError{Err: err})
+	}
+}
+
 func (m *Messenger) retrying(err error, wait time.Duration) {
+	if m.cfg.FailFast {
+		m.dialing.fail(err)
+		return
+	}
 	m.log.Info("relay unreachable; retrying", "err", err, "wait", wait)
 	if h := m.recv.current(); h != nil {
 		h.OnConnection(false, err.Error(), wait.Milliseconds())

@@ -115,7 +115,7 @@ type device struct {
 func register(t *testing.T, r *testRelay) *device {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "dev")
-	m, err := Register(ctxT(t), dir, &r.cfg)
+	m, err := Register(ctxT(t), dir, &r.cfg, "")
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}

@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -38,12 +39,15 @@ func OpenMobile(dir string, cfg *Config) (*Mobile, error) {
 	return newMobile(m), nil
 }
 
-// RegisterMobile creates a new account whose first device lives in dir.
-func RegisterMobile(dir string, cfg *Config) (*Mobile, error) {
+// RegisterMobile is Register: a new account whose first device lives in
+// dir, listed as name. A device whose first KEM prekeys could not be
+// uploaded is returned without an error (Start's receive loop uploads
+// them).
+func RegisterMobile(dir string, cfg *Config, name string) (*Mobile, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	m, err := Register(ctx, dir, cfg)
-	if err != nil {
+	m, err := Register(ctx, dir, cfg, name)
+	if err != nil && !errors.Is(err, ErrPreKeysPending) {
 		return nil, err
 	}
 	return newMobile(m), nil
@@ -188,7 +192,7 @@ func (l *MobileLink) Wait(timeoutMillis int64) (*Mobile, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMillis)*time.Millisecond)
 	defer cancel()
 	m, err := l.l.Wait(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrPreKeysPending) {
 		return nil, err
 	}
 	return newMobile(m), nil

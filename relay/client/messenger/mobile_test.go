@@ -10,13 +10,13 @@ import (
 // one message each way, receiving with Start.
 func TestMobile(t *testing.T) {
 	r := newRelay(t)
-	alice, err := RegisterMobile(filepath.Join(t.TempDir(), "a"), &r.cfg)
+	alice, err := RegisterMobile(filepath.Join(t.TempDir(), "a"), &r.cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer alice.Close()
 	bobDir := filepath.Join(t.TempDir(), "b")
-	bob, err := RegisterMobile(bobDir, &r.cfg)
+	bob, err := RegisterMobile(bobDir, &r.cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}

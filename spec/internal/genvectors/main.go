@@ -76,6 +76,8 @@ func main() {
 				KemLastResort:  true,
 			}},
 		}}}),
+		"ack_ranges": frame(&spec.ClientEvent{Body: &spec.ClientEvent_Ack{Ack: &spec.Ack{
+			Seqs: []uint64{300}, Ranges: []*spec.SeqRange{{First: 1, Last: 32}}}}}),
 		"prekeys_low": frame(&spec.ServerEvent{Body: &spec.ServerEvent_PrekeysLow{
 			PrekeysLow: &spec.PreKeysLow{Remaining: 3, KemRemaining: 9}}}),
 		"sealed_send": frame(&spec.Request{Id: 8, Body: &spec.Request_SealedSend{SealedSend: &spec.SealedSendRequest{
