@@ -64,7 +64,8 @@ func OpenStore(s Store, cfg *Config, log *slog.Logger) (*Messenger, error) {
 }
 
 // Register creates a new account whose first device lives in dir (which
-// must not hold one) and opens it.
+// must not hold one) and opens it. It makes the account's access key
+// for sealed sends and sets its verifier on the relay.
 func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
@@ -89,7 +90,16 @@ func Register(ctx context.Context, dir string, cfg *Config) (*Messenger, error) 
 	if err := noteRotation(s, time.Now()); err != nil {
 		return nil, err
 	}
-	return OpenStore(s, cfg, nil)
+	m, err := OpenStore(s, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Without an access key contacts send identified; the account works
+	// all the same, so a failure here does not undo the registration.
+	if err := m.setUpAccessKey(ctx); err != nil {
+		m.log.Warn("no access key: contacts will send identified", "err", err)
+	}
+	return m, nil
 }
 
 // undoCreate removes a device created in dir that the relay did not
@@ -135,6 +145,15 @@ func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error 
 			return err
 		}
 	}
+}
+
+// dial opens a connection that does not authenticate, for sealed sends.
+func (m *Messenger) dial(ctx context.Context) (*client.Conn, error) {
+	conn, err := client.Dial(ctx, m.cfg.options())
+	if err != nil {
+		return nil, fmt.Errorf("messenger: dial: %w", err)
+	}
+	return conn, nil
 }
 
 func (m *Messenger) retrying(err error, wait time.Duration) {

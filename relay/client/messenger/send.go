@@ -45,6 +45,17 @@ type SendResult struct {
 	// OwnCopyFailed is true when the message went out but the copy for
 	// this account's other devices did not (they will not show it).
 	OwnCopyFailed bool
+	// Sealed is true when a send to another account went sealed (the
+	// relay learned no sender); IdentifiedReason says why one did not
+	// (ReasonNoAccessKey, ReasonTooLarge, ReasonUnsupported,
+	// ReasonKeyRefused). Both are unset for a send to this account.
+	Sealed           bool
+	IdentifiedReason string
+	// SealedAccounts and IdentifiedAccounts count, for a group send, the
+	// other member accounts it went to sealed and identified (this
+	// account's own devices are in neither); IdentifiedReason then lists
+	// the reasons, each once, separated by "; ".
+	SealedAccounts, IdentifiedAccounts int
 }
 
 func checkAccount(a []byte) error {
@@ -102,7 +113,8 @@ func (m *Messenger) Send(ctx context.Context, to []byte, c *Content) (*SendResul
 	if err != nil {
 		return nil, err
 	}
-	res := &SendResult{ID: id, Devices: d.devices, Duplicate: d.duplicate, TimestampMillis: d.timestamp}
+	res := &SendResult{ID: id, Devices: d.devices, Duplicate: d.duplicate, TimestampMillis: d.timestamp,
+		Sealed: d.sealed, IdentifiedReason: d.why}
 	copyOf := &spec.Content{SentAtMs: content.SentAtMs, Body: &spec.Content_Sent{Sent: &spec.SentTranscript{
 		Destination: to, Text: &spec.Text{Body: c.Text}, Id: id,
 	}}}
@@ -176,5 +188,5 @@ func (m *Messenger) SendTyping(ctx context.Context, to []byte, started bool) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &SendResult{Devices: d.devices, Reached: d.reached, TimestampMillis: d.timestamp}, nil
+	return &SendResult{Devices: d.devices, Reached: d.reached, TimestampMillis: d.timestamp, Sealed: d.sealed, IdentifiedReason: d.why}, nil
 }
