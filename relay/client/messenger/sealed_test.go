@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pigeonhole/pigeonhole/queue"
+	"github.com/pigeonhole/pigeonhole/relay"
+	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -149,7 +153,7 @@ func TestSealedFallbacks(t *testing.T) {
 	}
 	checkIdentified(t, last(t, queued(t, r, alice.AccountID(), 1)), bob.AccountID())
 	// The messenger knew before trying: the relay refused no frame.
-	if n := requestsCounted(t, r, "FRAME_TOO_LARGE"); n != 0 {
+	if n := requestsCounted(t, r, "code", "FRAME_TOO_LARGE"); n != 0 {
 		t.Fatalf("the relay refused %v frames as too large", n)
 	}
 
@@ -293,8 +297,8 @@ func TestSealedGroupSend(t *testing.T) {
 	}
 }
 
-// requestsCounted is the relay's count of requests answered with code.
-func requestsCounted(t *testing.T, r *testRelay, code string) float64 {
+// requestsCounted is the relay's count of requests whose label is value.
+func requestsCounted(t *testing.T, r *testRelay, label, value string) float64 {
 	t.Helper()
 	mfs, err := r.metrics.Gather()
 	if err != nil {
@@ -307,11 +311,103 @@ func requestsCounted(t *testing.T, r *testRelay, code string) float64 {
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == code {
+				if l.GetName() == label && l.GetValue() == value {
 					n += m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
 	return n
+}
+
+// TestSenderCertificate: the certificate is fetched once and reused
+// until an hour before it expires; a sealed message whose certificate
+// is signed by a server key not pinned yet (the relay rotated) is
+// opened after one refresh of the pinned keys, and a pinned key id
+// keeps its key.
+func TestSenderCertificate(t *testing.T) {
+	dir := t.TempDir()
+	r, err := startTestRelay(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			r.stop()
+		}
+	})
+	alice, bob := register(t, r), register(t, r)
+	ctx := ctxT(t)
+	send := func(from, to *device, text string) {
+		t.Helper()
+		res, err := from.Send(ctx, to.AccountID(), &Content{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text != "key" && !res.Sealed {
+			t.Fatalf("%q went identified: %s", text, res.IdentifiedReason)
+		}
+	}
+	send(alice, bob, "key") // Bob learns Alice's key from it
+	if err := bob.RunUntilDrained(ctx, bob.rec); err != nil {
+		t.Fatal(err)
+	}
+	certs := func() float64 { return requestsCounted(t, r, "type", "sender_certificate") }
+	send(bob, alice, "one")
+	n := certs()
+	send(bob, alice, "two")
+	if certs() != n {
+		t.Fatalf("a second sealed send fetched a certificate again (%v, then %v)", n, certs())
+	}
+	// A cached certificate with less than an hour left is replaced.
+	b, _ := json.Marshal(certRecord{Raw: []byte("stale"), ExpiresMs: time.Now().Add(30 * time.Minute).UnixMilli()})
+	if err := bob.store.Put(senderCertRecord, b); err != nil {
+		t.Fatal(err)
+	}
+	send(bob, alice, "three")
+	if certs() != n+1 {
+		t.Fatalf("a certificate near its expiry was used: %v fetched, want %v", certs(), n+1)
+	}
+	alice.run(t)
+	for _, text := range []string{"one", "two", "three"} {
+		if m := nextMessage(t, alice.rec, text); !bytes.Equal(m.From, bob.AccountID()) {
+			t.Fatalf("%q from %x", text, m.From)
+		}
+	}
+	pinned := alice.serverKeys()
+	if len(pinned) != 1 || pinned[1] == nil {
+		t.Fatalf("alice pinned %v, want key 1", pinned)
+	}
+
+	// The relay rotates its certificate key; Bob's next certificate is
+	// signed by key 2, which Alice has not pinned.
+	if _, err := relay.RotateSenderCertKey(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	addr := r.addr
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	r2, err := startTestRelay(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.stop() })
+	if err := bob.store.Delete(senderCertRecord); err != nil {
+		t.Fatal(err)
+	}
+	send(bob, alice, "after the rotation")
+	nextMessage(t, alice.rec, "after the rotation")
+	if got := alice.serverKeys(); len(got) != 2 || !bytes.Equal(got[1], pinned[1]) || got[2] == nil {
+		t.Fatalf("alice pinned %v after the rotation", got)
+	}
+	// A listed key under a pinned id does not replace the pinned one.
+	if err := alice.pinServerKeys([]client.ServerKey{{ID: 1, PublicKey: make([]byte, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.serverKeys(); !bytes.Equal(got[1], pinned[1]) {
+		t.Fatal("a pinned server key was replaced")
+	}
 }
