@@ -46,6 +46,11 @@ type Config struct {
 	// keeps receiving undisturbed. Run and RunUntilDrained refuse with
 	// ErrSendOnly.
 	SendOnly bool
+	// FailFast makes a call that finds the relay unreachable fail at
+	// once with an error wrapping ErrUnreachable and the dial's error,
+	// instead of retrying with backoff until its context ends: for
+	// one-shot use (a CLI command), where a person waits for the answer.
+	FailFast bool
 }
 
 func (c *Config) window() int {

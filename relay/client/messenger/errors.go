@@ -15,6 +15,10 @@ var (
 	ErrNotRegistered = errors.New("messenger: the device is not registered")
 	// ErrClosed means the Messenger was closed.
 	ErrClosed = errors.New("messenger: closed")
+	// ErrUnreachable means the relay could not be reached and the
+	// Messenger was opened with Config.FailFast; the error wraps the
+	// dial's error too (errors.Is finds client.ErrFingerprint there).
+	ErrUnreachable = errors.New("messenger: the relay is unreachable")
 	// ErrSendOnly means Run was called on a Messenger opened with
 	// Config.SendOnly.
 	ErrSendOnly = errors.New("messenger: opened send-only; it receives nothing")

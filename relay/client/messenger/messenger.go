@@ -26,7 +26,10 @@ type Messenger struct {
 	cl    *client.Client
 
 	groupMu sync.Mutex // serializes read-modify-write of group records
-	recv    receiver   // state of the receive loop (Run)
+
+	dialMu  sync.Mutex                       // guards dialing
+	dialing map[*int]context.CancelCauseFunc // FailFast: the calls waiting for a connection
+	recv    receiver                         // state of the receive loop (Run)
 }
 
 // Open opens the registered device in dir (e2e's directory layout,
@@ -59,6 +62,9 @@ func OpenStore(s Store, cfg *Config, log *slog.Logger) (*Messenger, error) {
 	m.cl = client.New(cfg.options(), creds, cfg.window())
 	m.cl.MinBackoff, m.cl.MaxBackoff = cfg.backoff()
 	m.cl.Retrying = m.retrying
+	if cfg.FailFast {
+		m.cl.Retrying = m.giveUp
+	}
 	m.cl.Reconnected = m.reconnected
 	return m, nil
 }
@@ -127,7 +133,7 @@ func (m *Messenger) Close() error { return m.cl.Close() }
 // to repeat: sends carry their client message id).
 func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error {
 	for {
-		conn, err := m.cl.Conn(ctx)
+		conn, err := m.connect(ctx)
 		if errors.Is(err, client.ErrClosed) {
 			return ErrClosed
 		}
@@ -151,9 +157,49 @@ func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error 
 func (m *Messenger) dial(ctx context.Context) (*client.Conn, error) {
 	conn, err := client.Dial(ctx, m.cfg.options())
 	if err != nil {
-		return nil, fmt.Errorf("messenger: dial: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	return conn, nil
+}
+
+// connect returns the live connection, dialing as needed. With
+// Config.FailFast, a failed dial ends the wait (giveUp) instead of the
+// client's retries.
+func (m *Messenger) connect(ctx context.Context) (*client.Conn, error) {
+	if !m.cfg.FailFast {
+		return m.cl.Conn(ctx)
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	key := new(int)
+	m.dialMu.Lock()
+	if m.dialing == nil {
+		m.dialing = map[*int]context.CancelCauseFunc{}
+	}
+	m.dialing[key] = cancel
+	m.dialMu.Unlock()
+	defer func() {
+		m.dialMu.Lock()
+		delete(m.dialing, key)
+		m.dialMu.Unlock()
+		cancel(nil)
+	}()
+	conn, err := m.cl.Conn(cctx)
+	if cause := context.Cause(cctx); err != nil && errors.Is(cause, ErrUnreachable) && ctx.Err() == nil {
+		return nil, cause
+	}
+	return conn, err
+}
+
+// giveUp is the client's Retrying with Config.FailFast: the calls
+// waiting for a connection fail with the dial's error.
+func (m *Messenger) giveUp(err error, _ time.Duration) {
+	m.log.Info("relay unreachable", "err", err)
+	cause := fmt.Errorf("%w: %w", ErrUnreachable, err)
+	m.dialMu.Lock()
+	defer m.dialMu.Unlock()
+	for _, cancel := range m.dialing {
+		cancel(cause)
+	}
 }
 
 func (m *Messenger) retrying(err error, wait time.Duration) {
