@@ -25,7 +25,8 @@ type Messenger struct {
 	log   *slog.Logger
 	cl    *client.Client
 
-	groupMu sync.Mutex // serializes read-modify-write of group records
+	groupMu sync.Mutex  // serializes read-modify-write of group records
+	groups  GroupStates // nil: group records in the store (UseGroupStates)
 
 	dialMu  sync.Mutex                       // guards dialing
 	dialing map[*int]context.CancelCauseFunc // FailFast: the calls waiting for a connection

@@ -43,8 +43,10 @@ type SendResult struct {
 	// TimestampMillis is when the relay took it (Unix milliseconds).
 	TimestampMillis int64
 	// OwnCopyFailed is true when the message went out but the copy for
-	// this account's other devices did not (they will not show it).
+	// this account's other devices did not (they will not show it);
+	// OwnCopyError says why.
 	OwnCopyFailed bool
+	OwnCopyError  string
 	// Sealed is true when a send to another account went sealed (the
 	// relay learned no sender); IdentifiedReason says why one did not
 	// (ReasonNoAccessKey, ReasonTooLarge, ReasonUnsupported,
@@ -120,7 +122,7 @@ func (m *Messenger) Send(ctx context.Context, to []byte, c *Content) (*SendResul
 	}}}
 	if err := m.toOwnDevices(ctx, to, copyOf, clientMessageID("copy", id, to)); err != nil {
 		m.log.Warn("copy to own devices failed", "err", err)
-		res.OwnCopyFailed = true
+		res.OwnCopyFailed, res.OwnCopyError = true, err.Error()
 	}
 	return res, nil
 }

@@ -56,7 +56,7 @@ func (m *Messenger) SendContent(ctx context.Context, to []byte, c, copyOf *spec.
 		}
 		if err := m.toOwnDevices(ctx, to, copyOf, copyID); err != nil {
 			m.log.Warn("copy to own devices failed", "err", err)
-			res.OwnCopyFailed = true
+			res.OwnCopyFailed, res.OwnCopyError = true, err.Error()
 		}
 	}
 	return res, nil
