@@ -51,7 +51,7 @@ func (c *cli) sendError(to []byte, err error) error {
 		if oerr != nil {
 			return oerr
 		}
-		return unreachableError(opts, err)
+		return unreachableError(opts, dialError(err))
 	case errors.Is(err, messenger.ErrIdentityChanged) && to != nil:
 		return &identityChangedError{account: to}
 	case errors.Is(err, messenger.ErrNoRecipients) && to != nil:
@@ -70,6 +70,21 @@ func (c *cli) sendError(to []byte, err error) error {
 			what = "list devices"
 		}
 		return relayError(what, err)
+	}
+	return err
+}
+
+// dialError is the dial's error in a Messenger's ErrUnreachable (which
+// wraps both), err itself if there is none.
+func dialError(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if multi, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, inner := range multi.Unwrap() {
+				if inner != messenger.ErrUnreachable {
+					return inner
+				}
+			}
+		}
 	}
 	return err
 }
