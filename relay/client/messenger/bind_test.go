@@ -24,7 +24,7 @@ import (
 var goOnly = map[string]bool{
 	"Messenger": true, "Open": true, "OpenStore": true, "Register": true,
 	"Link": true, "StartLink": true,
-	"Store": true, "Identity": true, "Sessions": true, "SenderKeys": true, "PreKeys": true, "Records": true, "Sealed": true,
+	"Store": true, "Identity": true, "Sessions": true, "SenderKeys": true, "PreKeys": true, "Records": true, "Sealed": true, "GroupStates": true,
 	"DirStore": true, "OpenDir": true,
 	"ErrIdentityChanged": true, // an alias of e2e's error value: type error, bindable, but from another package
 }

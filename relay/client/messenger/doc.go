@@ -62,8 +62,11 @@
 // Messenger (whose calls take a context.Context), Open, OpenStore,
 // Register, StartLink and Link, and the store interfaces (Store and its
 // parts Identity, Sessions, SenderKeys, PreKeys, Records and Sealed)
-// with the file-based DirStore and OpenDir, and the Messenger methods
-// for a Go program's own receive loop (OpenSealed, LearnAccessKey).
+// with the file-based DirStore and OpenDir, GroupStates (group state
+// kept by the program, as cmd/pigeon keeps it in its conversation
+// files), the sends of any Content (SendContent, SendGroupContent,
+// SendDelete, SendDeliveredReceipt), and the Messenger methods for a Go
+// program's own receive loop (OpenSealed, LearnAccessKey).
 // gomobile skips those names.
 //
 // # State
