@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -120,15 +119,6 @@ func (c *cli) recordSent(conv []byte, group bool, content *spec.Content, m *chat
 	if err != nil {
 		fmt.Fprintf(c.stderr, "pigeon: could not record the message in the history: %v\n", err)
 	}
-}
-
-// recipients drops this device from a send to its own account: the relay
-// expects a send to one's own account to name only the other devices.
-func recipients(d *e2e.Device, to []byte, ids []uint32) []uint32 {
-	if !slices.Equal(to, d.AccountID()) {
-		return ids
-	}
-	return slices.DeleteFunc(ids, func(id uint32) bool { return id == d.DeviceID() })
 }
 
 func plural(n int) string {
