@@ -49,11 +49,10 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	_, statErr := os.Stat(c.dir)
 	madeDir := errors.Is(statErr, os.ErrNotExist) // init makes the directory
 	m, err := messenger.Register(ctx, c.dir, config(opts), f.name)
-	pending := errors.Is(err, messenger.ErrPreKeysPending)
 	if errors.Is(err, e2e.ErrExists) {
 		return failf("use another -dir for another identity", "%s already holds an identity", c.dir)
 	}
-	if err != nil && !pending {
+	if m == nil {
 		// The messenger left no device behind, so init can be run
 		// again: the directory goes too when init made it.
 		if madeDir {
@@ -69,28 +68,14 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err := c.saveLocalName(f.name); err != nil {
 		return err
 	}
-	if pending {
-		c.kemPreKeysPending(err)
+	if e := part(err, messenger.ErrPreKeysPending); e != nil {
+		c.kemPreKeysPending(e)
 	}
-	c.firstAccessKey(ctx)
+	if e := part(err, messenger.ErrAccessKeyPending); e != nil {
+		fmt.Fprintf(c.stderr, "pigeon: contacts will send to you identified, not sealed: %v\n", e)
+	}
 	fmt.Fprintln(c.stdout, hex.EncodeToString(m.AccountID()))
 	return nil
-}
-
-// firstAccessKey sets up a new account's access key for sealed sends
-// (accesskeys.go), on a connection of its own. Only init does: a linked
-// device must not, as that would replace the key the account's contacts
-// hold.
-func (c *cli) firstAccessKey(ctx context.Context) {
-	_, conn, err := c.sendOnly(ctx)
-	if err == nil {
-		defer conn.Close()
-		err = c.setUpAccessKey(ctx, conn)
-		_ = conn.Finish(ctx)
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: contacts will send to you identified, not sealed: %v\n", err)
-	}
 }
 
 // idJSON is what "pigeon id -json" prints. The field names are stable

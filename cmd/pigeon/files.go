@@ -81,13 +81,20 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 	content := &spec.Content{Id: id, Body: &spec.Content_Attachment{Attachment: &spec.Attachment{
 		BlobId: blobID, Key: key, Digest: digest, Size: uint64(size), FileName: name,
 	}}}
-	n, _, err := c.deliver(ctx, conn, d, to, mustContent(content), false)
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
+	copyOf := &spec.Content{Body: &spec.Content_Sent{Sent: &spec.SentTranscript{Destination: to, Text: &spec.Text{Body: "sent the file " + name}, Id: id}}}
+	res, err := m.SendContent(ctx, to, content, copyOf)
+	if err != nil {
+		return c.sendError(to, err)
+	}
+	c.sayHow(d.AccountID(), to, res)
+	n := res.Devices
 	c.recordSent(to, false, content, &chatMessage{File: name, To: []string{hex.EncodeToString(to)}})
-	if err := c.syncCopy(ctx, conn, d, to, id, "sent the file "+name); err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this file: %v\n", err)
+	if res.OwnCopyFailed {
+		fmt.Fprintf(c.stderr, "pigeon: your other devices will not show this file: %s\n", res.OwnCopyError)
 	}
 	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stdout, hex.EncodeToString(id))

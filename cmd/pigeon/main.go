@@ -35,6 +35,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 )
 
 const usage = `usage: pigeon [-dir DIR] <command> [arguments]
@@ -108,6 +110,8 @@ type cli struct {
 	// verbose (send -v, ...) says how each message went: sealed or
 	// identified, and why.
 	verbose bool
+	// m is the command's Messenger (msgr.go), nil until one is needed.
+	m *messenger.Messenger
 }
 
 // userError is an error whose message follows UX.md and may carry a hint.
@@ -150,6 +154,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if command, ok := lookup(commands(), cmd); ok {
 		err = command.run(c, ctx, rest)
+		if c.m != nil {
+			c.m.Close()
+		}
 	} else {
 		err = usagef(`run "pigeon help" for the commands`, "unknown command %q", cmd)
 	}

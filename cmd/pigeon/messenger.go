@@ -64,13 +64,19 @@ func (c *cli) openMessenger() (*messenger.Messenger, *client.Options, error) {
 	return m, opts, err
 }
 
-// messengerFor opens the device's messenger for the relay in opts.
+// messengerFor opens the device's messenger for the relay in opts, with
+// the group state in the conversation files (chatGroups).
 func (c *cli) messengerFor(opts *client.Options) (*messenger.Messenger, error) {
 	s, err := messenger.OpenDir(c.dir)
 	if err != nil {
 		return nil, err
 	}
-	return messenger.OpenStore(&cliStore{DirStore: s, stamp: filepath.Join(c.dir, rotatedFile)}, config(opts), nil)
+	m, err := messenger.OpenStore(&cliStore{DirStore: s, stamp: filepath.Join(c.dir, rotatedFile)}, config(opts), nil)
+	if err != nil {
+		return nil, err
+	}
+	m.UseGroupStates(chatGroups{c})
+	return m, nil
 }
 
 // messengerError words a failed messenger call for people, as
@@ -105,6 +111,23 @@ func (c *cli) rotateIfDue(ctx context.Context, m *messenger.Messenger) {
 	if rotated {
 		fmt.Fprintln(c.stderr, "pigeon: replaced this device's signed prekey and last-resort post-quantum prekey (done weekly)")
 	}
+}
+
+// part is the error among those joined in err (errors.Join) that is
+// target, nil if none is.
+func part(err, target error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if errors.Is(e, target) {
+				return e
+			}
+		}
+		return nil
+	}
+	if errors.Is(err, target) {
+		return err
+	}
+	return nil
 }
 
 // kemPreKeysPending says that a new device's first one-time KEM prekeys

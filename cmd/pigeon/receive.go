@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -198,7 +199,11 @@ func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 	if env.Sealed {
 		// The sender is in the seal: shown, and decrypted with, as its
 		// certificate names it.
-		if env, err = c.openSealed(ctx, in.cl, in.d, env); err != nil {
+		m, err := c.messenger()
+		if err == nil {
+			env, err = m.OpenSealed(ctx, env)
+		}
+		if err != nil {
 			fmt.Fprintf(c.stderr, "pigeon: dropped a sealed message: %v\n", err)
 			return false
 		}
@@ -227,7 +232,15 @@ func (in *inbox) show(ctx context.Context, env *client.Envelope) bool {
 		fmt.Fprintf(c.stderr, "pigeon: unreadable message from %s\n", short(env.Sender))
 		return false
 	}
-	c.learnAccessKey(in.d, env.Sender, content.GetAccessKey())
+	if key := content.GetAccessKey(); key != nil {
+		m, err := c.messenger()
+		if err == nil {
+			err = m.LearnAccessKey(env.Sender, key)
+		}
+		if err != nil {
+			fmt.Fprintf(c.stderr, "pigeon: could not keep an access key (sends to %s stay identified): %v\n", short(env.Sender), err)
+		}
+	}
 	m := &incoming{env: env, content: &content, group: group != nil, when: time.UnixMilli(content.GetSentAtMs()).Format("2006-01-02 15:04")}
 	if gid := content.GetGroupId(); gid != nil {
 		if len(gid) != e2e.GroupIDSize {
@@ -419,19 +432,19 @@ func (in *inbox) sendReceipts(ctx context.Context) {
 	if len(in.receipts) == 0 {
 		return
 	}
-	conn, err := in.cl.Conn(ctx)
+	m, err := in.c.messenger()
 	if err != nil {
 		fmt.Fprintf(in.c.stderr, "pigeon: delivered receipts not sent: %v\n", err)
 		return
 	}
 	for k, ids := range in.receipts {
 		delete(in.receipts, k)
-		content := &spec.Content{Body: &spec.Content_Receipt{Receipt: &spec.Receipt{Type: spec.Receipt_TYPE_DELIVERED, Ids: ids}}}
+		var group []byte
 		if k.group != "" {
-			content.GroupId = []byte(k.group)
+			group = []byte(k.group)
 		}
-		if _, _, err := in.c.deliver(ctx, conn, in.d, []byte(k.to), mustContent(content), false); err != nil {
-			fmt.Fprintf(in.c.stderr, "pigeon: delivered receipt to %s not sent: %v\n", short([]byte(k.to)), err)
+		if err := m.SendDeliveredReceipt(ctx, []byte(k.to), group, bytes.Join(ids, nil)); err != nil {
+			fmt.Fprintf(in.c.stderr, "pigeon: delivered receipt to %s not sent: %v\n", short([]byte(k.to)), in.c.sendError([]byte(k.to), err))
 		}
 	}
 }

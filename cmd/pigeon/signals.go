@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"flag"
@@ -8,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pigeonhole/pigeonhole/relay/client"
-	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -33,25 +33,22 @@ func (c *cli) typing(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	content := &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: !*stop}}}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	var devices, reached int
+	var res *messenger.SendResult
 	if conv.group {
-		res, err := c.groupSend(ctx, d, conn, conv.id, content, true)
-		if err != nil {
-			return err
-		}
-		devices, reached = res.devices, res.reached
-	} else if devices, reached, err = c.deliver(ctx, conn, d, conv.id, mustContent(content), true); err != nil {
+		res, err = c.groupSend(ctx, m, conv, &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: !*stop}}})
+	} else if res, err = m.SendTyping(ctx, conv.id, !*stop); err != nil {
+		err = c.sendError(conv.id, err)
+	}
+	if err != nil {
 		return err
 	}
-	_ = conn.Finish(ctx)
+	devices, reached := res.Devices, res.Reached
 	switch {
 	case reached == devices:
 		fmt.Fprintf(c.stderr, "pigeon: typing shown on %d of %d device%s\n", reached, devices, plural(devices))
@@ -87,19 +84,18 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	var group []byte
+	if conv.group {
+		group = conv.id
+	}
 	n := 0
 	for _, from := range order {
-		content := &spec.Content{Body: &spec.Content_Receipt{Receipt: &spec.Receipt{Type: spec.Receipt_TYPE_READ, Ids: bySender[from]}}}
-		if conv.group {
-			content.GroupId = conv.id
-		}
-		if _, _, err := c.deliver(ctx, conn, d, mustHex(from), mustContent(content), false); err != nil {
-			return err
+		if err := m.SendReadReceipt(ctx, mustHex(from), group, bytes.Join(bySender[from], nil)); err != nil {
+			return c.sendError(mustHex(from), err)
 		}
 		ids := bySender[from]
 		err := c.updateChat(conv.id, conv.group, func(ch *chat) error {
@@ -115,7 +111,6 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		}
 		n += len(ids)
 	}
-	_ = conn.Finish(ctx)
 	fmt.Fprintf(c.stderr, "pigeon: marked %d message%s read\n", n, plural(n))
 	return nil
 }
@@ -154,18 +149,21 @@ func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
 	case time.Since(time.UnixMilli(m.At)) > *limit:
 		return failf("", "that message is older than the %v limit for deleting it for everyone", *limit)
 	}
-	content := &spec.Content{Body: &spec.Content_Delete{Delete: &spec.Delete{Id: mustHex(id)}}}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	msgr, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
 	if conv.group {
-		_, err = c.groupSend(ctx, d, conn, conv.id, content, false)
+		_, err = c.groupSend(ctx, msgr, conv, &spec.Content{Body: &spec.Content_Delete{Delete: &spec.Delete{Id: mustHex(id)}}})
 	} else {
-		err = c.deleteDirect(ctx, d, conn, conv.id, content)
+		var res *messenger.SendResult
+		if res, err = msgr.SendDelete(ctx, conv.id, mustHex(id)); err != nil {
+			err = c.sendError(conv.id, err)
+		} else if res.OwnCopyFailed {
+			fmt.Fprintf(c.stderr, "pigeon: your other devices still show the message: %s\n", res.OwnCopyError)
+		}
 	}
 	if err != nil {
 		return err
@@ -179,22 +177,7 @@ func (c *cli) deleteForEveryone(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_ = conn.Finish(ctx)
 	fmt.Fprintln(c.stderr, "pigeon: deleted for everyone")
-	return nil
-}
-
-// deleteDirect sends a one-to-one delete to its recipient and a copy
-// naming the recipient to this account's other devices.
-func (c *cli) deleteDirect(ctx context.Context, d *e2e.Device, conn *client.Conn, to []byte, content *spec.Content) error {
-	if _, _, err := c.deliver(ctx, conn, d, to, mustContent(content), false); err != nil {
-		return err
-	}
-	content.GetDelete().Destination = to
-	content.SentAtMs = 0
-	if err := c.toOwnDevices(ctx, conn, d, to, content); err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: your other devices still show the message: %v\n", err)
-	}
 	return nil
 }
 

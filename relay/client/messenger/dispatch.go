@@ -22,6 +22,9 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 		m.log.Warn("dropped an unreadable message", "from", from)
 		return nil
 	}
+	if err := m.LearnAccessKey(env.Sender, c.GetAccessKey()); err != nil {
+		m.log.Warn("sends to this contact stay identified", "from", from, "err", err)
+	}
 	if gid := c.GetGroupId(); gid != nil {
 		if len(gid) != e2e.GroupIDSize {
 			m.log.Warn("dropped an unreadable message", "from", from)

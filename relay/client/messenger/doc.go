@@ -7,7 +7,8 @@
 // recipient, STALE_DEVICES followed, idempotent retries), "The account's
 // devices stay in step" (copies to one's own devices), "Groups" (sender
 // keys, given pairwise, replaced when a member leaves), "Keys" (one-time
-// prekey refills, signed prekey rotation) and "The receive stream"
+// prekey refills, signed prekey rotation), "Sealed sender" (sealed
+// sends, access keys, sender certificates) and "The receive stream"
 // (each envelope acked only after the app's handler took it).
 //
 // # What it does for the app
@@ -18,9 +19,20 @@
 //     message id, so a send lands once), and copies what it sent to this
 //     account's other devices. A Content.ID reused on a retried Send
 //     lands once too.
-//   - SendGroup encrypts once with this device's sender key and sends to
-//     every member device in one multi-send; member devices that lack
-//     the key get it first. CreateGroup and ChangeGroup keep the group's
+//   - Sends are sealed (the relay learns no sender) to every other
+//     account whose unidentified-access key this device holds, on a
+//     connection dialled for them that never authenticates; every
+//     message carries this account's key, so contacts learn it. A send
+//     goes identified, and SendResult says why, when no key came yet,
+//     the message is too large for a sealed request (16 KiB), the relay
+//     takes no sealed sends, or it refused the key (which is then
+//     forgotten). Register makes the account's key; a linked device
+//     learns it from its account's first message.
+//   - SendGroup encrypts once with this device's sender key and sends
+//     it sealed to each member account whose key it holds (one sealed
+//     send each, with client message ids the relay cannot tie together)
+//     and to the rest in one multi-send; member devices that lack the
+//     sender key get it first. CreateGroup and ChangeGroup keep the group's
 //     state (the admin's), as cmd/pigeon does.
 //   - Run keeps a connection up, reconnecting with exponential backoff
 //     (relay/client.Client), and hands each decrypted envelope to the
@@ -51,27 +63,34 @@
 //
 // The Go surface is for Go programs (cmd/pigeon, servers, tests):
 // Messenger (whose calls take a context.Context, among them
-// RefillPreKeys and RotateKeysIfDue for a program with a receive loop of
-// its own), Open, OpenStore, OpenStorage, Register, RegisterStorage,
-// StartLink, StartLinkStorage, Link and StorageLink, UnreachableError,
-// and the store types (KV, KVStore and OpenKV; Store and its parts
-// Identity, Sessions, SenderKeys, PreKeys and Records, with the
-// file-based DirStore and OpenDir). gomobile skips those names.
+// RefillPreKeys and RotateKeysIfDue, and OpenSealed and LearnAccessKey,
+// for a program with a receive loop of its own; and the sends of any
+// Content: SendContent, SendGroupContent, SendDelete,
+// SendDeliveredReceipt), Open, OpenStore, OpenStorage, Register,
+// RegisterStorage, StartLink, StartLinkStorage, Link and StorageLink,
+// UnreachableError, GroupStates (group state kept by the program, as
+// cmd/pigeon keeps it in its conversation files), and the store types
+// (KV, KVStore and OpenKV; Store and its parts Identity, Sessions,
+// SenderKeys, PreKeys, Records and Sealed, with the file-based DirStore
+// and OpenDir). gomobile skips those names.
 //
 // # State
 //
 // Everything local is behind Store: e2e's device state (identity,
 // sessions, prekeys, sender keys; *e2e.Device implements those
 // interfaces as it is) and the messenger's own records (group state,
-// the key schedule). DirStore keeps both in one directory, the layout
-// cmd/pigeon uses (Open, Register, StartLink). An app with its own
-// database implements KV, a byte store (e2e.Storage: values under
-// string keys, read and written in exclusive, all-or-nothing
-// transactions), and uses OpenStorage, RegisterStorage and
-// StartLinkStorage: e2e keeps its state in the KV under the keys
-// e2e.Storage lists, the messenger its records under "messenger/"
-// (KVStore), and the app never touches libsignal's stores. The
-// directory is a KV too (e2e.NewDirStorage, the same files as DirStore).
+// the key schedule, the sender certificate and pinned server keys, and
+// the access keys for sealed sends, Sealed.AccessKeys). DirStore keeps
+// both in one directory, the layout cmd/pigeon uses (Open, Register,
+// StartLink), the access keys in the access-key and access-keys/ACCOUNT
+// files. An app with its own database implements KV, a byte store
+// (e2e.Storage: values under string keys, read and written in
+// exclusive, all-or-nothing transactions), and uses OpenStorage,
+// RegisterStorage and StartLinkStorage: e2e keeps its state in the KV
+// under the keys e2e.Storage lists, the messenger its records under
+// "messenger/" (KVStore), and the app never touches libsignal's stores.
+// The directory is a KV too (e2e.NewDirStorage, the same files as
+// DirStore).
 // One Messenger should own a store at a time. Session start is in one
 // function (startSessions), so a change of key agreement (PQXDH) is
 // made there.

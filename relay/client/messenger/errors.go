@@ -15,6 +15,10 @@ var (
 	ErrNotRegistered = errors.New("messenger: the device is not registered")
 	// ErrClosed means the Messenger was closed.
 	ErrClosed = errors.New("messenger: closed")
+	// ErrUnreachable matches (errors.Is) every *UnreachableError: the
+	// relay could not be reached, or is not the one pinned (errors.Is
+	// finds client.ErrFingerprint in the error too).
+	ErrUnreachable = errors.New("messenger: the relay is unreachable")
 	// ErrSendOnly means Run was called on a Messenger opened with
 	// Config.SendOnly.
 	ErrSendOnly = errors.New("messenger: opened send-only; it receives nothing")
@@ -44,6 +48,11 @@ var (
 	// last-resort KEM prekey meanwhile), and RefillPreKeys or Run's
 	// refill on the relay's low notice uploads them later.
 	ErrPreKeysPending = errors.New("messenger: the one-time post-quantum prekeys are not uploaded yet")
+	// ErrAccessKeyPending comes with the Messenger from Register when
+	// the account was made but its access key for sealed sends could not
+	// be set on the relay: contacts send to it identified until a later
+	// registration of a key (the account works all the same).
+	ErrAccessKeyPending = errors.New("messenger: no access key for sealed sends yet")
 	// ErrBadLink means a link URI could not be used.
 	ErrBadLink = errors.New("messenger: bad link")
 	// errRetarget says a group's devices or sender key changed while a
@@ -67,3 +76,6 @@ func (e *UnreachableError) Error() string {
 
 // Unwrap returns the reason.
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnreachable) true for an *UnreachableError.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }

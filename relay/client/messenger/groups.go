@@ -54,7 +54,7 @@ func groupKey(gid []byte) string { return "groups/" + hex.EncodeToString(gid) }
 
 // loadGroup returns the group's state, or nil.
 func (m *Messenger) loadGroup(gid []byte) (*group, error) {
-	b, err := m.store.Get(groupKey(gid))
+	b, err := m.loadGroupRecord(gid)
 	if err != nil || b == nil {
 		return nil, err
 	}
@@ -73,6 +73,9 @@ var errUnchanged = errors.New("unchanged")
 func (m *Messenger) updateGroup(gid []byte, f func(g **group) error) error {
 	m.groupMu.Lock()
 	defer m.groupMu.Unlock()
+	if m.groups != nil {
+		return m.updateGroupStates(gid, f)
+	}
 	g, err := m.loadGroup(gid)
 	if err != nil {
 		return err

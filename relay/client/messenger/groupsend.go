@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
@@ -28,7 +29,7 @@ func (m *Messenger) SendGroup(ctx context.Context, gid []byte, c *Content) (*Sen
 		return nil, err
 	}
 	content := &spec.Content{Id: id, Body: &spec.Content_Text{Text: &spec.Text{Body: c.Text}}}
-	res, err := m.groupSend(ctx, gid, content, clientMessageID("group", id, gid), false)
+	res, err := m.groupSend(ctx, gid, content, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -38,19 +39,41 @@ func (m *Messenger) SendGroup(ctx context.Context, gid []byte, c *Content) (*Sen
 
 // SendGroupTyping is SendTyping for a group.
 func (m *Messenger) SendGroupTyping(ctx context.Context, gid []byte, started bool) (*SendResult, error) {
-	cmid, err := newClientMessageID()
+	seed, err := newClientMessageID()
 	if err != nil {
 		return nil, err
 	}
-	return m.groupSend(ctx, gid, &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: started}}}, cmid, true)
+	return m.groupSend(ctx, gid, &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: started}}}, seed, true)
 }
 
-func (m *Messenger) groupSend(ctx context.Context, gid []byte, content *spec.Content, cmid []byte, online bool) (*SendResult, error) {
+// groupSend encrypts content once with this device's sender key and
+// sends it to every member device. To each other member account whose
+// access key this device holds it goes sealed: one sealed_send per
+// account, each with a client message id of its own, on one connection
+// that never authenticates (protocol.md, "What the relay still sees").
+// The rest (this account's other devices, accounts without a known key
+// or whose key the relay refused) go identified in one multi_send. The
+// client message ids are derived from seed (the message id, or random
+// bytes), which the relay never sees, so a retried send lands once and
+// the relay cannot tie the parts of one send together by their ids.
+// When the relay says device lists are stale it meets the new devices,
+// forgets removed ones (then makes a new sender key) and tries again for
+// the accounts not reached yet.
+func (m *Messenger) groupSend(ctx context.Context, gid []byte, content *spec.Content, seed []byte, online bool) (*SendResult, error) {
 	if len(gid) != e2e.GroupIDSize {
 		return nil, ErrBadAccount
 	}
+	cmid := clientMessageID("group", seed, gid)
 	content.GroupId = gid
+	content.AccessKey = m.ownAccessKey()
 	plain := encode(content)
+	s := &sealer{m: m}
+	defer s.close()
+	me := hex.EncodeToString(m.store.AccountID())
+	why := map[string]string{} // accounts that go identified, and why
+	done := map[string]bool{}  // accounts the message reached
+	res := &SendResult{}
+	var reasons []string
 	var wire []byte
 	for attempt := 0; ; attempt++ {
 		g, err := m.loadGroup(gid)
@@ -79,26 +102,97 @@ func (m *Messenger) groupSend(ctx context.Context, gid []byte, content *spec.Con
 				return nil, err
 			}
 		}
-		mm := &client.MultiMessage{ClientMessageID: cmid, OnlineOnly: online}
-		res := &SendResult{}
-		for _, t := range targets {
-			am := client.AccountMessage{Recipient: t.acct}
+		messages := func(t target) []client.DeviceMessage {
+			out := make([]client.DeviceMessage, 0, len(t.devices))
 			for _, id := range t.devices {
-				am.Devices = append(am.Devices, client.DeviceMessage{DeviceID: id, Type: e2e.TypeGroup, Content: wire})
+				out = append(out, client.DeviceMessage{DeviceID: id, Type: e2e.TypeGroup, Content: wire})
 			}
-			mm.Accounts = append(mm.Accounts, am)
-			res.Devices += len(t.devices)
+			return out
 		}
-		var sr *client.SendResult
-		err = m.conn(ctx, func(c *client.Conn) error {
-			var err error
-			sr, err = c.SendMulti(ctx, mm)
-			return err
-		})
-		var re *client.Error
-		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
+		var stale []client.StaleAccount
+		var staleErr error
+		var identified []target
+		for _, t := range targets {
+			h := hex.EncodeToString(t.acct)
+			if done[h] {
+				continue
+			}
+			var key []byte
+			if h != me && why[h] == "" {
+				if key = m.contactAccessKey(t.acct); key == nil {
+					why[h] = ReasonNoAccessKey
+				}
+			}
+			if key == nil {
+				identified = append(identified, t)
+				continue
+			}
+			sr, err := s.send(ctx, &client.SealedMessage{Recipient: t.acct, AccessKey: key,
+				ClientMessageID: clientMessageID("sealed", seed, append(slices.Clone(gid), t.acct...)), Devices: messages(t), OnlineOnly: online})
+			if r := m.unsealable(t.acct, err); r != "" {
+				// Never stored: the same ciphertext goes identified.
+				why[h] = r
+				identified = append(identified, t)
+				continue
+			}
+			var re *client.Error
+			if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices {
+				stale = append(stale, client.StaleAccount{AccountID: t.acct, Missing: re.Missing, Extra: re.Extra})
+				staleErr = err
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("messenger: send: %w", err)
+			}
+			done[h] = true
+			res.SealedAccounts++
+			res.Devices += len(t.devices)
+			res.Reached += sr.Reached
+			res.Duplicate = res.Duplicate || sr.Duplicate
+			res.TimestampMillis = max(res.TimestampMillis, sr.TimestampMillis)
+		}
+		if len(stale) == 0 && len(identified) > 0 {
+			// With a stale account above, the ciphertext is made again
+			// first (new devices need the sender key): these wait.
+			mm := &client.MultiMessage{ClientMessageID: cmid, OnlineOnly: online}
+			for _, t := range identified {
+				mm.Accounts = append(mm.Accounts, client.AccountMessage{Recipient: t.acct, Devices: messages(t)})
+			}
+			var sr *client.SendResult
+			err := m.conn(ctx, func(c *client.Conn) error {
+				var err error
+				sr, err = c.SendMulti(ctx, mm)
+				return err
+			})
+			var re *client.Error
+			switch {
+			case errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices:
+				stale, staleErr = re.Stale, err
+			case err != nil:
+				return nil, fmt.Errorf("messenger: send: %w", err)
+			default:
+				res.Reached += sr.Reached
+				res.Duplicate = res.Duplicate || sr.Duplicate
+				res.TimestampMillis = max(res.TimestampMillis, sr.TimestampMillis)
+				for _, t := range identified {
+					h := hex.EncodeToString(t.acct)
+					done[h] = true
+					res.Devices += len(t.devices)
+					if h != me {
+						res.IdentifiedAccounts++
+						if !slices.Contains(reasons, why[h]) {
+							reasons = append(reasons, why[h])
+						}
+					}
+				}
+			}
+		}
+		if len(stale) > 0 {
+			if attempt >= maxStaleRetries {
+				return nil, fmt.Errorf("messenger: send: %w", staleErr)
+			}
 			rotate := false
-			for _, sa := range re.Stale {
+			for _, sa := range stale {
 				if err := m.meetDevices(ctx, sa.AccountID, sa.Missing, sa.Extra); err != nil {
 					return nil, err
 				}
@@ -122,10 +216,7 @@ func (m *Messenger) groupSend(ctx context.Context, gid []byte, content *spec.Con
 			}
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("messenger: send: %w", err)
-		}
-		res.Reached, res.Duplicate, res.TimestampMillis = sr.Reached, sr.Duplicate, sr.TimestampMillis
+		res.IdentifiedReason = strings.Join(reasons, "; ")
 		if online {
 			if err := m.countOnline(gid); err != nil {
 				return nil, err

@@ -48,8 +48,13 @@ func OpenKV(kv KV) (*KVStore, error) {
 }
 
 func newKVStore(d *e2e.Device, kv KV) *KVStore {
-	return &KVStore{Device: d, kvRecords: kvRecords{kv: kv}}
+	return &KVStore{Device: d, kvRecords: kvRecords{kv: kv, prefix: recordsPrefix}}
 }
+
+// AccessKeys keeps the access keys at the top of the KV, under the keys
+// Sealed.AccessKeys names: on e2e.NewDirStorage(dir), the same files as
+// DirStore's.
+func (s *KVStore) AccessKeys() Records { return &kvRecords{kv: s.kvRecords.kv} }
 
 // undoCreateKV deletes a device created in kv that the relay did not
 // take (what undoCreate deletes in a directory), so kv can be used
@@ -74,9 +79,11 @@ func undoCreateKV(kv KV) {
 	})
 }
 
-// kvRecords keeps the messenger's records in a KV under recordsPrefix.
+// kvRecords keeps records in a KV under prefix (recordsPrefix for the
+// messenger's records, none for the access keys).
 type kvRecords struct {
-	kv KV
+	kv     KV
+	prefix string
 }
 
 func (r *kvRecords) transact(what, key string, fn func(e2e.Txn) error) error {
@@ -93,7 +100,7 @@ func (r *kvRecords) transact(what, key string, fn func(e2e.Txn) error) error {
 func (r *kvRecords) Get(key string) ([]byte, error) {
 	var b []byte
 	err := r.transact("read", key, func(tx e2e.Txn) (err error) {
-		b, err = tx.Get(recordsPrefix + key)
+		b, err = tx.Get(r.prefix + key)
 		return err
 	})
 	return b, err
@@ -101,21 +108,21 @@ func (r *kvRecords) Get(key string) ([]byte, error) {
 
 // Put replaces the record under key.
 func (r *kvRecords) Put(key string, value []byte) error {
-	return r.transact("save", key, func(tx e2e.Txn) error { return tx.Put(recordsPrefix+key, value) })
+	return r.transact("save", key, func(tx e2e.Txn) error { return tx.Put(r.prefix+key, value) })
 }
 
 // Delete removes the record under key, if any.
 func (r *kvRecords) Delete(key string) error {
-	return r.transact("delete", key, func(tx e2e.Txn) error { return tx.Delete(recordsPrefix + key) })
+	return r.transact("delete", key, func(tx e2e.Txn) error { return tx.Delete(r.prefix + key) })
 }
 
 // List returns the keys under prefix.
 func (r *kvRecords) List(prefix string) ([]string, error) {
 	var out []string
 	err := r.kv.Transact(context.Background(), func(tx e2e.Txn) error {
-		keys, err := tx.List(recordsPrefix + prefix)
+		keys, err := tx.List(r.prefix + prefix)
 		for _, k := range keys {
-			out = append(out, strings.TrimPrefix(k, recordsPrefix))
+			out = append(out, strings.TrimPrefix(k, r.prefix))
 		}
 		return err
 	})

@@ -26,9 +26,10 @@ type Messenger struct {
 	log   *slog.Logger
 	cl    *client.Client
 
-	groupMu sync.Mutex // serializes read-modify-write of group records
-	recv    receiver   // state of the receive loop (Run)
-	dialing dialers    // calls waiting for a connection (Config.FailFast)
+	groupMu sync.Mutex  // serializes read-modify-write of group records
+	groups  GroupStates // nil: group records in the store (UseGroupStates)
+	recv    receiver    // state of the receive loop (Run)
+	dialing dialers     // calls waiting for a connection (Config.FailFast)
 }
 
 // Open opens the registered device in dir (e2e's directory layout,
@@ -81,7 +82,10 @@ func OpenStorage(kv KV, cfg *Config, log *slog.Logger) (*Messenger, error) {
 // name; cut to e2e.MaxDeviceName bytes), and opens it. It then uploads
 // the device's first one-time KEM prekeys, which are too large for the
 // unauthenticated registration (protocol.md, "Limits"); if that fails,
-// it returns the Messenger with an error wrapping ErrPreKeysPending.
+// it returns the Messenger with an error wrapping ErrPreKeysPending. It
+// makes the account's access key for sealed sends and sets its verifier
+// on the relay; if that fails, the error (with the Messenger) wraps
+// ErrAccessKeyPending.
 // When the relay cannot be reached the error is an *UnreachableError.
 func Register(ctx context.Context, dir string, cfg *Config, name string) (*Messenger, error) {
 	return registerWith(ctx, cfg, name, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.Create(dir, n) },
@@ -126,7 +130,17 @@ func registerWith(ctx context.Context, cfg *Config, name string, create func(pre
 		undo()
 		return nil, fmt.Errorf("messenger: register: %w", err)
 	}
-	return openNew(ctx, wrap(d), cfg)
+	m, err := openNew(ctx, wrap(d), cfg)
+	if m == nil {
+		return nil, err
+	}
+	// Without an access key contacts send identified; the account works
+	// all the same, so a failure here does not undo the registration.
+	if aerr := m.setUpAccessKey(ctx); aerr != nil {
+		m.log.Warn("no access key: contacts will send identified", "err", aerr)
+		err = errors.Join(err, fmt.Errorf("%w: %w", ErrAccessKeyPending, aerr))
+	}
+	return m, err
 }
 
 // openNew opens a device that has just joined its account (Register,
@@ -204,6 +218,16 @@ func (m *Messenger) conn(ctx context.Context, f func(*client.Conn) error) error 
 			return err
 		}
 	}
+}
+
+// dial opens a connection that does not authenticate, for sealed sends
+// and the access key's setup.
+func (m *Messenger) dial(ctx context.Context) (*client.Conn, error) {
+	conn, err := client.Dial(ctx, m.cfg.options())
+	if err != nil {
+		return nil, &UnreachableError{Err: err}
+	}
+	return conn, nil
 }
 
 // live is the live connection (relay/client.Client.Conn). With

@@ -35,8 +35,15 @@ func TestMobile(t *testing.T) {
 	if m := nextMessage(t, brec, "hi from the app"); !bytes.Equal(m.ID, res.ID) {
 		t.Fatalf("bob got %+v", m)
 	}
-	if _, err := bob.Send(alice.AccountID(), "hi back", nil); err != nil {
+	if res.Sealed || res.IdentifiedReason != ReasonNoAccessKey {
+		t.Fatalf("a first message: sealed %v (%q), want identified for want of a key", res.Sealed, res.IdentifiedReason)
+	}
+	// Alice's message carried her access key: the answer goes sealed.
+	if res, err = bob.Send(alice.AccountID(), "hi back", nil); err != nil {
 		t.Fatal(err)
+	}
+	if !res.Sealed {
+		t.Fatalf("the answer went identified: %q", res.IdentifiedReason)
 	}
 	nextMessage(t, arec, "hi back")
 	bob.Stop()

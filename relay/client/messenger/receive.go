@@ -268,6 +268,14 @@ func (m *Messenger) sendReceipts(ctx context.Context) {
 func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
 	var plain, group []byte
 	var err error
+	if env.Sealed {
+		// The sender is in the seal: decrypted with, and shown as, the
+		// account and device its certificate names.
+		if env, err = m.OpenSealed(ctx, env); err != nil {
+			m.log.Warn("dropped a sealed message", "err", err)
+			return nil
+		}
+	}
 	if env.Type == e2e.TypeGroup {
 		group, plain, err = m.store.DecryptGroup(ctx, env)
 	} else {

@@ -25,6 +25,8 @@ type testRelay struct {
 	dir, addr string
 	cfg       Config
 	db        *pebble.DB
+	queues    *queue.Store // the relay's queues, for tests that read what it stored
+	metrics   *prometheus.Registry
 	cancel    context.CancelFunc
 	done      chan error
 	stopOnce  sync.Once
@@ -43,8 +45,13 @@ func relayConfig() relay.Config {
 
 // startTestRelay starts a relay on the data in dir, listening on addr
 // ("127.0.0.1:0" for any port); started again on the same dir and
-// address it is the same relay after a restart.
-func startTestRelay(dir, addr string) (*testRelay, error) {
+// address it is the same relay after a restart. It issues sender
+// certificates (sealed sends work).
+func startTestRelay(dir, addr string) (*testRelay, error) { return startRelay(dir, addr, true) }
+
+// startRelay is startTestRelay; without sealed, the relay has no sender
+// certificate keys and takes no sealed sends (UNSUPPORTED).
+func startRelay(dir, addr string, sealed bool) (*testRelay, error) {
 	log := slog.New(slog.DiscardHandler)
 	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: relaytest.QuietPebble{}}
 	queue.PebbleOptions(opts)
@@ -61,9 +68,17 @@ func startTestRelay(dir, addr string) (*testRelay, error) {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := relay.New(relayConfig(), ks, qs, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	srv, err := relay.New(relayConfig(), ks, qs, log, reg)
 	if err != nil {
 		return fail(err)
+	}
+	if sealed {
+		ck, err := relay.LoadOrCreateSenderCertKeys(dir)
+		if err != nil {
+			return fail(err)
+		}
+		srv.UseSenderCertificates(ck)
 	}
 	cert, err := relay.LoadOrCreateCertificate(dir)
 	if err != nil {
@@ -74,7 +89,7 @@ func startTestRelay(dir, addr string) (*testRelay, error) {
 		return fail(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, cancel: cancel, done: make(chan error, 1)}
+	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, queues: qs, metrics: reg, cancel: cancel, done: make(chan error, 1)}
 	r.cfg = Config{RelayAddr: r.addr, Fingerprint: relay.Fingerprint(cert), MinBackoffMillis: 20, MaxBackoffMillis: 500,
 		// A connection made while the relay shuts down is given up in 3 s.
 		KeepAliveMillis: 1000}

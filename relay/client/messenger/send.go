@@ -43,8 +43,21 @@ type SendResult struct {
 	// TimestampMillis is when the relay took it (Unix milliseconds).
 	TimestampMillis int64
 	// OwnCopyFailed is true when the message went out but the copy for
-	// this account's other devices did not (they will not show it).
+	// this account's other devices did not (they will not show it);
+	// OwnCopyError says why.
 	OwnCopyFailed bool
+	OwnCopyError  string
+	// Sealed is true when a send to another account went sealed (the
+	// relay learned no sender); IdentifiedReason says why one did not
+	// (ReasonNoAccessKey, ReasonTooLarge, ReasonUnsupported,
+	// ReasonKeyRefused). Both are unset for a send to this account.
+	Sealed           bool
+	IdentifiedReason string
+	// SealedAccounts and IdentifiedAccounts count, for a group send, the
+	// other member accounts it went to sealed and identified (this
+	// account's own devices are in neither); IdentifiedReason then lists
+	// the reasons, each once, separated by "; ".
+	SealedAccounts, IdentifiedAccounts int
 }
 
 func checkAccount(a []byte) error {
@@ -102,13 +115,14 @@ func (m *Messenger) Send(ctx context.Context, to []byte, c *Content) (*SendResul
 	if err != nil {
 		return nil, err
 	}
-	res := &SendResult{ID: id, Devices: d.devices, Duplicate: d.duplicate, TimestampMillis: d.timestamp}
+	res := &SendResult{ID: id, Devices: d.devices, Duplicate: d.duplicate, TimestampMillis: d.timestamp,
+		Sealed: d.sealed, IdentifiedReason: d.why}
 	copyOf := &spec.Content{SentAtMs: content.SentAtMs, Body: &spec.Content_Sent{Sent: &spec.SentTranscript{
 		Destination: to, Text: &spec.Text{Body: c.Text}, Id: id,
 	}}}
 	if err := m.toOwnDevices(ctx, to, copyOf, clientMessageID("copy", id, to)); err != nil {
 		m.log.Warn("copy to own devices failed", "err", err)
-		res.OwnCopyFailed = true
+		res.OwnCopyFailed, res.OwnCopyError = true, err.Error()
 	}
 	return res, nil
 }
@@ -176,5 +190,5 @@ func (m *Messenger) SendTyping(ctx context.Context, to []byte, started bool) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &SendResult{Devices: d.devices, Reached: d.reached, TimestampMillis: d.timestamp}, nil
+	return &SendResult{Devices: d.devices, Reached: d.reached, TimestampMillis: d.timestamp, Sealed: d.sealed, IdentifiedReason: d.why}, nil
 }

@@ -42,13 +42,38 @@ type delivered struct {
 	devices, reached int
 	duplicate        bool
 	timestamp        int64
+	// sealed says the send went sealed; why, when it did not (to another
+	// account), says why.
+	sealed bool
+	why    string
 }
 
-// deliver encrypts plain for every device of account to (this device
+// deliver encrypts plain (an encoded spec.Content, to which it adds this
+// account's access key) for every device of account to (this device
 // aside) and sends it with client message id cmid, meeting new devices
 // and forgetting removed ones when the relay says the list is stale, and
 // retrying with the same cmid, so a send lands once.
+//
+// The send is sealed when to is another account whose access key this
+// device holds: on a connection of its own that never authenticates, so
+// the relay learns no sender. It is identified otherwise: to this
+// account's own devices, with no access key for to, when the relay
+// refuses the key (to rotated it; it is forgotten), takes no sealed
+// sends, or the request would be over the 16 KiB a connection without a
+// session may send. Then the same ciphertexts go identified: they were
+// never delivered, so the sessions stay in step.
 func (m *Messenger) deliver(ctx context.Context, to, plain, cmid []byte, online bool) (*delivered, error) {
+	plain = m.withAccessKey(plain)
+	own := slices.Equal(to, m.store.AccountID())
+	var key []byte // to's access key while the send is sealed
+	why := ""
+	if !own {
+		if key = m.contactAccessKey(to); key == nil {
+			why = ReasonNoAccessKey
+		}
+	}
+	s := &sealer{m: m}
+	defer s.close()
 	ids, err := m.store.SessionDevices(to)
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
@@ -65,11 +90,20 @@ func (m *Messenger) deliver(ctx context.Context, to, plain, cmid []byte, online 
 			return nil, fmt.Errorf("messenger: %w", err)
 		}
 		var res *client.SendResult
-		err = m.conn(ctx, func(c *client.Conn) error {
-			var err error
-			res, err = c.Send(ctx, &client.Message{Recipient: to, ClientMessageID: cmid, Devices: msgs, OnlineOnly: online})
-			return err
-		})
+		if key != nil {
+			res, err = s.send(ctx, &client.SealedMessage{Recipient: to, AccessKey: key, ClientMessageID: cmid, Devices: msgs, OnlineOnly: online})
+			if r := m.unsealable(to, err); r != "" {
+				m.log.Info("sending identified", "to", shortID(to), "why", r)
+				why, key = r, nil
+			}
+		}
+		if key == nil {
+			err = m.conn(ctx, func(c *client.Conn) error {
+				var err error
+				res, err = c.Send(ctx, &client.Message{Recipient: to, ClientMessageID: cmid, Devices: msgs, OnlineOnly: online})
+				return err
+			})
+		}
 		var re *client.Error
 		if errors.As(err, &re) && spec.Code(re.Code) == spec.CodeStaleDevices && attempt < maxStaleRetries {
 			// The account linked or removed devices: forget the removed
@@ -87,7 +121,8 @@ func (m *Messenger) deliver(ctx context.Context, to, plain, cmid []byte, online 
 		if err != nil {
 			return nil, fmt.Errorf("messenger: send: %w", err)
 		}
-		return &delivered{devices: len(ids), reached: res.Reached, duplicate: res.Duplicate, timestamp: res.TimestampMillis}, nil
+		return &delivered{devices: len(ids), reached: res.Reached, duplicate: res.Duplicate, timestamp: res.TimestampMillis,
+			sealed: key != nil, why: why}, nil
 	}
 }
 

@@ -95,6 +95,7 @@ type Store interface {
 	SenderKeys
 	PreKeys
 	Records
+	Sealed // sealedstate.go
 }
 
 // DirStore is the file-based Store: e2e's device directory (0700, files

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
+	"github.com/pigeonhole/pigeonhole/spec"
+)
+
+// messenger opens this device's Messenger, once per command (run closes
+// it): send-only, so a "pigeon listen" of the same device keeps
+// receiving, and failing at once when the relay is down. Group state
+// stays in the conversation files (chatGroups).
+func (c *cli) messenger() (*messenger.Messenger, error) {
+	if c.m != nil {
+		return c.m, nil
+	}
+	if _, err := c.device(); err != nil {
+		return nil, err
+	}
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.messengerFor(opts)
+	if err != nil {
+		return nil, err
+	}
+	c.m = m
+	return m, nil
+}
+
+// sendError words a failed send to account to (nil for a group) for
+// people: the relay's refusals and an unreachable relay as the rest of
+// pigeon words them.
+func (c *cli) sendError(to []byte, err error) error {
+	var re *client.Error
+	switch {
+	case errors.Is(err, messenger.ErrUnreachable) || errors.Is(err, client.ErrFingerprint):
+		opts, oerr := c.options()
+		if oerr != nil {
+			return oerr
+		}
+		return unreachableError(opts, dialError(err))
+	case errors.Is(err, messenger.ErrIdentityChanged) && to != nil:
+		return &identityChangedError{account: to}
+	case errors.Is(err, messenger.ErrNoRecipients) && to != nil:
+		if d, derr := c.device(); derr == nil && slices.Equal(to, d.AccountID()) {
+			return failf("", "this account has no other devices")
+		}
+		return failf("", "%s has no other devices to send to", short(to))
+	case errors.As(err, &re):
+		what := "send"
+		switch {
+		case re.CodeName() == "UNKNOWN_DEVICE":
+			what = "authenticate"
+		case strings.HasPrefix(err.Error(), "messenger: fetch keys"):
+			what = "fetch keys"
+		case strings.HasPrefix(err.Error(), "messenger: list devices"):
+			what = "list devices"
+		}
+		return relayError(what, err)
+	}
+	return err
+}
+
+// dialError is the dial's error in a Messenger's *UnreachableError, err
+// itself if there is none.
+func dialError(err error) error {
+	var ue *messenger.UnreachableError
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// sayHow prints, with -v, how a one-to-one send to account to went out.
+func (c *cli) sayHow(me, to []byte, res *messenger.SendResult) {
+	if !c.verbose || slices.Equal(me, to) {
+		return
+	}
+	who := c.names(me).short(to)
+	if res.Sealed {
+		fmt.Fprintf(c.stderr, "pigeon: sent sealed to %s\n", who)
+	} else {
+		fmt.Fprintf(c.stderr, "pigeon: sent identified to %s (%s)\n", who, res.IdentifiedReason)
+	}
+}
+
+// deliver sends plain (an encoded spec.Content) to account to through
+// the Messenger, for the group changes groups.go sends pairwise; conn
+// and d are not used. It returns how many devices it went to and how
+// many of them were connected.
+func (c *cli) deliver(ctx context.Context, _ *client.Conn, d *e2e.Device, to, plain []byte, _ bool) (devices, reached int, err error) {
+	var content spec.Content
+	if err := proto.Unmarshal(plain, &content); err != nil {
+		return 0, 0, err
+	}
+	m, err := c.messenger()
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := m.SendContent(ctx, to, &content, nil)
+	if err != nil {
+		return 0, 0, c.sendError(to, err)
+	}
+	c.sayHow(d.AccountID(), to, res)
+	return res.Devices, res.Reached, nil
+}
+
+// chatGroups keeps the Messenger's group state in the conversation
+// files (chat.Group), under their lock, where groups.go and groupin.go
+// keep it.
+type chatGroups struct{ c *cli }
+
+func (g chatGroups) LoadGroup(gid []byte) ([]byte, error) {
+	ch, err := g.c.readChat(gid, true)
+	if err != nil || ch.Group == nil {
+		return nil, err
+	}
+	return json.Marshal(ch.Group)
+}
+
+func (g chatGroups) UpdateGroup(gid []byte, f func([]byte) ([]byte, error)) error {
+	return g.c.updateChat(gid, true, func(ch *chat) error {
+		var old []byte
+		if ch.Group != nil {
+			var err error
+			if old, err = json.Marshal(ch.Group); err != nil {
+				return err
+			}
+		}
+		b, err := f(old)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return errUnchanged
+		}
+		gi := new(groupInfo) // the same fields as the Messenger's record
+		if err := json.Unmarshal(b, gi); err != nil {
+			return err
+		}
+		ch.Group = gi
+		return nil
+	})
+}
