@@ -31,6 +31,16 @@ var goOnly = map[string]bool{
 	"ErrIdentityChanged": true, // an alias of e2e's error value: type error, bindable, but from another package
 }
 
+// mustBind are names an app needs from the binding: TestBindingSurface
+// fails if one is missing or listed in goOnly, so the surface cannot
+// lose them by being declared Go-only.
+var mustBind = []string{
+	"Mobile", "OpenMobile", "RegisterMobile", "StartMobileLink", "MobileLink",
+	"MobileStore", "MobileTxn", "OpenMobileStore", "RegisterMobileStore", "StartMobileLinkStore",
+	"Config", "Content", "SendResult", "Handler", "Message", "Receipt", "Typing", "GroupChange", "DeviceChange",
+	"LinkCheckCode",
+}
+
 // TestBindingSurface type-checks the package (export data from the
 // build cache, as go/packages does) and fails on any exported name of
 // the binding surface whose type gobind cannot bind
@@ -73,6 +83,11 @@ func TestBindingSurface(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Error(p)
+	}
+	for _, name := range mustBind {
+		if goOnly[name] || scope.Lookup(name) == nil || !scope.Lookup(name).Exported() {
+			t.Errorf("%s is not on the binding surface", name)
+		}
 	}
 	// The Go-only names must exist, so the list does not rot.
 	for name := range goOnly {

@@ -53,13 +53,16 @@
 //
 // gomobile binds this package for Android and iOS. The binding surface
 // is Mobile (OpenMobile, RegisterMobile, StartMobileLink, MobileLink),
-// Config, Content, SendResult, the Handler interface and the event types
+// the app's own store (MobileStore and MobileTxn, with OpenMobileStore,
+// RegisterMobileStore and StartMobileLinkStore), Config, Content, SendResult, the Handler interface and the event types
 // it gets (Message, Receipt, Typing, GroupChange, DeviceChange),
 // LinkCheckCode, and the constants and error values: plain types only
 // (signed integers, strings, booleans, byte slices, this package's
 // structs and interfaces), no channels, maps, generics or unsigned
 // integers; lists of ids are concatenated byte slices with Count and
-// index methods. TestBindingSurface checks these rules with go/types.
+// index methods, and MobileTxn.List's keys are one string, each key
+// followed by a newline. TestBindingSurface checks these rules with
+// go/types, and that the names above stay on the binding surface.
 //
 // The Go surface is for Go programs (cmd/pigeon, servers, tests):
 // Messenger (whose calls take a context.Context, among them
@@ -91,6 +94,15 @@
 // "messenger/" (KVStore), and the app never touches libsignal's stores.
 // The directory is a KV too (e2e.NewDirStorage, the same files as
 // DirStore).
+// An Android or iOS app, whose code cannot pass a Go function across the
+// binding, implements MobileStore instead (Begin, then Get, Put, Delete,
+// List and Commit or Rollback on the MobileTxn; a missing key reads as
+// null or an empty array) and uses OpenMobileStore, RegisterMobileStore
+// and StartMobileLinkStore: Go makes it a KV, running each Transact as
+// Begin, the operation, then Commit, or Rollback if the operation
+// failed, all on one thread. Its transactions must be exclusive from
+// Begin and all or nothing, as KV's are (MobileStore's doc comment says
+// how SQLite gives that).
 // One Messenger should own a store at a time. Session start is in one
 // function (startSessions), so a change of key agreement (PQXDH) is
 // made there.

@@ -31,11 +31,12 @@ type Link struct {
 	// (Wait then fails with the relay's UNKNOWN_ADDRESS).
 	Expires time.Time
 
-	dir, name string
-	cfg       Config
-	conn      *client.Conn
-	prov      *client.Provisioning
-	key       *e2e.ProvisioningKey
+	home home
+	name string
+	cfg  Config
+	conn *client.Conn
+	prov *client.Provisioning
+	key  *e2e.ProvisioningKey
 }
 
 // StartLink opens a provisioning address at the relay for a new device
@@ -43,10 +44,25 @@ type Link struct {
 // name (cut as DeviceName does; "": no name). When the relay cannot be
 // reached the error is an *UnreachableError.
 func StartLink(ctx context.Context, dir string, cfg *Config, name string) (*Link, error) {
+	return startLink(ctx, dirHome(dir), cfg, name)
+}
+
+// StorageLink is the Link of a new device whose state will be kept in a
+// KV (StartLinkStorage): the same URI, check code, approval and Wait.
+type StorageLink = Link
+
+// StartLinkStorage is StartLink for a new device that will live in kv
+// (which must not hold one yet).
+func StartLinkStorage(ctx context.Context, kv KV, cfg *Config, name string) (*StorageLink, error) {
+	return startLink(ctx, kvHome(kv), cfg, name)
+}
+
+// startLink is StartLink for a new device that will live in h.
+func startLink(ctx context.Context, h home, cfg *Config, name string) (*Link, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
 	}
-	if _, err := e2e.Open(dir); err == nil {
+	if h.exists() {
 		return nil, fmt.Errorf("messenger: %w", e2e.ErrExists)
 	}
 	conn, err := client.Dial(ctx, cfg.options())
@@ -65,7 +81,7 @@ func StartLink(ctx context.Context, dir string, cfg *Config, name string) (*Link
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
 	uri := client.LinkURI{Relay: cfg.RelayAddr, Fingerprint: cfg.Fingerprint, Address: prov.Address, PublicKey: key.Public()}.String()
-	return &Link{URI: uri, CheckCode: checkCode(key.Public()), Expires: prov.Expires, dir: dir, name: name, cfg: *cfg, conn: conn, prov: prov, key: key}, nil
+	return &Link{URI: uri, CheckCode: checkCode(key.Public()), Expires: prov.Expires, home: h, name: name, cfg: *cfg, conn: conn, prov: prov, key: key}, nil
 }
 
 // Wait waits for the primary's approval, then joins the account as a
@@ -85,7 +101,7 @@ func (l *Link) Wait(ctx context.Context) (*Messenger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: the approval could not be read: %w", ErrBadLink, err)
 	}
-	dev, reg, err := e2e.CreateLinked(l.dir, p, l.cfg.preKeys())
+	dev, reg, err := l.home.createLinked(p, l.cfg.preKeys())
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
@@ -98,10 +114,10 @@ func (l *Link) Wait(ctx context.Context) (*Messenger, error) {
 		err = dev.Registered(acct.AccountID, acct.DeviceID)
 	}
 	if err != nil {
-		undoCreate(l.dir)
+		l.home.undo()
 		return nil, fmt.Errorf("messenger: link: %w", err)
 	}
-	return openNew(ctx, newDirStore(dev), &l.cfg)
+	return openNew(ctx, l.home.wrap(dev), &l.cfg)
 }
 
 // Close gives the provisioning address up.

@@ -88,26 +88,23 @@ func OpenStorage(kv KV, cfg *Config, log *slog.Logger) (*Messenger, error) {
 // ErrAccessKeyPending.
 // When the relay cannot be reached the error is an *UnreachableError.
 func Register(ctx context.Context, dir string, cfg *Config, name string) (*Messenger, error) {
-	return registerWith(ctx, cfg, name, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.Create(dir, n) },
-		func() { undoCreate(dir) }, func(d *e2e.Device) Store { return newDirStore(d) })
+	return registerIn(ctx, dirHome(dir), cfg, name)
 }
 
 // RegisterStorage is Register for a device whose state is kept in kv
 // (which must not hold a device).
 func RegisterStorage(ctx context.Context, kv KV, cfg *Config, name string) (*Messenger, error) {
-	return registerWith(ctx, cfg, name, func(n int) (*e2e.Device, *client.Registration, error) { return e2e.CreateIn(kv, n) },
-		func() { undoCreateKV(kv) }, func(d *e2e.Device) Store { return newKVStore(d, kv) })
+	return registerIn(ctx, kvHome(kv), cfg, name)
 }
 
-// registerWith creates a device with create, registers it as a new
-// account's first device, and opens it as the Store wrap makes; undo
-// removes the device if the relay did not take it.
-func registerWith(ctx context.Context, cfg *Config, name string, create func(preKeys int) (*e2e.Device, *client.Registration, error),
-	undo func(), wrap func(*e2e.Device) Store) (*Messenger, error) {
+// registerIn creates a device in h, registers it as a new account's
+// first device, and opens it; it removes the device again if the relay
+// did not take it.
+func registerIn(ctx context.Context, h home, cfg *Config, name string) (*Messenger, error) {
 	if cfg == nil || cfg.RelayAddr == "" {
 		return nil, errors.New("messenger: no relay address in the config")
 	}
-	d, reg, err := create(cfg.preKeys())
+	d, reg, err := h.create(cfg.preKeys())
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
@@ -117,7 +114,7 @@ func registerWith(ctx context.Context, cfg *Config, name string, create func(pre
 	var conn *client.Conn
 	if err == nil {
 		if conn, err = client.Dial(ctx, cfg.options()); err != nil {
-			undo()
+			h.undo()
 			return nil, &UnreachableError{Err: err}
 		}
 		defer conn.Close()
@@ -127,10 +124,10 @@ func registerWith(ctx context.Context, cfg *Config, name string, create func(pre
 		}
 	}
 	if err != nil {
-		undo()
+		h.undo()
 		return nil, fmt.Errorf("messenger: register: %w", err)
 	}
-	m, err := openNew(ctx, wrap(d), cfg)
+	m, err := openNew(ctx, h.wrap(d), cfg)
 	if m == nil {
 		return nil, err
 	}
