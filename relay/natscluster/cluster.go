@@ -110,7 +110,8 @@ func deviceKey(a queue.Address) string { return "d." + a.Token() }
 
 // Start watches the presence bucket, subscribes to control messages,
 // and sends heartbeats until ctx ends; then it deletes this relay's
-// heartbeat, so the others know at once.
+// heartbeat, so the others know at once. It fails only if the watch or
+// the subscriptions cannot be made.
 func (c *Cluster) Start(ctx context.Context, h relay.ClusterHandlers) error {
 	c.mu.Lock()
 	c.handler = h
@@ -123,8 +124,16 @@ func (c *Cluster) Start(ctx context.Context, h relay.ClusterHandlers) error {
 	if err != nil {
 		return err
 	}
+	// A first heartbeat that fails (JetStream still electing a leader
+	// while the cluster starts, or a loaded NATS) does not stop the
+	// relay: the next ones are tried every Heartbeat, and until one
+	// lands the other relays do not count this one alive, which costs
+	// only its online-only traffic from them.
 	if err := c.beat(ctx); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("cluster heartbeat failed; trying again", "err", err)
 	}
 	go c.watch(w)
 	go func() {
