@@ -208,3 +208,52 @@ func TestVerificationRecords(t *testing.T) {
 		t.Fatalf("trust records after clearing: %q", got)
 	}
 }
+
+// memTrust is a program's TrustStates, in memory.
+type memTrust struct{ recs map[string][]byte }
+
+func (s *memTrust) UpdateTrust(account []byte, f func([]byte) ([]byte, error)) error {
+	rec, err := f(s.recs[string(account)])
+	switch {
+	case err != nil || rec == nil:
+	case string(rec) == "{}":
+		delete(s.recs, string(account))
+	default:
+		s.recs[string(account)] = rec
+	}
+	return err
+}
+
+// TestTrustStates: with UseTrustStates the marks are kept by the
+// program, none in the store's Records.
+func TestTrustStates(t *testing.T) {
+	r := newRelay(t)
+	alice, bob := register(t, r), register(t, r)
+	ts := &memTrust{recs: map[string][]byte{}}
+	alice.UseTrustStates(ts)
+	if _, err := alice.Send(ctxT(t), bob.AccountID(), &Content{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := alice.SafetyNumber(bob.AccountID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.MarkVerified(bob.AccountID(), sn.Key); err != nil {
+		t.Fatal(err)
+	}
+	wantVerification(t, alice.Messenger, bob.AccountID(), Verified, false)
+	want := `{"verified":"` + keyFingerprint(sn.Key) + `"}`
+	if got := string(ts.recs[string(bob.AccountID())]); got != want {
+		t.Fatalf("record %s, want %s", got, want)
+	}
+	if keys, err := alice.store.List("trust/"); err != nil || len(keys) != 0 {
+		t.Fatalf("records in the store: %q, %v", keys, err)
+	}
+	if err := alice.ClearVerified(bob.AccountID()); err != nil {
+		t.Fatal(err)
+	}
+	wantVerification(t, alice.Messenger, bob.AccountID(), NotVerified, false)
+	if len(ts.recs) != 0 {
+		t.Fatalf("records left after clearing: %q", ts.recs)
+	}
+}
