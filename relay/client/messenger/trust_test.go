@@ -45,6 +45,23 @@ func addDevice(t *testing.T, r *testRelay, account []byte) (*e2e.Device, []byte)
 	return d, reg.IdentityKey
 }
 
+// markVerified sends to account (so from learns its identity key) and
+// marks the safety number verified.
+func markVerified(t *testing.T, from *device, account []byte) *SafetyNumber {
+	t.Helper()
+	if _, err := from.Send(ctxT(t), account, &Content{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := from.SafetyNumber(account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := from.MarkVerified(account, sn.Key); err != nil {
+		t.Fatal(err)
+	}
+	return sn
+}
+
 func wantVerification(t *testing.T, m *Messenger, account []byte, state int, offered bool) {
 	t.Helper()
 	v, err := m.Verification(account)
@@ -158,16 +175,7 @@ func TestVerificationRecords(t *testing.T) {
 	ctx := ctxT(t)
 	alice, kv := registerInMemory(t, r)
 	bob := register(t, r)
-	if _, err := alice.Send(ctx, bob.AccountID(), &Content{Text: "hi"}); err != nil {
-		t.Fatal(err)
-	}
-	sn, err := alice.SafetyNumber(bob.AccountID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.MarkVerified(bob.AccountID(), sn.Key); err != nil {
-		t.Fatal(err)
-	}
+	sn := markVerified(t, alice, bob.AccountID())
 	record := "messenger/" + trustKey(bob.AccountID())
 	if got := kv.keys("messenger/trust/"); len(got) != 1 || got[0] != record {
 		t.Fatalf("trust records %q, want %q", got, record)
@@ -231,16 +239,7 @@ func TestTrustStates(t *testing.T) {
 	alice, bob := register(t, r), register(t, r)
 	ts := &memTrust{recs: map[string][]byte{}}
 	alice.UseTrustStates(ts)
-	if _, err := alice.Send(ctxT(t), bob.AccountID(), &Content{Text: "hi"}); err != nil {
-		t.Fatal(err)
-	}
-	sn, err := alice.SafetyNumber(bob.AccountID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.MarkVerified(bob.AccountID(), sn.Key); err != nil {
-		t.Fatal(err)
-	}
+	sn := markVerified(t, alice, bob.AccountID())
 	wantVerification(t, alice.Messenger, bob.AccountID(), Verified, false)
 	want := `{"verified":"` + keyFingerprint(sn.Key) + `"}`
 	if got := string(ts.recs[string(bob.AccountID())]); got != want {
