@@ -65,7 +65,8 @@ func (c *cli) openMessenger() (*messenger.Messenger, *client.Options, error) {
 }
 
 // messengerFor opens the device's messenger for the relay in opts, with
-// the group state in the conversation files (chatGroups).
+// the group state in the conversation files (chatGroups) and the
+// verification marks in verified.json (verifiedTrust).
 func (c *cli) messengerFor(opts *client.Options) (*messenger.Messenger, error) {
 	s, err := messenger.OpenDir(c.dir)
 	if err != nil {
@@ -76,6 +77,7 @@ func (c *cli) messengerFor(opts *client.Options) (*messenger.Messenger, error) {
 		return nil, err
 	}
 	m.UseGroupStates(chatGroups{c})
+	m.UseTrustStates(verifiedTrust{c})
 	return m, nil
 }
 

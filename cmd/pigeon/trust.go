@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,85 +12,63 @@ import (
 	"strings"
 
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 )
 
 // The verification marks, next to the keys in the state directory:
 //
 //	verified.json   {"accounts": {"<account hex>": {"verified": "<fingerprint>", ...}}}
 //
-// A fingerprint is the SHA-256 (hex) of a contact's identity public key.
-// e2e trusts a contact's first identity key and refuses any other one
-// (keeping the last one refused as the offered key); these marks are the
-// user's: "I compared the safety number made with this key".
+// Each account's object is the messenger's verification record
+// (messenger.TrustStates), kept here (UX.md names the file) under the
+// conversations' lock, so a send and a running "pigeon listen" change
+// it in turn.
 const verifiedFile = "verified.json"
 
-// trustState is what this device knows of the user's checks of one
-// account's identity key.
-type trustState struct {
-	// Verified is the fingerprint of the key whose safety number the user
-	// marked as compared; "" when not verified.
-	Verified string `json:"verified,omitempty"`
-	// Changed is set when a verified key was replaced by an offered one:
-	// the mark was cleared because of a change.
-	Changed bool `json:"changed,omitempty"`
-	// Warned is the fingerprint of the offered key the user was last
-	// warned about, so each change is announced once.
-	Warned string `json:"warned,omitempty"`
-}
-
 type trustFile struct {
-	Accounts map[string]*trustState `json:"accounts"`
+	Accounts map[string]json.RawMessage `json:"accounts"`
 }
 
-// fingerprint is how a key is kept in verified.json.
-func fingerprint(key []byte) string {
-	h := sha256.Sum256(key)
-	return hex.EncodeToString(h[:])
-}
+// verifiedTrust keeps the Messenger's verification records in
+// verifiedFile.
+type verifiedTrust struct{ c *cli }
 
-// updateTrust changes one account's trust state under the lock.
-func (c *cli) updateTrust(acct []byte, fn func(*trustState)) (trustState, error) {
-	unlock, err := c.lockChats()
+// UpdateTrust runs f on the account's record under the lock.
+func (v verifiedTrust) UpdateTrust(acct []byte, f func([]byte) ([]byte, error)) error {
+	unlock, err := v.c.lockChats()
 	if err != nil {
-		return trustState{}, err
+		return err
 	}
 	defer unlock()
-	path := filepath.Join(c.dir, verifiedFile)
+	path := filepath.Join(v.c.dir, verifiedFile)
 	tf := trustFile{}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return trustState{}, err
+		return err
 	default:
 		if err := json.Unmarshal(b, &tf); err != nil {
-			return trustState{}, failf("move "+path+" away (the verification marks are lost; verify again)", "the verification marks are damaged: %v", err)
+			return failf("move "+path+" away (the verification marks are lost; verify again)", "the verification marks are damaged: %v", err)
 		}
 	}
 	if tf.Accounts == nil {
-		tf.Accounts = map[string]*trustState{}
+		tf.Accounts = map[string]json.RawMessage{}
 	}
 	h := hex.EncodeToString(acct)
-	st := tf.Accounts[h]
-	if st == nil {
-		st = &trustState{}
+	rec, err := f(tf.Accounts[h])
+	if err != nil || rec == nil {
+		return err
 	}
-	before := *st
-	if fn != nil {
-		fn(st)
-	}
-	if *st == before {
-		return *st, nil
-	}
-	if *st == (trustState{}) {
+	if string(rec) == "{}" {
 		delete(tf.Accounts, h)
 	} else {
-		tf.Accounts[h] = st
+		tf.Accounts[h] = rec
 	}
 	if b, err = json.MarshalIndent(tf, "", "\t"); err != nil {
-		return trustState{}, err
+		return err
 	}
-	return *st, writeAtomic(path, append(b, '\n'))
+	return writeAtomic(path, append(b, '\n'))
 }
 
 // identityChangedError is a send refused because the recipient's devices
@@ -107,20 +84,12 @@ func (e *identityChangedError) Error() string {
 // offered key). The first time for each offered key it clears a verified
 // mark and warns on stderr.
 func (c *cli) identityChanged(d *e2e.Device, acct []byte) {
-	_, offered, err := d.IdentityKeys(acct)
-	if err != nil || offered == nil {
+	m, err := c.messenger()
+	if err != nil {
 		return
 	}
-	warn := false
-	_, err = c.updateTrust(acct, func(st *trustState) {
-		if fp := fingerprint(offered); st.Warned != fp {
-			st.Warned, warn = fp, true
-			if st.Verified != "" {
-				st.Verified, st.Changed = "", true
-			}
-		}
-	})
-	if err != nil {
+	warn, err := m.NoteIdentityChanged(acct)
+	if err != nil && !errors.Is(err, messenger.ErrNoIdentityKey) {
 		fmt.Fprintf(c.stderr, "pigeon: could not record a changed identity key: %v\n", err)
 	}
 	if warn {
@@ -161,27 +130,32 @@ func (c *cli) verify(args []string) error {
 	if err != nil {
 		return err
 	}
-	n := c.names(d.AccountID())
-	who, arg := n.short(acct), n.arg(acct)
-	trusted, offered, err := d.IdentityKeys(acct)
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	if trusted == nil {
+	n := c.names(d.AccountID())
+	who, arg := n.short(acct), n.arg(acct)
+	trusted, err := m.SafetyNumber(acct)
+	if errors.Is(err, messenger.ErrNoIdentityKey) {
 		return failf("send or receive a message with them first", "no identity key known for %s", who)
 	}
+	if err != nil {
+		return err
+	}
+	offered, err := m.OfferedSafetyNumber(acct)
+	if err != nil {
+		return err
+	}
 	if *mark {
-		key := trusted
+		sn := trusted
 		if offered != nil {
-			if err := d.TrustOffered(acct, offered); err != nil {
-				return err
-			}
-			key = offered
+			sn = offered
 		}
-		if _, err := c.updateTrust(acct, func(st *trustState) { *st = trustState{Verified: fingerprint(key)} }); err != nil {
+		if err := m.MarkVerified(acct, sn.Key); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, d.SafetyNumberWith(acct, key))
+		fmt.Fprintln(c.stdout, sn.Number)
 		if offered != nil {
 			fmt.Fprintf(c.stderr, "pigeon: accepted %s's new identity key; the safety number above is marked verified\n", who)
 		} else {
@@ -189,23 +163,23 @@ func (c *cli) verify(args []string) error {
 		}
 		return nil
 	}
-	st, err := c.updateTrust(acct, nil)
+	v, err := m.Verification(acct)
 	if err != nil {
 		return err
 	}
 	if offered != nil {
-		fmt.Fprintln(c.stdout, d.SafetyNumberWith(acct, offered))
+		fmt.Fprintln(c.stdout, offered.Number)
 		status := "changed"
-		if st.Verified != "" || st.Changed {
+		if v.State == messenger.ChangedSinceVerified {
 			status = "changed since you verified"
 		}
 		fmt.Fprintf(c.stderr, "pigeon: safety number with %s: %s (their devices show a new identity key; nothing from or to it is accepted yet)\n", who, status)
 		fmt.Fprintf(c.stderr, "pigeon: hint: compare the new number above with theirs, in person or on a call; if they match, accept it with: pigeon verify -mark %s\n", arg)
 		return nil
 	}
-	fmt.Fprintln(c.stdout, d.SafetyNumberWith(acct, trusted))
+	fmt.Fprintln(c.stdout, trusted.Number)
 	c.printSessionKinds(d, acct, who)
-	if st.Verified == fingerprint(trusted) {
+	if v.State == messenger.Verified {
 		fmt.Fprintf(c.stderr, "pigeon: safety number with %s: verified\n", who)
 		return nil
 	}

@@ -25,6 +25,7 @@ var goOnly = map[string]bool{
 	"Messenger": true, "Open": true, "OpenStore": true, "Register": true,
 	"Link": true, "StartLink": true,
 	"Store": true, "Identity": true, "Sessions": true, "SenderKeys": true, "PreKeys": true, "Records": true, "Sealed": true, "GroupStates": true,
+	"Trust": true, "TrustStates": true,
 	"DirStore": true, "OpenDir": true, "UnreachableError": true,
 	"KV": true, "KVStore": true, "OpenKV": true, "OpenStorage": true, "RegisterStorage": true,
 	"StorageLink": true, "StartLinkStorage": true,

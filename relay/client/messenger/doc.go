@@ -34,6 +34,11 @@
 //     and to the rest in one multi-send; member devices that lack the
 //     sender key get it first. CreateGroup and ChangeGroup keep the group's
 //     state (the admin's), as cmd/pigeon does.
+//   - Safety numbers (trust.go): SafetyNumber and, after a send refused
+//     with ErrIdentityChanged, OfferedSafetyNumber (the contact's new
+//     key); MarkVerified and TrustOffered accept only the key whose
+//     number was shown, and Verification says verified, not verified
+//     or changed since verified.
 //   - Run keeps a connection up, reconnecting with exponential backoff
 //     (relay/client.Client), and hands each decrypted envelope to the
 //     Handler. The envelope is acked only when the handler returned nil;
@@ -56,7 +61,8 @@
 // the app's own store (MobileStore and MobileTxn, with OpenMobileStore,
 // RegisterMobileStore and StartMobileLinkStore), Config, Content, SendResult, the Handler interface and the event types
 // it gets (Message, Receipt, Typing, GroupChange, DeviceChange),
-// LinkCheckCode, and the constants and error values: plain types only
+// LinkCheckCode, SafetyNumber and Verification (Mobile's safety-number
+// calls), and the constants and error values: plain types only
 // (signed integers, strings, booleans, byte slices, this package's
 // structs and interfaces), no channels, maps, generics or unsigned
 // integers; lists of ids are concatenated byte slices with Count and
@@ -72,17 +78,18 @@
 // SendDeliveredReceipt), Open, OpenStore, OpenStorage, Register,
 // RegisterStorage, StartLink, StartLinkStorage, Link and StorageLink,
 // UnreachableError, GroupStates (group state kept by the program, as
-// cmd/pigeon keeps it in its conversation files), and the store types
-// (KV, KVStore and OpenKV; Store and its parts Identity, Sessions,
-// SenderKeys, PreKeys, Records and Sealed, with the file-based DirStore
+// cmd/pigeon keeps it in its conversation files), TrustStates (the
+// same for verification marks: cmd/pigeon's verified.json), and the
+// store types (KV, KVStore and OpenKV; Store and its parts Identity,
+// Sessions, SenderKeys, PreKeys, Trust, Records and Sealed, with the file-based DirStore
 // and OpenDir). gomobile skips those names.
 //
 // # State
 //
 // Everything local is behind Store: e2e's device state (identity,
-// sessions, prekeys, sender keys; *e2e.Device implements those
-// interfaces as it is) and the messenger's own records (group state,
-// the key schedule, the sender certificate and pinned server keys, and
+// sessions, prekeys, sender keys, contact identity keys; *e2e.Device
+// implements those interfaces as it is) and the messenger's own records
+// (group state, the verification marks, the key schedule, the sender certificate and pinned server keys, and
 // the access keys for sealed sends, Sealed.AccessKeys). DirStore keeps
 // both in one directory, the layout cmd/pigeon uses (Open, Register,
 // StartLink), the access keys in the access-key and access-keys/ACCOUNT

@@ -34,6 +34,13 @@ var (
 	// trusted before (they reinstalled, or someone is in the middle);
 	// nothing was sent. It is e2e.ErrIdentityChanged.
 	ErrIdentityChanged = e2e.ErrIdentityChanged
+	// ErrNoIdentityKey means no identity key is known for the contact
+	// yet: a message from them or a send to them brings it.
+	ErrNoIdentityKey = errors.New("messenger: no identity key known for the contact yet")
+	// ErrNoOfferedKey means MarkVerified or TrustOffered was given a key
+	// other than the one the contact's devices show (the person compared
+	// another number), or no key is offered.
+	ErrNoOfferedKey = errors.New("messenger: not the identity key the contact's devices show")
 	// ErrNoGroup means the group is unknown here.
 	ErrNoGroup = errors.New("messenger: no such group")
 	// ErrNotMember means this account was removed from the group.

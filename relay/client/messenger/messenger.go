@@ -28,6 +28,8 @@ type Messenger struct {
 
 	groupMu sync.Mutex  // serializes read-modify-write of group records
 	groups  GroupStates // nil: group records in the store (UseGroupStates)
+	trustMu sync.Mutex  // serializes read-modify-write of verification records
+	trusts  TrustStates // nil: verification records in the store (UseTrustStates)
 	recv    receiver    // state of the receive loop (Run)
 	dialing dialers     // calls waiting for a connection (Config.FailFast)
 }

@@ -26,6 +26,7 @@ type testRelay struct {
 	cfg       Config
 	db        *pebble.DB
 	queues    *queue.Store // the relay's queues, for tests that read what it stored
+	keys      *keys.Store  // the relay's key directory, for tests playing its operator
 	metrics   *prometheus.Registry
 	cancel    context.CancelFunc
 	done      chan error
@@ -89,7 +90,7 @@ func startRelay(dir, addr string, sealed bool) (*testRelay, error) {
 		return fail(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, queues: qs, metrics: reg, cancel: cancel, done: make(chan error, 1)}
+	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, queues: qs, keys: ks, metrics: reg, cancel: cancel, done: make(chan error, 1)}
 	r.cfg = Config{RelayAddr: r.addr, Fingerprint: relay.Fingerprint(cert), MinBackoffMillis: 20, MaxBackoffMillis: 500,
 		// A connection made while the relay shuts down is given up in 3 s.
 		KeepAliveMillis: 1000}

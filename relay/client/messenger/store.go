@@ -19,8 +19,8 @@ import (
 // file-based Store and OpenKV one on an app's byte store (KV,
 // kvstore.go), which is what an app with its own database implements.
 // Each interface is one concern, as e2e.Device's methods group them, so
-// *e2e.Device implements Identity, Sessions, SenderKeys and PreKeys as it
-// is, on any e2e.Storage.
+// *e2e.Device implements Identity, Sessions, SenderKeys, PreKeys and
+// Trust as it is, on any e2e.Storage.
 
 // Identity is the device's own identity: account, device id, auth key
 // and the identity key pair that the account's devices share.
@@ -94,6 +94,7 @@ type Store interface {
 	Sessions
 	SenderKeys
 	PreKeys
+	Trust // trust.go
 	Records
 	Sealed // sealedstate.go
 }
