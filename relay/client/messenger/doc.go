@@ -32,8 +32,11 @@
 //     it sealed to each member account whose key it holds (one sealed
 //     send each, with client message ids the relay cannot tie together)
 //     and to the rest in one multi-send; member devices that lack the
-//     sender key get it first. CreateGroup and ChangeGroup keep the group's
-//     state (the admin's), as cmd/pigeon does.
+//     sender key get it first. CreateGroup, ChangeGroup and RenameGroup
+//     keep the group's state (the admin's) and send it to the members,
+//     as cmd/pigeon's group commands do; Group shows it. A member the
+//     state missed is named in an AnnounceError (the change holds;
+//     ChangeGroup with no change sends it again).
 //   - Run keeps a connection up, reconnecting with exponential backoff
 //     (relay/client.Client), and hands each decrypted envelope to the
 //     Handler. The envelope is acked only when the handler returned nil;
@@ -53,8 +56,9 @@
 //
 // gomobile binds this package for Android and iOS. The binding surface
 // is Mobile (OpenMobile, RegisterMobile, StartMobileLink, MobileLink),
-// Config, Content, SendResult, the Handler interface and the event types
-// it gets (Message, Receipt, Typing, GroupChange, DeviceChange),
+// Config, Content, SendResult, GroupInfo, the Handler interface and the
+// event types it gets (Message, Receipt, Typing, GroupChange,
+// DeviceChange),
 // LinkCheckCode, and the constants and error values: plain types only
 // (signed integers, strings, booleans, byte slices, this package's
 // structs and interfaces), no channels, maps, generics or unsigned
@@ -68,7 +72,7 @@
 // Content: SendContent, SendGroupContent, SendDelete,
 // SendDeliveredReceipt), Open, OpenStore, OpenStorage, Register,
 // RegisterStorage, StartLink, StartLinkStorage, Link and StorageLink,
-// UnreachableError, GroupStates (group state kept by the program, as
+// UnreachableError, AnnounceError and AnnounceFailure, GroupStates (group state kept by the program, as
 // cmd/pigeon keeps it in its conversation files), and the store types
 // (KV, KVStore and OpenKV; Store and its parts Identity, Sessions,
 // SenderKeys, PreKeys, Records and Sealed, with the file-based DirStore
