@@ -87,8 +87,9 @@ func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachab
 // it went to: Failed are the member (or just removed) accounts that did
 // not get it, OwnDevices why this account's other devices did not (nil
 // if they did, or there are none). Calling ChangeGroup with no change
-// sends the state again. A relay that cannot be reached is an
-// *UnreachableError instead, returned at the first send.
+// sends the state again. What ends every send (an *UnreachableError, a
+// *client.Error UNKNOWN_DEVICE when this device was removed, ErrClosed,
+// the context's error) is returned as it is, at the first send.
 type AnnounceError struct {
 	Failed     []AnnounceFailure
 	OwnDevices error

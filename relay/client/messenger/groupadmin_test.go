@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"testing"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
+	"github.com/pigeonhole/pigeonhole/spec"
 )
 
 // TestRenameGroup: the admin renames the group, the member takes the
@@ -111,5 +114,23 @@ func TestAnnounceUnreachable(t *testing.T) {
 	var ae *AnnounceError
 	if !errors.Is(err, ErrUnreachable) || errors.As(err, &ae) || ctx.Err() != nil {
 		t.Fatalf("change with the relay down: %v, want ErrUnreachable alone before the deadline", err)
+	}
+}
+
+// TestAnnounceRevoked: a device removed from its account gets
+// UNKNOWN_DEVICE at the first send of a group's state, not an
+// AnnounceError listing every member.
+func TestAnnounceRevoked(t *testing.T) {
+	r := newRelay(t)
+	alice, bob, carol := register(t, r), register(t, r), register(t, r)
+	laptop := link(t, r, alice)
+	ctx := ctxT(t)
+	if err := alice.RevokeDevice(ctx, int64(laptop.DeviceID())); err != nil {
+		t.Fatal(err)
+	}
+	_, err := laptop.CreateGroup(ctx, "club", append(append([]byte{}, bob.AccountID()...), carol.AccountID()...))
+	var ae *AnnounceError
+	if spec.Code(client.ErrorCode(err)) != spec.CodeUnknownDevice || errors.As(err, &ae) {
+		t.Fatalf("create on a removed device: %v, want UNKNOWN_DEVICE alone", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
@@ -263,7 +264,7 @@ func (m *Messenger) rotateLocked(gid []byte, g *group, removed []string) error {
 // announce sends the group's state to its members (this account's other
 // devices too) and to the accounts just removed from it: an
 // *AnnounceError if it missed some, and at once the error that stops
-// every send (the relay unreachable, the Messenger closed, ctx done).
+// every send (stopsAll).
 func (m *Messenger) announce(ctx context.Context, gid []byte, g *group, removed []string) error {
 	plain := groupState(gid, g)
 	me := hex.EncodeToString(m.store.AccountID())
@@ -300,9 +301,11 @@ func (m *Messenger) announce(ctx context.Context, gid []byte, g *group, removed 
 }
 
 // stopsAll reports whether err ends every send, not just the one to an
-// account: the relay unreachable, the Messenger closed, ctx done.
+// account: the relay unreachable, this device removed from its account
+// (UNKNOWN_DEVICE), the Messenger closed, ctx done.
 func stopsAll(ctx context.Context, err error) bool {
-	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrClosed) || ctx.Err() != nil
+	return errors.Is(err, ErrUnreachable) || spec.Code(client.ErrorCode(err)) == spec.CodeUnknownDevice ||
+		errors.Is(err, ErrClosed) || ctx.Err() != nil
 }
 
 // groupState encodes a group's state as its admin sends it.
