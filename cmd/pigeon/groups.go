@@ -281,47 +281,49 @@ func (c *cli) announced(m *messenger.Messenger, err error) error {
 	return nil
 }
 
-// groupList prints the groups this device knows.
+// groupList prints the groups this device knows (the Messenger's
+// Groups), by name.
 func (c *cli) groupList(args []string) error {
 	if len(args) != 0 {
 		return usagef("pigeon group list", "list takes no arguments")
 	}
-	d, err := c.device()
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	me := hex.EncodeToString(d.AccountID())
-	groups, err := c.groupChats()
+	list, err := m.Groups()
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(groups))
-	for id := range groups {
-		ids = append(ids, id)
+	groups := make([]*messenger.GroupInfo, list.Count())
+	for i := range groups {
+		if groups[i], err = m.Group(list.GroupID(i)); err != nil {
+			return err
+		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return groups[ids[i]].Group.Name < groups[ids[j]].Group.Name })
-	n := c.names(d.AccountID())
-	for _, id := range ids {
-		g := groups[id].Group
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	me := m.AccountID()
+	n := c.names(me)
+	for _, g := range groups {
 		note := ""
 		switch {
 		case g.Removed:
 			note = ", you were removed"
-		case g.Admin == me:
+		case slices.Equal(g.Admin, me):
 			note = ", you are the admin"
 		}
-		fmt.Fprintf(c.stdout, "%s %s (%d members%s)\n", id, g.Name, len(g.Members), note)
-		for _, m := range g.Members {
-			who := m
-			if m == me {
+		fmt.Fprintf(c.stdout, "%x %s (%d members%s)\n", g.GroupID, g.Name, g.MemberCount(), note)
+		for i := range g.MemberCount() {
+			who := hex.EncodeToString(g.Member(i))
+			if slices.Equal(g.Member(i), me) {
 				who += " (you)"
-			} else if name := n.name(m); name != "" {
+			} else if name := n.name(who); name != "" {
 				who += " " + name
 			}
 			fmt.Fprintf(c.stdout, "  %s\n", who)
 		}
 	}
-	if len(ids) == 0 {
+	if len(groups) == 0 {
 		fmt.Fprintln(c.stderr, "pigeon: no groups yet; \"pigeon group create NAME ACCOUNT...\" makes one")
 	}
 	return nil

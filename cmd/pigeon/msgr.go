@@ -104,6 +104,18 @@ func (g chatGroups) LoadGroup(gid []byte) ([]byte, error) {
 	return json.Marshal(ch.Group)
 }
 
+func (g chatGroups) GroupIDs() ([][]byte, error) {
+	chats, err := g.c.groupChats()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([][]byte, 0, len(chats))
+	for id := range chats {
+		ids = append(ids, mustHex(id))
+	}
+	return ids, nil
+}
+
 func (g chatGroups) UpdateGroup(gid []byte, f func([]byte) ([]byte, error)) error {
 	return g.c.updateChat(gid, true, func(ch *chat) error {
 		var old []byte

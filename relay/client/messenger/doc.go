@@ -34,9 +34,10 @@
 //     and to the rest in one multi-send; member devices that lack the
 //     sender key get it first. CreateGroup, ChangeGroup and RenameGroup
 //     keep the group's state (the admin's) and send it to the members,
-//     as cmd/pigeon's group commands do; Group shows it. A member the
-//     state missed is named in an AnnounceError (the change holds;
-//     ChangeGroup with no change sends it again).
+//     as cmd/pigeon's group commands do; Groups lists the groups and
+//     Group shows one. A member the state missed is named in an
+//     AnnounceError (the change holds; ChangeGroup with no change sends
+//     it again).
 //   - Run keeps a connection up, reconnecting with exponential backoff
 //     (relay/client.Client), and hands each decrypted envelope to the
 //     Handler. The envelope is acked only when the handler returned nil;
@@ -56,7 +57,7 @@
 //
 // gomobile binds this package for Android and iOS. The binding surface
 // is Mobile (OpenMobile, RegisterMobile, StartMobileLink, MobileLink),
-// Config, Content, SendResult, GroupInfo, the Handler interface and the
+// Config, Content, SendResult, GroupInfo, GroupList, the Handler interface and the
 // event types it gets (Message, Receipt, Typing, GroupChange,
 // DeviceChange),
 // LinkCheckCode, and the constants and error values: plain types only

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
@@ -46,6 +47,16 @@ func TestRenameGroup(t *testing.T) {
 	}
 	if err := alice.RenameGroup(ctx, gid, "bad\u202ename"); !errors.Is(err, ErrBadGroup) {
 		t.Fatalf("a name with a bidirectional override: %v, want ErrBadGroup", err)
+	}
+	other, err := alice.CreateGroup(ctx, "walkers", bob.AccountID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{gid, other}
+	slices.SortFunc(want, bytes.Compare)
+	l, err := alice.Groups()
+	if err != nil || l.Count() != 2 || !bytes.Equal(l.GroupID(0), want[0]) || !bytes.Equal(l.GroupID(1), want[1]) {
+		t.Fatalf("alice's groups: %+v, %v; want both, by id", l, err)
 	}
 	if _, err := alice.Group(make([]byte, 16)); !errors.Is(err, ErrNoGroup) {
 		t.Fatalf("an unknown group: %v, want ErrNoGroup", err)

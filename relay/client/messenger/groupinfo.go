@@ -1,8 +1,11 @@
 package messenger
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // GroupInfo is a group's state as this device knows it, for an app to
@@ -49,4 +52,39 @@ func (m *Messenger) Group(gid []byte) (*GroupInfo, error) {
 		info.Members = append(info.Members, b...)
 	}
 	return info, nil
+}
+
+// GroupList is the groups this device knows (Groups), ordered by id.
+type GroupList struct{ ids [][]byte }
+
+// Count is how many groups there are.
+func (l *GroupList) Count() int { return len(l.ids) }
+
+// GroupID returns the i-th group's id.
+func (l *GroupList) GroupID(i int) []byte { return l.ids[i] }
+
+// Groups lists the groups this device knows, those this account was
+// removed from included; Group shows each.
+func (m *Messenger) Groups() (*GroupList, error) {
+	var ids [][]byte
+	if m.groups != nil {
+		var err error
+		if ids, err = m.groups.GroupIDs(); err != nil {
+			return nil, err
+		}
+	} else {
+		keys, err := m.store.List(groupKey(nil))
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			id, err := hex.DecodeString(strings.TrimPrefix(k, groupKey(nil)))
+			if err != nil || len(id) != 16 {
+				continue // not a group's record
+			}
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, bytes.Compare)
+	return &GroupList{ids: ids}, nil
 }

@@ -120,6 +120,9 @@ func (b *Mobile) RenameGroup(groupID []byte, name string) error {
 	return b.m.RenameGroup(ctx, groupID, name)
 }
 
+// Groups is Messenger.Groups.
+func (b *Mobile) Groups() (*GroupList, error) { return b.m.Groups() }
+
 // Group is Messenger.Group.
 func (b *Mobile) Group(groupID []byte) (*GroupInfo, error) { return b.m.Group(groupID) }
 

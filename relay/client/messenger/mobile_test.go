@@ -84,6 +84,9 @@ func TestMobileGroups(t *testing.T) {
 	if err != nil || g.Name != "climbers" || g.MemberCount() != 2 || !bytes.Equal(g.Member(1), bob.AccountID()) {
 		t.Fatalf("alice's group: %+v, %v", g, err)
 	}
+	if l, err := alice.Groups(); err != nil || l.Count() != 1 || !bytes.Equal(l.GroupID(0), gid) {
+		t.Fatalf("alice's groups: %+v, %v", l, err)
+	}
 	next[*GroupChange](t, brec)
 	if gc := next[*GroupChange](t, brec); gc.Name != "climbers" {
 		t.Fatalf("bob got %+v", gc)
