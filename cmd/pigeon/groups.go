@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,9 +11,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
-	"github.com/pigeonhole/pigeonhole/spec"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 )
 
 // Groups are a client concept: the relay stores no membership and sees
@@ -22,10 +22,10 @@ import (
 // its first group message, and makes a new one when a member is removed.
 
 // maxGroupMembers is the most accounts a group may have.
-const maxGroupMembers = 256
+const maxGroupMembers = messenger.MaxGroupMembers
 
 // maxGroupName is the longest group name, in bytes.
-const maxGroupName = 100
+const maxGroupName = messenger.MaxGroupName
 
 // conversation is whom a command talks to: an account or a group.
 type conversation struct {
@@ -115,7 +115,7 @@ func (c *cli) group(ctx context.Context, args []string) error {
 }
 
 // groupCreate makes a group with this account as its admin and tells the
-// members.
+// members (the Messenger's CreateGroup).
 func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	if len(args) < 2 {
 		return usagef(`pigeon group create NAME ACCOUNT...`, "a group needs a name and at least one other member")
@@ -128,40 +128,36 @@ func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	me := hex.EncodeToString(d.AccountID())
-	members := []string{me}
+	members := [][]byte{d.AccountID()}
 	for _, a := range args[1:] {
 		acct, err := c.account(a)
 		if err != nil {
 			return err
 		}
-		if h := hex.EncodeToString(acct); !slices.Contains(members, h) {
-			members = append(members, h)
+		if !slices.ContainsFunc(members, func(m []byte) bool { return slices.Equal(m, acct) }) {
+			members = append(members, acct)
 		}
 	}
 	if len(members) > maxGroupMembers {
 		return failf("", "a group has at most %d members", maxGroupMembers)
 	}
-	gid, salt, err := e2e.NewGroupID(d.AccountID())
+	m, err := c.messenger()
 	if err != nil {
-		return err
-	}
-	g := &groupInfo{Name: name, Admin: me, Salt: hex.EncodeToString(salt), Members: members, Revision: 1}
-	if err := c.updateChat(gid, true, func(ch *chat) error { ch.Group = g; return nil }); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
-	if err != nil {
+	gid, err := m.CreateGroup(ctx, name, slices.Concat(members[1:]...))
+	if errors.Is(err, messenger.ErrBadGroup) {
+		return badGroup(err)
+	}
+	var ae *messenger.AnnounceError
+	if gid != nil && (err == nil || errors.As(err, &ae)) {
+		fmt.Fprintln(c.stdout, hex.EncodeToString(gid))
+	}
+	if err := c.announced(m, err); err != nil {
 		return err
 	}
-	defer conn.Close()
-	fmt.Fprintln(c.stdout, hex.EncodeToString(gid))
-	if err := c.announce(ctx, d, conn, gid, g, nil); err != nil {
-		return err
-	}
-	_ = conn.Finish(ctx)
 	fmt.Fprintf(c.stderr, "pigeon: created the group %q with %d members\n", name, len(members))
 	return nil
 }
@@ -179,7 +175,8 @@ func checkGroupName(name string) error {
 	return nil
 }
 
-// groupChange adds or removes members (the admin only).
+// groupChange adds or removes members (the admin only; the Messenger's
+// ChangeGroup).
 func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
 	if len(args) < 2 {
 		return failf(fmt.Sprintf("pigeon group %s GROUP ACCOUNT...", op), "%s needs a group and at least one account", op)
@@ -191,79 +188,53 @@ func (c *cli) groupChange(ctx context.Context, op string, args []string) error {
 	if !conv.group {
 		return failf(`"pigeon group list" shows your groups`, "%s is not a group", args[0])
 	}
-	var accts []string
+	var accts []byte
 	for _, a := range args[1:] {
 		acct, err := c.account(a)
 		if err != nil {
 			return err
 		}
-		accts = append(accts, hex.EncodeToString(acct))
+		accts = append(accts, acct...)
 	}
-	d, err := c.device()
-	if err != nil {
-		return err
-	}
-	me := hex.EncodeToString(d.AccountID())
-	var g *groupInfo
-	var gone []string
-	err = c.updateChat(conv.id, true, func(ch *chat) error {
-		g = ch.Group
-		switch {
-		case g == nil:
-			return failf("", "no such group")
-		case g.Removed:
-			return failf("", "you are no longer a member of %q", g.Name)
-		case g.Admin != me:
-			return failf("", "only the group's admin (%s) can change its members", short(mustHex(g.Admin)))
-		}
-		members := slices.Clone(g.Members)
-		for _, a := range accts {
-			switch {
-			case op == "add" && !slices.Contains(members, a):
-				members = append(members, a)
-			case op == "remove" && a == me:
-				return failf("", "the admin cannot remove itself")
-			case op == "remove" && slices.Contains(members, a):
-				members = slices.DeleteFunc(members, func(m string) bool { return m == a })
-				gone = append(gone, a)
-			}
-		}
-		if len(members) > maxGroupMembers {
-			return failf("", "a group has at most %d members", maxGroupMembers)
-		}
-		if slices.Equal(members, g.Members) {
-			// Nothing to change: send the state again, for members a
-			// failed announce missed (they take it; others ignore it).
-			return errUnchanged
-		}
-		g.Members = members
-		g.Revision++
-		if len(gone) > 0 {
-			return c.rotateLocked(d, conv.id, g, gone)
-		}
-		return nil
-	})
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	d, conn, err := c.sendOnly(ctx)
+	if op == "add" {
+		err = m.ChangeGroup(ctx, conv.id, accts, nil)
+	} else {
+		err = m.ChangeGroup(ctx, conv.id, nil, accts)
+	}
+	switch {
+	case errors.Is(err, messenger.ErrNoGroup):
+		return failf("", "no such group")
+	case errors.Is(err, messenger.ErrNotMember):
+		return failf("", "you are no longer a member of %q", conv.name)
+	case errors.Is(err, messenger.ErrNotAdmin):
+		g, gerr := m.Group(conv.id)
+		if gerr != nil {
+			return gerr
+		}
+		return failf("", "only the group's admin (%s) can change its members", short(g.Admin))
+	case errors.Is(err, messenger.ErrBadGroup):
+		return badGroup(err)
+	}
+	if err := c.announced(m, err); err != nil {
+		return err
+	}
+	g, err := m.Group(conv.id)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if err := c.announce(ctx, d, conn, conv.id, g, gone); err != nil {
-		return err
-	}
-	_ = conn.Finish(ctx)
-	fmt.Fprintf(c.stderr, "pigeon: %q has %d members now\n", g.Name, len(g.Members))
+	fmt.Fprintf(c.stderr, "pigeon: %q has %d members now\n", g.Name, g.MemberCount())
 	return nil
 }
 
-// rotateLocked, called under the conversation lock, makes this device's
-// next group message use a new sender key that the removed accounts
-// never get, and forgets theirs.
+// rotateLocked, called under the conversation lock (by groupin.go),
+// makes this device's next group message use a new sender key that the
+// removed accounts never get, and forgets theirs.
 func (c *cli) rotateLocked(d *e2e.Device, gid []byte, g *groupInfo, removed []string) error {
 	if err := d.RotateSenderKey(context.Background(), gid); err != nil {
 		return err
@@ -279,26 +250,30 @@ func (c *cli) rotateLocked(d *e2e.Device, gid []byte, g *groupInfo, removed []st
 	return nil
 }
 
-// announce sends the group's state to its members (this account's other
-// devices too) and to the accounts just removed from it.
-func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gid []byte, g *groupInfo, removed []string) error {
-	plain := groupState(gid, g)
-	me := d.AccountID()
-	var failed []string
-	for _, a := range append(slices.Clone(g.Members), removed...) {
-		acct := mustHex(a)
-		if string(acct) == string(me) {
-			continue
+// badGroup words the Messenger's refusal of a group's name or members
+// (messenger.ErrBadGroup) as pigeon's own.
+func badGroup(err error) error {
+	return failf("", "%s", strings.TrimPrefix(err.Error(), messenger.ErrBadGroup.Error()+": "))
+}
+
+// announced says which members a group's new state (an
+// *messenger.AnnounceError) missed, and fails if any did; other errors
+// are worded as a failed send's.
+func (c *cli) announced(m *messenger.Messenger, err error) error {
+	var ae *messenger.AnnounceError
+	if !errors.As(err, &ae) {
+		if err != nil {
+			return c.sendError(nil, err)
 		}
-		if _, _, err := c.deliver(ctx, conn, d, acct, plain, false); err != nil {
-			fmt.Fprintf(c.stderr, "pigeon: could not tell %s about the group: %v\n", short(acct), err)
-			failed = append(failed, short(acct))
-		}
+		return nil
 	}
-	if infos, err := conn.ListDevices(ctx); err == nil && len(infos) > 1 {
-		if _, _, err := c.deliver(ctx, conn, d, me, plain, false); err != nil {
-			fmt.Fprintf(c.stderr, "pigeon: your other devices do not know about the change: %v\n", err)
-		}
+	failed := make([]string, len(ae.Failed))
+	for i, f := range ae.Failed {
+		fmt.Fprintf(c.stderr, "pigeon: could not tell %s about the group: %v\n", short(f.Account), c.sendError(f.Account, f.Err))
+		failed[i] = short(f.Account)
+	}
+	if ae.OwnDevices != nil {
+		fmt.Fprintf(c.stderr, "pigeon: your other devices do not know about the change: %v\n", c.sendError(m.AccountID(), ae.OwnDevices))
 	}
 	if len(failed) > 0 {
 		return failf(`"pigeon group add GROUP ACCOUNT..." with accounts already in it sends the state again`, "%d member%s did not get the group's state: %s", len(failed), plural(len(failed)), strings.Join(failed, ", "))
@@ -306,58 +281,49 @@ func (c *cli) announce(ctx context.Context, d *e2e.Device, conn *client.Conn, gi
 	return nil
 }
 
-// groupState encodes a group's state as its admin sends it.
-func groupState(gid []byte, g *groupInfo) []byte {
-	members := make([][]byte, len(g.Members))
-	for i, m := range g.Members {
-		members[i] = mustHex(m)
-	}
-	return mustContent(&spec.Content{GroupId: gid, Body: &spec.Content_GroupUpdate{GroupUpdate: &spec.GroupUpdate{
-		Name: g.Name, Members: members, Revision: g.Revision, Admin: mustHex(g.Admin), Salt: mustHex(g.Salt),
-	}}})
-}
-
-// groupList prints the groups this device knows.
+// groupList prints the groups this device knows (the Messenger's
+// Groups), by name.
 func (c *cli) groupList(args []string) error {
 	if len(args) != 0 {
 		return usagef("pigeon group list", "list takes no arguments")
 	}
-	d, err := c.device()
+	m, err := c.messenger()
 	if err != nil {
 		return err
 	}
-	me := hex.EncodeToString(d.AccountID())
-	groups, err := c.groupChats()
+	list, err := m.Groups()
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(groups))
-	for id := range groups {
-		ids = append(ids, id)
+	groups := make([]*messenger.GroupInfo, list.Count())
+	for i := range groups {
+		if groups[i], err = m.Group(list.GroupID(i)); err != nil {
+			return err
+		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return groups[ids[i]].Group.Name < groups[ids[j]].Group.Name })
-	n := c.names(d.AccountID())
-	for _, id := range ids {
-		g := groups[id].Group
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	me := m.AccountID()
+	n := c.names(me)
+	for _, g := range groups {
 		note := ""
 		switch {
 		case g.Removed:
 			note = ", you were removed"
-		case g.Admin == me:
+		case slices.Equal(g.Admin, me):
 			note = ", you are the admin"
 		}
-		fmt.Fprintf(c.stdout, "%s %s (%d members%s)\n", id, g.Name, len(g.Members), note)
-		for _, m := range g.Members {
-			who := m
-			if m == me {
+		fmt.Fprintf(c.stdout, "%x %s (%d members%s)\n", g.GroupID, g.Name, g.MemberCount(), note)
+		for i := range g.MemberCount() {
+			who := hex.EncodeToString(g.Member(i))
+			if slices.Equal(g.Member(i), me) {
 				who += " (you)"
-			} else if name := n.name(m); name != "" {
+			} else if name := n.name(who); name != "" {
 				who += " " + name
 			}
 			fmt.Fprintf(c.stdout, "  %s\n", who)
 		}
 	}
-	if len(ids) == 0 {
+	if len(groups) == 0 {
 		fmt.Fprintln(c.stderr, "pigeon: no groups yet; \"pigeon group create NAME ACCOUNT...\" makes one")
 	}
 	return nil

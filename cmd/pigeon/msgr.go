@@ -1,19 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/pigeonhole/pigeonhole/relay/client"
-	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
-	"github.com/pigeonhole/pigeonhole/spec"
 )
 
 // messenger opens this device's Messenger, once per command (run closes
@@ -96,30 +91,9 @@ func (c *cli) sayHow(me, to []byte, res *messenger.SendResult) {
 	}
 }
 
-// deliver sends plain (an encoded spec.Content) to account to through
-// the Messenger, for the group changes groups.go sends pairwise; conn
-// and d are not used. It returns how many devices it went to and how
-// many of them were connected.
-func (c *cli) deliver(ctx context.Context, _ *client.Conn, d *e2e.Device, to, plain []byte, _ bool) (devices, reached int, err error) {
-	var content spec.Content
-	if err := proto.Unmarshal(plain, &content); err != nil {
-		return 0, 0, err
-	}
-	m, err := c.messenger()
-	if err != nil {
-		return 0, 0, err
-	}
-	res, err := m.SendContent(ctx, to, &content, nil)
-	if err != nil {
-		return 0, 0, c.sendError(to, err)
-	}
-	c.sayHow(d.AccountID(), to, res)
-	return res.Devices, res.Reached, nil
-}
-
 // chatGroups keeps the Messenger's group state in the conversation
-// files (chat.Group), under their lock, where groups.go and groupin.go
-// keep it.
+// files (chat.Group), under their lock, where groupin.go and "pigeon
+// group list" read it.
 type chatGroups struct{ c *cli }
 
 func (g chatGroups) LoadGroup(gid []byte) ([]byte, error) {
@@ -128,6 +102,18 @@ func (g chatGroups) LoadGroup(gid []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(ch.Group)
+}
+
+func (g chatGroups) GroupIDs() ([][]byte, error) {
+	chats, err := g.c.groupChats()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([][]byte, 0, len(chats))
+	for id := range chats {
+		ids = append(ids, mustHex(id))
+	}
+	return ids, nil
 }
 
 func (g chatGroups) UpdateGroup(gid []byte, f func([]byte) ([]byte, error)) error {

@@ -35,14 +35,22 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI scenarios in testdata/script against a real
 // relay: the pigeonhole binary, built from this module, started by each
 // script.
-func TestScripts(t *testing.T) {
+func TestScripts(t *testing.T) { runScripts(t, "testdata/script") }
+
+// TestGroupCommandScripts runs the scenarios of the group commands'
+// failures in testdata/groupcmds, as TestScripts does.
+func TestGroupCommandScripts(t *testing.T) { runScripts(t, "testdata/groupcmds") }
+
+// runScripts runs the scenarios in dir with the pigeonhole binary on
+// the PATH.
+func runScripts(t *testing.T, dir string) {
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "pigeonhole"), "github.com/pigeonhole/pigeonhole/cmd/pigeonhole")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build pigeonhole: %v\n%s", err, out)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir: dir,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")

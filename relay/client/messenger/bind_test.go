@@ -26,7 +26,7 @@ var goOnly = map[string]bool{
 	"Link": true, "StartLink": true,
 	"Store": true, "Identity": true, "Sessions": true, "SenderKeys": true, "PreKeys": true, "Records": true, "Sealed": true, "GroupStates": true,
 	"Trust": true, "TrustStates": true,
-	"DirStore": true, "OpenDir": true, "UnreachableError": true,
+	"DirStore": true, "OpenDir": true, "UnreachableError": true, "AnnounceError": true, "AnnounceFailure": true,
 	"KV": true, "KVStore": true, "OpenKV": true, "OpenStorage": true, "RegisterStorage": true,
 	"StorageLink": true, "StartLinkStorage": true,
 	"ErrIdentityChanged": true, // an alias of e2e's error value: type error, bindable, but from another package

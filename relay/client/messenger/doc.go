@@ -32,8 +32,12 @@
 //     it sealed to each member account whose key it holds (one sealed
 //     send each, with client message ids the relay cannot tie together)
 //     and to the rest in one multi-send; member devices that lack the
-//     sender key get it first. CreateGroup and ChangeGroup keep the group's
-//     state (the admin's), as cmd/pigeon does.
+//     sender key get it first. CreateGroup, ChangeGroup and RenameGroup
+//     keep the group's state (the admin's) and send it to the members,
+//     as cmd/pigeon's group commands do; Groups lists the groups and
+//     Group shows one. A member the state missed is named in an
+//     AnnounceError (the change holds; ChangeGroup with no change sends
+//     it again).
 //   - Safety numbers (trust.go): SafetyNumber and, after a send refused
 //     with ErrIdentityChanged, OfferedSafetyNumber (the contact's new
 //     key); MarkVerified and TrustOffered accept only the key whose
@@ -59,8 +63,9 @@
 // gomobile binds this package for Android and iOS. The binding surface
 // is Mobile (OpenMobile, RegisterMobile, StartMobileLink, MobileLink),
 // the app's own store (MobileStore and MobileTxn, with OpenMobileStore,
-// RegisterMobileStore and StartMobileLinkStore), Config, Content, SendResult, the Handler interface and the event types
-// it gets (Message, Receipt, Typing, GroupChange, DeviceChange),
+// RegisterMobileStore and StartMobileLinkStore), Config, Content,
+// SendResult, GroupInfo, GroupList, the Handler interface and the event
+// types it gets (Message, Receipt, Typing, GroupChange, DeviceChange),
 // LinkCheckCode, SafetyNumber and Verification (Mobile's safety-number
 // calls), and the constants and error values: plain types only
 // (signed integers, strings, booleans, byte slices, this package's
@@ -77,11 +82,12 @@
 // Content: SendContent, SendGroupContent, SendDelete,
 // SendDeliveredReceipt), Open, OpenStore, OpenStorage, Register,
 // RegisterStorage, StartLink, StartLinkStorage, Link and StorageLink,
-// UnreachableError, GroupStates (group state kept by the program, as
-// cmd/pigeon keeps it in its conversation files), TrustStates (the
-// same for verification marks: cmd/pigeon's verified.json), and the
-// store types (KV, KVStore and OpenKV; Store and its parts Identity,
-// Sessions, SenderKeys, PreKeys, Trust, Records and Sealed, with the file-based DirStore
+// UnreachableError, AnnounceError and AnnounceFailure, GroupStates
+// (group state kept by the program, as cmd/pigeon keeps it in its
+// conversation files), TrustStates (the same for verification marks:
+// cmd/pigeon's verified.json), and the store types (KV, KVStore and
+// OpenKV; Store and its parts Identity, Sessions, SenderKeys, PreKeys,
+// Trust, Records and Sealed, with the file-based DirStore
 // and OpenDir). gomobile skips those names.
 //
 // # State

@@ -2,6 +2,8 @@ package messenger
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 )
@@ -86,3 +88,45 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnreachable) true for an *UnreachableError.
 func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// AnnounceError is what CreateGroup, ChangeGroup and RenameGroup return
+// when the group's new state, kept all the same, did not reach everyone
+// it went to: Failed are the member (or just removed) accounts that did
+// not get it, OwnDevices why this account's other devices did not (nil
+// if they did, or there are none). Calling ChangeGroup with no change
+// sends the state again. What ends every send (an *UnreachableError, a
+// *client.Error UNKNOWN_DEVICE when this device was removed, ErrClosed,
+// the context's error) is returned as it is, at the first send.
+type AnnounceError struct {
+	Failed     []AnnounceFailure
+	OwnDevices error
+}
+
+// AnnounceFailure is one account a group's state did not reach, and why.
+type AnnounceFailure struct {
+	Account []byte
+	Err     error
+}
+
+func (e *AnnounceError) Error() string {
+	if len(e.Failed) == 0 {
+		return "messenger: this account's other devices did not get the group's state: " + e.OwnDevices.Error()
+	}
+	ids := make([]string, len(e.Failed))
+	for i, f := range e.Failed {
+		ids[i] = shortID(f.Account)
+	}
+	return fmt.Sprintf("messenger: %d members did not get the group's state (%s); ChangeGroup with no change sends it again", len(e.Failed), strings.Join(ids, ", "))
+}
+
+// Unwrap returns the reasons.
+func (e *AnnounceError) Unwrap() []error {
+	var out []error
+	for _, f := range e.Failed {
+		out = append(out, f.Err)
+	}
+	if e.OwnDevices != nil {
+		out = append(out, e.OwnDevices)
+	}
+	return out
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/e2e"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
@@ -161,9 +162,61 @@ func (m *Messenger) ChangeGroup(ctx context.Context, gid, add, remove []byte) er
 		return err
 	}
 	me := hex.EncodeToString(m.store.AccountID())
+	return m.adminChange(ctx, gid, func(g *group) ([]string, error) {
+		members := slices.Clone(g.Members)
+		for _, a := range adds {
+			if h := hex.EncodeToString(a); !slices.Contains(members, h) {
+				members = append(members, h)
+			}
+		}
+		var gone []string
+		for _, r := range removes {
+			h := hex.EncodeToString(r)
+			if h == me {
+				return nil, fmt.Errorf("%w: the admin cannot remove itself", ErrBadGroup)
+			}
+			if slices.Contains(members, h) {
+				members = slices.DeleteFunc(members, func(x string) bool { return x == h })
+				gone = append(gone, h)
+			}
+		}
+		if len(members) > MaxGroupMembers {
+			return nil, fmt.Errorf("%w: a group has at most %d members", ErrBadGroup, MaxGroupMembers)
+		}
+		if slices.Equal(members, g.Members) {
+			return nil, errUnchanged
+		}
+		g.Members = members
+		return gone, nil
+	})
+}
+
+// RenameGroup gives a group this account is the admin of a new name and
+// sends the new state to its members, who take the name from it.
+// Renaming it to the name it has sends the state again.
+func (m *Messenger) RenameGroup(ctx context.Context, gid []byte, name string) error {
+	if err := checkGroupName(name); err != nil {
+		return err
+	}
+	return m.adminChange(ctx, gid, func(g *group) ([]string, error) {
+		if g.Name == name {
+			return nil, errUnchanged
+		}
+		g.Name = name
+		return nil, nil
+	})
+}
+
+// adminChange changes group gid with f, under the group lock, if this
+// account is its admin: f returns the accounts it removed, or
+// errUnchanged. A change counts as a new revision, and removals make a
+// new sender key. The state then goes to the members and those removed,
+// changed or not.
+func (m *Messenger) adminChange(ctx context.Context, gid []byte, f func(g *group) ([]string, error)) error {
+	me := hex.EncodeToString(m.store.AccountID())
 	var g *group
 	var gone []string
-	err = m.updateGroup(gid, func(p **group) error {
+	err := m.updateGroup(gid, func(p **group) error {
 		g = *p
 		switch {
 		case g == nil:
@@ -173,29 +226,10 @@ func (m *Messenger) ChangeGroup(ctx context.Context, gid, add, remove []byte) er
 		case g.Admin != me:
 			return ErrNotAdmin
 		}
-		members := slices.Clone(g.Members)
-		for _, a := range adds {
-			if h := hex.EncodeToString(a); !slices.Contains(members, h) {
-				members = append(members, h)
-			}
+		var err error
+		if gone, err = f(g); err != nil {
+			return err
 		}
-		for _, r := range removes {
-			h := hex.EncodeToString(r)
-			if h == me {
-				return fmt.Errorf("%w: the admin cannot remove itself", ErrBadGroup)
-			}
-			if slices.Contains(members, h) {
-				members = slices.DeleteFunc(members, func(x string) bool { return x == h })
-				gone = append(gone, h)
-			}
-		}
-		if len(members) > MaxGroupMembers {
-			return fmt.Errorf("%w: a group has at most %d members", ErrBadGroup, MaxGroupMembers)
-		}
-		if slices.Equal(members, g.Members) {
-			return errUnchanged
-		}
-		g.Members = members
 		g.Revision++
 		if len(gone) > 0 {
 			return m.rotateLocked(gid, g, gone)
@@ -228,38 +262,50 @@ func (m *Messenger) rotateLocked(gid []byte, g *group, removed []string) error {
 }
 
 // announce sends the group's state to its members (this account's other
-// devices too) and to the accounts just removed from it.
+// devices too) and to the accounts just removed from it: an
+// *AnnounceError if it missed some, and at once the error that stops
+// every send (stopsAll).
 func (m *Messenger) announce(ctx context.Context, gid []byte, g *group, removed []string) error {
 	plain := groupState(gid, g)
 	me := hex.EncodeToString(m.store.AccountID())
-	var failed []string
+	ae := &AnnounceError{}
 	for _, a := range append(slices.Clone(g.Members), removed...) {
 		if a == me {
 			continue
 		}
 		acct, _ := hex.DecodeString(a)
-		cmid, err := newClientMessageID()
-		if err == nil {
-			_, err = m.deliver(ctx, acct, plain, cmid, false)
-		}
-		if err != nil {
+		if err := m.deliverNew(ctx, acct, plain); err != nil {
+			if stopsAll(ctx, err) {
+				return err
+			}
 			m.log.Warn("group state not sent", "to", a[:8], "err", err)
-			failed = append(failed, a[:8])
+			ae.Failed = append(ae.Failed, AnnounceFailure{Account: acct, Err: err})
 		}
 	}
+	// Not knowing whether there are other devices is no failure: the
+	// state goes to them with this device's next group message.
 	if ok, err := m.hasOtherDevices(ctx); err == nil && ok {
-		cmid, err := newClientMessageID()
-		if err == nil {
-			_, err = m.deliver(ctx, m.store.AccountID(), plain, cmid, false)
-		}
+		err = m.deliverNew(ctx, m.store.AccountID(), plain)
 		if err != nil && !errors.Is(err, ErrNoRecipients) {
+			if stopsAll(ctx, err) {
+				return err
+			}
 			m.log.Warn("group state not sent to own devices", "err", err)
+			ae.OwnDevices = err
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("messenger: %d members did not get the group's state (%s); ChangeGroup with no change sends it again", len(failed), strings.Join(failed, ", "))
+	if len(ae.Failed) > 0 || ae.OwnDevices != nil {
+		return ae
 	}
 	return nil
+}
+
+// stopsAll reports whether err ends every send, not just the one to an
+// account: the relay unreachable, this device removed from its account
+// (UNKNOWN_DEVICE), the Messenger closed, ctx done.
+func stopsAll(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrUnreachable) || spec.Code(client.ErrorCode(err)) == spec.CodeUnknownDevice ||
+		errors.Is(err, ErrClosed) || ctx.Err() != nil
 }
 
 // groupState encodes a group's state as its admin sends it.

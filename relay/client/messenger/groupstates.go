@@ -23,6 +23,8 @@ type GroupStates interface {
 	// lock that every process sharing the state takes, and keeps what f
 	// returns; nil from f keeps the record as it was.
 	UpdateGroup(groupID []byte, f func(record []byte) ([]byte, error)) error
+	// GroupIDs lists the groups that have a record (Messenger.Groups).
+	GroupIDs() ([][]byte, error)
 }
 
 // UseGroupStates makes the Messenger keep group state in gs; call it

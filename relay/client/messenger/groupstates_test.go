@@ -23,6 +23,16 @@ func (g *memGroups) LoadGroup(gid []byte) ([]byte, error) {
 	return g.recs[string(gid)], nil
 }
 
+func (g *memGroups) GroupIDs() ([][]byte, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out [][]byte
+	for id := range g.recs {
+		out = append(out, []byte(id))
+	}
+	return out, nil
+}
+
 func (g *memGroups) UpdateGroup(gid []byte, f func([]byte) ([]byte, error)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -69,6 +79,9 @@ func TestGroupStates(t *testing.T) {
 	}
 	if b, err := alice.store.Get(groupKey(gid)); err != nil || b != nil {
 		t.Fatalf("the store has the group too: %q, %v", b, err)
+	}
+	if l, err := alice.Groups(); err != nil || l.Count() != 1 || !bytes.Equal(l.GroupID(0), gid) {
+		t.Fatalf("alice's groups: %+v, %v; want the one in GroupStates", l, err)
 	}
 	if _, err := alice.SendGroupContent(ctx, gid, &spec.Content{Body: &spec.Content_Typing{Typing: &spec.Typing{Started: true}}}); err != nil {
 		t.Fatal(err)

@@ -113,6 +113,19 @@ func (b *Mobile) ChangeGroup(groupID, add, remove []byte) error {
 	return b.m.ChangeGroup(ctx, groupID, add, remove)
 }
 
+// RenameGroup is Messenger.RenameGroup.
+func (b *Mobile) RenameGroup(groupID []byte, name string) error {
+	ctx, cancel := b.call()
+	defer cancel()
+	return b.m.RenameGroup(ctx, groupID, name)
+}
+
+// Groups is Messenger.Groups.
+func (b *Mobile) Groups() (*GroupList, error) { return b.m.Groups() }
+
+// Group is Messenger.Group.
+func (b *Mobile) Group(groupID []byte) (*GroupInfo, error) { return b.m.Group(groupID) }
+
 // ApproveLink is Messenger.ApproveLink.
 func (b *Mobile) ApproveLink(uri string) error {
 	ctx, cancel := b.call()

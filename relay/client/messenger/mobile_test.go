@@ -56,3 +56,39 @@ func TestMobile(t *testing.T) {
 	}
 	nextMessage(t, brec, "while stopped")
 }
+
+// TestMobileGroups: the binding surface makes, renames and shows a
+// group.
+func TestMobileGroups(t *testing.T) {
+	r := newRelay(t)
+	alice, err := RegisterMobile(filepath.Join(t.TempDir(), "a"), &r.cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := RegisterMobile(filepath.Join(t.TempDir(), "b"), &r.cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	brec := newRecorder()
+	bob.Start(brec)
+	gid, err := alice.CreateGroup("hikers", bob.AccountID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.RenameGroup(gid, "climbers"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := alice.Group(gid)
+	if err != nil || g.Name != "climbers" || g.MemberCount() != 2 || !bytes.Equal(g.Member(1), bob.AccountID()) {
+		t.Fatalf("alice's group: %+v, %v", g, err)
+	}
+	if l, err := alice.Groups(); err != nil || l.Count() != 1 || !bytes.Equal(l.GroupID(0), gid) {
+		t.Fatalf("alice's groups: %+v, %v", l, err)
+	}
+	next[*GroupChange](t, brec)
+	if gc := next[*GroupChange](t, brec); gc.Name != "climbers" {
+		t.Fatalf("bob got %+v", gc)
+	}
+}
