@@ -40,6 +40,10 @@ type Config struct {
 	// NoDeliveryReceipts stops the automatic delivered receipts for
 	// messages the handler took.
 	NoDeliveryReceipts bool
+	// NoKeySchedule stops Run's signed prekey rotation on schedule, for
+	// a program that calls RotateKeysIfDue itself (cmd/pigeon does, at
+	// its first drained queue, to say so).
+	NoKeySchedule bool
 	// DeleteLimitMillis is how long after a message was received a
 	// "delete for everyone" of it is still honoured (Delete.Within).
 	// Zero means 48 hours, the limit the sender's side keeps too.

@@ -93,7 +93,7 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 		// Its "drained" may be stale, still unread from when the queue
 		// was empty: a new connection gets a fresh one.
 		m.finish(ctx)
-	} else {
+	} else if !m.cfg.NoKeySchedule {
 		go m.keySchedule(ctx)
 	}
 	lo, hi := m.cfg.backoff()
@@ -110,6 +110,12 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 				return nil
 			}
 			return err
+		}
+		if ctx.Err() != nil {
+			// Read before the end was noticed (the handler may have
+			// ended ctx): not handed over, so not acked; it comes again.
+			m.wrapUp(ctx)
+			return nil
 		}
 		switch ev.Kind {
 		case client.EventEnvelope:
