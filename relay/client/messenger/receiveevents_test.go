@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"slices"
@@ -247,5 +248,88 @@ func taken(rec *recorder) []string {
 		default:
 			return out
 		}
+	}
+}
+
+// stopper is a recorder whose handler ends Run after the message with
+// text stop.
+type stopper struct {
+	*recorder
+	stop   string
+	cancel context.CancelFunc
+}
+
+func (s *stopper) OnMessage(m *Message) error {
+	err := s.recorder.OnMessage(m)
+	if m.Text == s.stop {
+		s.cancel()
+	}
+	return err
+}
+
+// TestRunStoppedByHandler: a handler that ends Run's context (as
+// "pigeon listen -n" does) gets nothing more; the delivered receipts
+// owed go out as Run ends, and what was not handed over comes next time.
+func TestRunStoppedByHandler(t *testing.T) {
+	r := newRelay(t)
+	alice, bob := register(t, r), register(t, r)
+	alice.run(t)
+	ctx := ctxT(t)
+	var first []byte
+	for _, text := range []string{"one", "two"} {
+		res, err := alice.Send(ctx, bob.AccountID(), &Content{Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = res.ID
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &stopper{recorder: newRecorder(), stop: "one", cancel: cancel}
+	if err := bob.Run(runCtx, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := taken(s.recorder); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("after the handler stopped Run it got %q", got)
+	}
+	rc := next[*Receipt](t, alice.rec)
+	if rc.Count() != 1 || !bytes.Equal(rc.ID(0), first) {
+		t.Fatalf("alice got receipt %+v, want one for the first message", rc)
+	}
+	if err := bob.RunUntilDrained(ctx, bob.rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := taken(bob.rec); !slices.Equal(got, []string{"two", "drained"}) {
+		t.Fatalf("the next run got %q, want two, drained", got)
+	}
+}
+
+// TestDroppedEvent: what the messenger does not hand over as an event
+// is said with OnDropped and a reason.
+func TestDroppedEvent(t *testing.T) {
+	r := newRelay(t)
+	alice, bob := register(t, r), register(t, r)
+	bob.run(t)
+	ctx := ctxT(t)
+	gid := make([]byte, 16)
+	rand.Read(gid)
+	update := &spec.GroupUpdate{Name: "club", Members: [][]byte{alice.AccountID(), bob.AccountID()}, Admin: alice.AccountID(), Salt: make([]byte, 16), Revision: 1}
+	for _, c := range []*spec.Content{
+		{Body: &spec.Content_GroupUpdate{GroupUpdate: update}},               // no group: not a kind one-to-one messages have
+		{GroupId: gid, Body: &spec.Content_GroupUpdate{GroupUpdate: update}}, // the id is not bound to the admin
+	} {
+		if _, err := alice.SendContent(ctx, bob.AccountID(), c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := next[*Dropped](t, bob.rec)
+	if d.Reason != DropUnsupported || !bytes.Equal(d.From, alice.AccountID()) || d.FromDevice != 1 {
+		t.Fatalf("got %+v, want an unsupported kind from alice", d)
+	}
+	d = next[*Dropped](t, bob.rec)
+	if d.Reason != DropGroupUpdate || d.NotAdmin || !bytes.Equal(d.GroupID, gid) || d.GroupName != "club" {
+		t.Fatalf("got %+v, want a malformed group update", d)
 	}
 }
