@@ -3,35 +3,31 @@ package main
 import (
 	"fmt"
 	"time"
-
-	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // quietFor is how long listen stays quiet about an outage it has already
 // reported, so a long one gives a line now and then, not one per attempt.
 const quietFor = 30 * time.Second
 
-// reportConnection makes listen say on stderr when the relay is lost and
-// when it is back: the first failed attempt of an outage, then at most
-// one "still disconnected" line per quietFor, then "reconnected".
-func (c *cli) reportConnection(cl *client.Client) {
-	var down, last time.Time // the outage's start; the last line about it
-	cl.Retrying = func(err error, wait time.Duration) {
-		now := time.Now()
-		switch {
-		case down.IsZero():
-			down, last = now, now
-			fmt.Fprintf(c.stderr, "pigeon: disconnected from the relay (%v), retrying in %s\n", err, roundWait(wait))
-		case now.Sub(last) >= quietFor:
-			last = now
-			fmt.Fprintf(c.stderr, "pigeon: still disconnected after %s, retrying in %s\n", roundWait(now.Sub(down)), roundWait(wait))
+// report makes listen say on stderr when the relay is lost and when it
+// is back: the first failed attempt of an outage, then at most one
+// "still disconnected" line per quietFor, then "reconnected".
+func (in *inbox) report(connected bool, reason string, wait time.Duration) {
+	now := time.Now()
+	switch {
+	case connected:
+		if !in.down.IsZero() {
+			fmt.Fprintf(in.c.stderr, "pigeon: reconnected after %s\n", roundWait(time.Since(in.down)))
 		}
-	}
-	cl.Reconnected = func() {
-		if !down.IsZero() {
-			fmt.Fprintf(c.stderr, "pigeon: reconnected after %s\n", roundWait(time.Since(down)))
-		}
-		down = time.Time{}
+		in.down = time.Time{}
+	case wait < 0:
+		// Receiving ended for good: Run returns the reason.
+	case in.down.IsZero():
+		in.down, in.last = now, now
+		fmt.Fprintf(in.c.stderr, "pigeon: disconnected from the relay (%s), retrying in %s\n", reason, roundWait(wait))
+	case now.Sub(in.last) >= quietFor:
+		in.last = now
+		fmt.Fprintf(in.c.stderr, "pigeon: still disconnected after %s, retrying in %s\n", roundWait(now.Sub(in.down)), roundWait(wait))
 	}
 }
 

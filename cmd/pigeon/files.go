@@ -16,6 +16,7 @@ import (
 
 	"github.com/pigeonhole/pigeonhole/relay/client"
 	"github.com/pigeonhole/pigeonhole/relay/client/media"
+	"github.com/pigeonhole/pigeonhole/relay/client/messenger"
 	"github.com/pigeonhole/pigeonhole/spec"
 )
 
@@ -106,22 +107,20 @@ func (c *cli) sendFile(ctx context.Context, args []string) error {
 // and returns the path it saved it as ("" when it did not).
 // The plaintext goes to a temporary file that is renamed only when every
 // chunk and the digest check out; otherwise nothing is left behind.
-func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []byte, a *spec.Attachment) string {
-	name := safeName(a.GetFileName())
+func (c *cli) saveAttachment(ctx context.Context, m *messenger.Messenger, sender []byte, a *messenger.Attachment) string {
+	name := safeName(a.FileName)
 	fail := func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "pigeon: refused the file %q from %s: %s\n", name, short(sender), fmt.Sprintf(format, args...))
 	}
-	if a.GetSize() > uint64(media.MaxSize) || len(a.GetKey()) != media.KeySize {
+	body, err := m.FetchAttachment(ctx, a)
+	switch {
+	case errors.Is(err, messenger.ErrBadAttachment):
 		fail("the message describing it is malformed")
 		return ""
-	}
-	conn, err := cl.Conn(ctx)
-	if err != nil {
-		fail("cannot reach the relay: %v", err)
+	case errors.Is(err, messenger.ErrUnreachable):
+		fail("cannot reach the relay: %v", dialError(err))
 		return ""
-	}
-	body, _, err := conn.DownloadBlob(ctx, a.GetBlobId())
-	if err != nil {
+	case err != nil:
 		fail("%v", err)
 		return ""
 	}
@@ -135,9 +134,9 @@ func (c *cli) saveAttachment(ctx context.Context, cl *client.Client, sender []by
 		fail("%v", err)
 		return ""
 	}
-	size := int64(a.GetSize())
+	size := a.Size
 	bar := c.progress("downloading "+name, size)
-	err = media.Decrypt(&countingWriter{w: tmp, bar: bar}, body, size, a.GetKey(), a.GetDigest())
+	err = media.Decrypt(&countingWriter{w: tmp, bar: bar}, body, size, a.Key, a.Digest)
 	bar.done()
 	if err == nil {
 		err = tmp.Sync()

@@ -12,7 +12,8 @@ import (
 // a delete for everyone in the same batch as the message it deletes
 // removes the message's line before it is printed: only the "deleted a
 // message" notice appears, where the delete arrived. Envelopes are acked
-// as they are handled (the history has them); only the printing waits.
+// as they are handled (the history has them: inbox returns nil to the
+// Messenger once it recorded them); only the printing waits.
 // A batch prints early when it holds maxHeldLines lines or maxHeldBytes
 // bytes, and when "listen -n N" holds the N-th line.
 const (
@@ -32,9 +33,6 @@ type heldLine struct {
 func msgKey(conv []byte, from string, id []byte) string {
 	return hex.EncodeToString(conv) + "/" + from + "/" + hex.EncodeToString(id)
 }
-
-// hold starts holding output: a stored envelope arrived.
-func (in *inbox) hold() { in.holding = true }
 
 // out prints one line of output (without its newline), or holds it while
 // a batch is arriving.
@@ -81,7 +79,13 @@ func (in *inbox) flush(keep bool) {
 	in.holding = keep
 }
 
+// write prints one line; at "listen -n N"'s N-th it ends receiving
+// (the envelope being handled is still acked).
 func (in *inbox) write(b []byte) {
 	_, _ = in.c.stdout.Write(b)
 	in.printed++
+	if in.limit > 0 && in.printed >= in.limit && !in.stopped {
+		in.stopped = true
+		in.stop()
+	}
 }

@@ -65,21 +65,21 @@ type event struct {
 	Members int      `json:"members,omitempty"`
 }
 
-// newEvent starts the event of type typ for message m.
-func (in *inbox) newEvent(typ string, m *incoming) *event {
+// newEvent starts the event of type typ for what mt describes.
+func (in *inbox) newEvent(typ string, mt meta) *event {
 	e := &event{
 		Type:       typ,
-		From:       hex.EncodeToString(m.env.Sender),
-		FromDevice: m.env.SenderDevice,
-		FromName:   in.names.name(hex.EncodeToString(m.env.Sender)),
-		Self:       m.fromSelf(in.d),
-		SentAt:     time.UnixMilli(m.content.GetSentAtMs()).UTC().Format(time.RFC3339),
+		From:       hex.EncodeToString(mt.from),
+		FromDevice: uint32(mt.fromDevice),
+		FromName:   in.names.name(hex.EncodeToString(mt.from)),
+		Self:       in.self(mt.from),
+		SentAt:     time.UnixMilli(mt.sentAt).UTC().Format(time.RFC3339),
 	}
-	if id := m.content.GetId(); len(id) == messageIDSize {
-		e.ID = hex.EncodeToString(id)
+	if len(mt.id) == messageIDSize {
+		e.ID = hex.EncodeToString(mt.id)
 	}
-	if gid := m.content.GetGroupId(); gid != nil {
-		e.Group = hex.EncodeToString(gid)
+	if mt.group != nil {
+		e.Group = hex.EncodeToString(mt.group)
 	}
 	return e
 }
@@ -92,13 +92,4 @@ func emit(w io.Writer, v any) {
 	}
 	b = append(b, '\n')
 	_, _ = w.Write(b)
-}
-
-// hexIDs encodes message ids.
-func hexIDs(ids [][]byte) []string {
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, hex.EncodeToString(id))
-	}
-	return out
 }

@@ -91,15 +91,6 @@ func messengerError(what string, opts *client.Options, err error) error {
 	return relayError(what, err)
 }
 
-// refill uploads new one-time prekeys, X25519 and KEM, when the relay
-// says they run low. A failure is reported, not fatal: the next low
-// notice tries again.
-func (c *cli) refill(ctx context.Context, m *messenger.Messenger, remaining, kemRemaining int) {
-	if err := m.RefillPreKeys(ctx, remaining, kemRemaining); err != nil {
-		fmt.Fprintf(c.stderr, "pigeon: could not upload new prekeys: %v\n", err)
-	}
-}
-
 // rotateIfDue replaces the signed prekey and the last-resort KEM prekey
 // on the relay once a week (a device that never did starts counting
 // now). Failures are reported, not fatal: the old keys keep working, and

@@ -119,6 +119,13 @@ func (c *Client) Conn(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// Current returns the live connection without dialing, nil if there is
+// none (or the Client is closed).
+func (c *Client) Current() *Conn {
+	conn, _ := c.current()
+	return conn
+}
+
 // current returns the live connection, nil if there is none, or
 // ErrClosed.
 func (c *Client) current() (*Conn, error) {

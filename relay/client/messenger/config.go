@@ -40,6 +40,14 @@ type Config struct {
 	// NoDeliveryReceipts stops the automatic delivered receipts for
 	// messages the handler took.
 	NoDeliveryReceipts bool
+	// NoKeySchedule stops Run's signed prekey rotation on schedule, for
+	// a program that calls RotateKeysIfDue itself (cmd/pigeon does, at
+	// its first drained queue, to say so).
+	NoKeySchedule bool
+	// DeleteLimitMillis is how long after a message was received a
+	// "delete for everyone" of it is still honoured (Delete.Within).
+	// Zero means 48 hours, the limit the sender's side keeps too.
+	DeleteLimitMillis int64
 	// SendOnly opens send-only sessions (window 0): the relay delivers
 	// nothing on this Messenger's connection, so another one (another
 	// process of the same device, such as a running "pigeon listen")
@@ -94,4 +102,15 @@ func (c *Config) rotation() time.Duration {
 func (c *Config) options() *client.Options {
 	return &client.Options{Addr: c.RelayAddr, Fingerprint: c.Fingerprint, ServerName: c.ServerName,
 		KeepAlive: time.Duration(c.KeepAliveMillis) * time.Millisecond}
+}
+
+// DefaultDeleteLimitMillis is the delete limit (48 hours) when
+// Config.DeleteLimitMillis is zero.
+const DefaultDeleteLimitMillis = 48 * 60 * 60 * 1000
+
+func (c *Config) deleteLimit() time.Duration {
+	if c.DeleteLimitMillis <= 0 {
+		return DefaultDeleteLimitMillis * time.Millisecond
+	}
+	return time.Duration(c.DeleteLimitMillis) * time.Millisecond
 }

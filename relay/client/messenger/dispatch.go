@@ -20,7 +20,7 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 	var c spec.Content
 	if err := proto.Unmarshal(plain, &c); err != nil || (group != nil && !bytes.Equal(c.GetGroupId(), group)) {
 		m.log.Warn("dropped an unreadable message", "from", from)
-		return nil
+		return dropped(env, DropUnreadable, nil)
 	}
 	if err := m.LearnAccessKey(env.Sender, c.GetAccessKey()); err != nil {
 		m.log.Warn("sends to this contact stay identified", "from", from, "err", err)
@@ -28,7 +28,7 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 	if gid := c.GetGroupId(); gid != nil {
 		if len(gid) != e2e.GroupIDSize {
 			m.log.Warn("dropped an unreadable message", "from", from)
-			return nil
+			return dropped(env, DropUnreadable, nil)
 		}
 		return m.dispatchGroup(ctx, env, &c, group != nil)
 	}
@@ -36,6 +36,24 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 	switch b := c.Body.(type) {
 	case *spec.Content_Text:
 		return m.message(env, &c, b.Text.GetBody())
+	case *spec.Content_Attachment:
+		msg := m.message(env, &c, "")
+		msg.Attachment = attachmentOf(b.Attachment)
+		return msg
+	case *spec.Content_Delete:
+		// From a contact: their message to this account. From another
+		// device of this account: its message to Destination.
+		d := m.deleteOf(env, &c, b.Delete)
+		if self {
+			d.To = b.Delete.GetDestination()
+			if len(d.To) != 16 {
+				return nil
+			}
+		}
+		if len(d.MessageID) != MessageIDSize {
+			return dropped(env, DropUnreadable, nil)
+		}
+		return d
 	case *spec.Content_Sent:
 		dest := b.Sent.GetDestination()
 		if !self || len(dest) != 16 {
@@ -45,12 +63,22 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 		msg.ID, msg.To = idOrNil(b.Sent.GetId()), dest
 		return msg
 	case *spec.Content_Receipt:
-		return m.receipt(env, nil, b.Receipt)
+		return m.receipt(env, &c, nil, b.Receipt)
 	case *spec.Content_Typing:
-		return &Typing{From: env.Sender, FromDevice: int64(env.SenderDevice), Started: b.Typing.GetStarted()}
+		return &Typing{From: env.Sender, FromDevice: int64(env.SenderDevice), Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}
 	}
 	m.log.Info("dropped a kind of message this version does not handle", "from", from)
-	return nil
+	return dropped(env, DropUnsupported, nil)
+}
+
+// deleteOf is the Delete event of d, as the limit of m's config has it.
+func (m *Messenger) deleteOf(env *client.Envelope, c *spec.Content, d *spec.Delete) *Delete {
+	return &Delete{
+		MessageID: d.GetId(), From: env.Sender, FromDevice: int64(env.SenderDevice),
+		FromSelf: bytes.Equal(env.Sender, m.store.AccountID()), GroupID: c.GetGroupId(),
+		SentAtMillis: c.GetSentAtMs(), ReceivedAtMillis: env.TimestampMillis, Sealed: env.Sealed,
+		limit: m.cfg.deleteLimit(),
+	}
 }
 
 func idOrNil(id []byte) []byte {
@@ -65,14 +93,15 @@ func (m *Messenger) message(env *client.Envelope, c *spec.Content, text string) 
 		ID: idOrNil(c.GetId()), From: env.Sender, FromDevice: int64(env.SenderDevice),
 		FromSelf: bytes.Equal(env.Sender, m.store.AccountID()),
 		Text:     text, SentAtMillis: c.GetSentAtMs(), ReceivedAtMillis: env.TimestampMillis,
+		Sealed: env.Sealed,
 	}
 }
 
-func (m *Messenger) receipt(env *client.Envelope, group []byte, r *spec.Receipt) event {
+func (m *Messenger) receipt(env *client.Envelope, c *spec.Content, group []byte, r *spec.Receipt) event {
 	if bytes.Equal(env.Sender, m.store.AccountID()) {
 		return nil
 	}
-	out := &Receipt{From: env.Sender, FromDevice: int64(env.SenderDevice), GroupID: group}
+	out := &Receipt{From: env.Sender, FromDevice: int64(env.SenderDevice), GroupID: group, SentAtMillis: c.GetSentAtMs()}
 	switch r.GetType() {
 	case spec.Receipt_TYPE_DELIVERED:
 	case spec.Receipt_TYPE_READ:
@@ -102,7 +131,7 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 		if viaKey {
 			return nil // only ever sent pairwise, by the admin
 		}
-		return m.applyGroupUpdate(env, gid, b.GroupUpdate)
+		return m.applyGroupUpdate(env, c, b.GroupUpdate)
 	case *spec.Content_SenderKey:
 		if viaKey {
 			return nil
@@ -112,10 +141,13 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 		// shown only from members.
 		if err := m.store.ProcessSenderKeyDistribution(ctx, gid, from, env.SenderDevice, b.SenderKey.GetDistribution()); err != nil {
 			m.log.Warn("refused a group key", "from", shortID(from), "err", err)
+			d := dropped(env, DropSenderKey, err)
+			d.GroupID = gid
+			return d
 		}
 		return nil
 	case *spec.Content_Receipt:
-		return m.receipt(env, gid, b.Receipt)
+		return m.receipt(env, c, gid, b.Receipt)
 	}
 	g, err := m.loadGroup(gid)
 	if err != nil {
@@ -124,7 +156,9 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 	}
 	if g == nil || g.Removed || !slices.Contains(g.Members, hex.EncodeToString(from)) {
 		m.log.Info("dropped a group message from someone not in a group with this account", "from", shortID(from))
-		return nil
+		d := dropped(env, DropNotMember, nil)
+		d.GroupID = gid
+		return d
 	}
 	switch b := c.Body.(type) {
 	case *spec.Content_Text:
@@ -132,10 +166,18 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 		msg.GroupID = gid
 		return msg
 	case *spec.Content_Typing:
-		return &Typing{From: from, FromDevice: int64(env.SenderDevice), GroupID: gid, Started: b.Typing.GetStarted()}
+		return &Typing{From: from, FromDevice: int64(env.SenderDevice), GroupID: gid, Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}
+	case *spec.Content_Delete:
+		d := m.deleteOf(env, c, b.Delete)
+		if len(d.MessageID) != MessageIDSize {
+			return dropped(env, DropUnreadable, nil)
+		}
+		return d
 	}
 	m.log.Info("dropped a kind of group message this version does not handle", "from", shortID(from))
-	return nil
+	d := dropped(env, DropUnsupported, nil)
+	d.GroupID = gid
+	return d
 }
 
 // applyGroupUpdate takes a group's new state. It counts only from the
@@ -146,19 +188,25 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 // When members were removed, this device makes a new sender key and
 // forgets theirs; when this account was removed, it forgets the group's
 // keys.
-func (m *Messenger) applyGroupUpdate(env *client.Envelope, gid []byte, u *spec.GroupUpdate) event {
+func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *spec.GroupUpdate) event {
+	gid := c.GetGroupId()
 	from, me := hex.EncodeToString(env.Sender), hex.EncodeToString(m.store.AccountID())
 	admin := hex.EncodeToString(u.GetAdmin())
 	members, ok := groupMembers(u.GetMembers())
 	switch {
 	case !ok || checkGroupName(u.GetName()) != nil || !slices.Contains(members, admin) || !e2e.GroupIDMatches(gid, u.GetAdmin(), u.GetSalt()):
 		m.log.Warn("refused a malformed group update", "from", shortID(env.Sender))
-		return nil
+		d := dropped(env, DropGroupUpdate, nil)
+		d.GroupID, d.GroupName = gid, u.GetName()
+		return d
 	case from != admin && from != me:
 		m.log.Warn("ignored a group change from someone not its admin", "from", shortID(env.Sender))
-		return nil
+		d := dropped(env, DropGroupUpdate, nil)
+		d.GroupID, d.GroupName, d.NotAdmin = gid, u.GetName(), true
+		return d
 	}
 	var kind string
+	var added, gone []string
 	err := m.updateGroup(gid, func(p **group) error {
 		g := *p
 		switch {
@@ -171,10 +219,14 @@ func (m *Messenger) applyGroupUpdate(env *client.Envelope, gid []byte, u *spec.G
 		case g.Admin != admin || u.GetRevision() <= g.Revision:
 			return errUnchanged // seen already (the id binds the admin)
 		}
-		var gone []string
 		for _, old := range g.Members {
 			if !slices.Contains(members, old) {
 				gone = append(gone, old)
+			}
+		}
+		for _, n := range members {
+			if !slices.Contains(g.Members, n) {
+				added = append(added, n)
 			}
 		}
 		g.Name, g.Members, g.Revision = u.GetName(), members, u.GetRevision()
@@ -201,7 +253,9 @@ func (m *Messenger) applyGroupUpdate(env *client.Envelope, gid []byte, u *spec.G
 	if kind == "" {
 		return nil
 	}
-	gc := &GroupChange{GroupID: gid, Kind: kind, Name: u.GetName(), Admin: u.GetAdmin()}
+	gc := &GroupChange{GroupID: gid, Kind: kind, Name: u.GetName(), Admin: u.GetAdmin(),
+		From: env.Sender, FromDevice: int64(env.SenderDevice), SentAtMillis: c.GetSentAtMs(),
+		Added: joinHex(added), Removed: joinHex(gone)}
 	for _, r := range u.GetMembers() {
 		gc.Members = append(gc.Members, r...)
 	}
@@ -223,4 +277,17 @@ func groupMembers(raw [][]byte) ([]string, bool) {
 		out = append(out, h)
 	}
 	return out, true
+}
+
+// joinHex concatenates account ids given in hex (as group records keep
+// them).
+func joinHex(ids []string) []byte {
+	var out []byte
+	for _, id := range ids {
+		b, err := hex.DecodeString(id)
+		if err == nil {
+			out = append(out, b...)
+		}
+	}
+	return out
 }

@@ -26,6 +26,9 @@ var (
 	ErrSendOnly = errors.New("messenger: opened send-only; it receives nothing")
 	// ErrBadAccount means an account (or group) id is not 16 bytes.
 	ErrBadAccount = errors.New("messenger: an account or group id is 16 bytes")
+	// ErrBadAttachment means an attachment's size or key is impossible:
+	// the message describing the file is malformed.
+	ErrBadAttachment = errors.New("messenger: the message describing the file is malformed")
 	// ErrEmpty means a message has no text.
 	ErrEmpty = errors.New("messenger: nothing to send")
 	// ErrNoRecipients means the account (or group) has no device to send

@@ -22,13 +22,24 @@ type Handler interface {
 	// OnDevices gets this account's device list after a device was
 	// linked or revoked.
 	OnDevices(d *DeviceChange) error
+	// OnDelete gets a "delete for everyone" of a message its sender
+	// sent; Delete.Within applies Config.DeleteLimitMillis.
+	OnDelete(d *Delete) error
+	// OnDropped says that a message was not delivered as an event: it
+	// did not decrypt, could not be read, or was refused (Dropped.Reason).
+	// Nothing is left to ack or retry, so it returns nothing.
+	OnDropped(d *Dropped)
+	// OnDrained says that everything queued for this device has been
+	// handed over, for now: a program can show a batch at once. More may
+	// follow on the same connection (then OnDrained comes again).
+	OnDrained()
 	// OnConnection says whether the relay is reachable: connected false
 	// with the reason and the wait before the next attempt, connected
 	// true once it is back.
 	OnConnection(connected bool, reason string, retryMillis int64)
 }
 
-// Message is a decrypted text message.
+// Message is a decrypted text message, or a file (Attachment set).
 type Message struct {
 	// ID is the sender's id for the message (MessageIDSize bytes), for
 	// receipts; empty from clients that send none.
@@ -44,8 +55,14 @@ type Message struct {
 	// GroupID is the group the message was sent in, nil for one-to-one.
 	GroupID []byte
 	Text    string
+	// Attachment is the file the message sends, nil for a text (and
+	// for a FromSelf copy, whose Text says what was sent).
+	Attachment *Attachment
 	// SentAtMillis is the sender's clock; ReceivedAtMillis the relay's.
 	SentAtMillis, ReceivedAtMillis int64
+	// Sealed is true when the message came sealed: the relay did not
+	// learn who sent it.
+	Sealed bool
 }
 
 // Receipt says that messages this account sent were delivered to, or
@@ -55,6 +72,8 @@ type Receipt struct {
 	FromDevice int64
 	GroupID    []byte // nil for one-to-one
 	Read       bool   // false: delivered
+	// SentAtMillis is the sender's clock.
+	SentAtMillis int64
 	// IDs are the message ids, MessageIDSize bytes each, concatenated
 	// (Count and ID take them apart).
 	IDs []byte
@@ -72,6 +91,8 @@ type Typing struct {
 	FromDevice int64
 	GroupID    []byte // nil for one-to-one
 	Started    bool   // false: stopped
+	// SentAtMillis is the sender's clock.
+	SentAtMillis int64
 }
 
 // Group change kinds (GroupChange.Kind).
@@ -90,7 +111,28 @@ type GroupChange struct {
 	// Members are the member account ids (16 bytes each, concatenated);
 	// MemberCount and Member take them apart.
 	Members []byte
+	// Added and Removed are the accounts that joined and left with
+	// this change (GroupChanged; 16 bytes each, concatenated).
+	Added, Removed []byte
+	// From is the account that sent the change (the admin, or this
+	// account from another device); FromDevice its device.
+	From       []byte
+	FromDevice int64
+	// SentAtMillis is the sender's clock.
+	SentAtMillis int64
 }
+
+// AddedCount is how many accounts the change added.
+func (g *GroupChange) AddedCount() int { return len(g.Added) / 16 }
+
+// AddedMember returns the i-th account the change added.
+func (g *GroupChange) AddedMember(i int) []byte { return g.Added[i*16 : (i+1)*16] }
+
+// RemovedCount is how many accounts the change removed.
+func (g *GroupChange) RemovedCount() int { return len(g.Removed) / 16 }
+
+// RemovedMember returns the i-th account the change removed.
+func (g *GroupChange) RemovedMember(i int) []byte { return g.Removed[i*16 : (i+1)*16] }
 
 // MemberCount is how many members the group has.
 func (g *GroupChange) MemberCount() int { return len(g.Members) / 16 }

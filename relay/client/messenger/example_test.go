@@ -22,6 +22,9 @@ func (printer) OnReceipt(*messenger.Receipt) error      { return nil }
 func (printer) OnTyping(*messenger.Typing) error        { return nil }
 func (printer) OnGroup(*messenger.GroupChange) error    { return nil }
 func (printer) OnDevices(*messenger.DeviceChange) error { return nil }
+func (printer) OnDelete(*messenger.Delete) error        { return nil }
+func (printer) OnDropped(*messenger.Dropped)            {}
+func (printer) OnDrained()                              {}
 func (printer) OnConnection(bool, string, int64)        {}
 
 // Two devices exchange a message through a real relay on 127.0.0.1.

@@ -60,9 +60,15 @@ func (r *recorder) OnReceipt(x *Receipt) error      { r.events <- x; return nil 
 func (r *recorder) OnTyping(x *Typing) error        { r.events <- x; return nil }
 func (r *recorder) OnGroup(x *GroupChange) error    { r.events <- x; return nil }
 func (r *recorder) OnDevices(x *DeviceChange) error { r.events <- x; return nil }
+func (r *recorder) OnDelete(x *Delete) error        { r.events <- x; return nil }
+func (r *recorder) OnDropped(x *Dropped)            { r.events <- x }
+func (r *recorder) OnDrained()                      { r.events <- drainedEvent{} }
 func (r *recorder) OnConnection(connected bool, reason string, _ int64) {
 	r.events <- connState{connected, reason}
 }
+
+// drainedEvent is an OnDrained call.
+type drainedEvent struct{}
 
 type connState struct {
 	connected bool

@@ -46,6 +46,8 @@ func (r *Receipt) deliver(h Handler) error      { return h.OnReceipt(r) }
 func (t *Typing) deliver(h Handler) error       { return h.OnTyping(t) }
 func (g *GroupChange) deliver(h Handler) error  { return h.OnGroup(g) }
 func (d *DeviceChange) deliver(h Handler) error { return h.OnDevices(d) }
+func (d *Delete) deliver(h Handler) error       { return h.OnDelete(d) }
+func (d *Dropped) deliver(h Handler) error      { h.OnDropped(d); return nil }
 
 // Run receives until ctx ends or Close is called (then it returns nil),
 // or until the relay refuses this device for good (revoked: an error
@@ -53,11 +55,17 @@ func (d *DeviceChange) deliver(h Handler) error { return h.OnDevices(d) }
 // connection drops; envelopes not acked come again. Besides calling h,
 // it refills one-time prekeys when the relay says they run low, rotates
 // the signed prekey on schedule, and sends delivered receipts once the
-// queue is drained. Only one Run (or RunUntilDrained) at a time.
+// queue is drained (after h.OnDrained). When ctx ends it sends the
+// delivered receipts still owed and ends the session cleanly, so the
+// relay has made every ack durable. Only one Run (or RunUntilDrained)
+// at a time.
 func (m *Messenger) Run(ctx context.Context, h Handler) error { return m.run(ctx, h, false) }
 
 // RunUntilDrained is Run that returns once everything queued for this
-// device has been handled, as an app woken by a push does.
+// device has been handled (after h.OnDrained), as an app woken by a
+// push does. A connection that was open already (a send opened it) is
+// ended first, so the relay's "drained" is about the queue as it is
+// now, not as it was when that connection began.
 func (m *Messenger) RunUntilDrained(ctx context.Context, h Handler) error {
 	return m.run(ctx, h, true)
 }
@@ -81,7 +89,11 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if !untilDrained {
+	if untilDrained {
+		// Its "drained" may be stale, still unread from when the queue
+		// was empty: a new connection gets a fresh one.
+		m.finish(ctx)
+	} else if !m.cfg.NoKeySchedule {
 		go m.keySchedule(ctx)
 	}
 	lo, hi := m.cfg.backoff()
@@ -90,10 +102,20 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 	for {
 		ev, err := m.cl.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, client.ErrClosed) {
+			if errors.Is(err, client.ErrClosed) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				m.wrapUp(ctx)
 				return nil
 			}
 			return err
+		}
+		if ctx.Err() != nil {
+			// Read before the end was noticed (the handler may have
+			// ended ctx): not handed over, so not acked; it comes again.
+			m.wrapUp(ctx)
+			return nil
 		}
 		switch ev.Kind {
 		case client.EventEnvelope:
@@ -104,6 +126,7 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 				}
 				m.log.Info("handler failed; the envelope stays queued", "err", err, "retry_in", wait)
 				if err := m.requeue(ctx, wait); err != nil {
+					m.wrapUp(ctx)
 					return nil // ctx ended or closed
 				}
 				wait = min(2*wait, hi)
@@ -116,7 +139,7 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 					m.log.Info("ack failed", "err", err)
 				}
 			}
-			if drained {
+			if drained && ctx.Err() == nil {
 				m.sendReceipts(ctx)
 			}
 		case client.EventPreKeysLow:
@@ -128,6 +151,10 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 			}
 		case client.EventDrained:
 			drained = true
+			h.OnDrained()
+			if ctx.Err() != nil {
+				continue // the handler stopped it: Next says so
+			}
 			m.sendReceipts(ctx)
 			if untilDrained {
 				m.finish(ctx)
@@ -152,11 +179,21 @@ func (m *Messenger) requeue(ctx context.Context, wait time.Duration) error {
 	}
 }
 
-// finish ends the current session cleanly, so the relay has made every
-// ack durable, and closes the connection; the next call dials again.
+// wrapUp is the end of Run when ctx ended: the delivered receipts owed
+// go out, and the session ends cleanly, on a context of their own.
+func (m *Messenger) wrapUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	m.sendReceipts(ctx)
+	m.finish(ctx)
+}
+
+// finish ends the current session, if there is one, cleanly, so the
+// relay has made every ack durable, and closes the connection; the
+// next call dials again.
 func (m *Messenger) finish(ctx context.Context) {
-	conn, err := m.cl.Conn(ctx)
-	if err != nil {
+	conn := m.cl.Current()
+	if conn == nil {
 		return
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -264,7 +301,8 @@ func (m *Messenger) sendReceipts(ctx context.Context) {
 
 // open decrypts env and makes the event for the handler, applying what
 // the message does to local state (sender keys, group state) on the way;
-// nil when there is nothing to hand over.
+// nil when there is nothing to hand over (a duplicate, or nothing to
+// show), a *Dropped when the message could not be taken.
 func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
 	var plain, group []byte
 	var err error
@@ -273,7 +311,7 @@ func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
 		// account and device its certificate names.
 		if env, err = m.OpenSealed(ctx, env); err != nil {
 			m.log.Warn("dropped a sealed message", "err", err)
-			return nil
+			return &Dropped{Reason: DropSealed, Err: err.Error()}
 		}
 	}
 	if env.Type == e2e.TypeGroup {
@@ -287,15 +325,25 @@ func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
 		return nil
 	case errors.Is(err, e2e.ErrIdentityChanged):
 		m.log.Warn("dropped a message: the sender's identity key changed", "from", from)
-		return nil
+		return dropped(env, DropIdentityChanged, err)
 	case errors.Is(err, e2e.ErrNoSenderKey):
 		m.log.Warn("dropped a group message: no sender key for it", "from", from)
-		return nil
+		return dropped(env, DropNoSenderKey, err)
 	case err != nil:
 		m.log.Warn("dropped a message that does not decrypt", "from", from, "err", err)
-		return nil
+		return dropped(env, DropUndecryptable, err)
 	}
 	return m.dispatch(ctx, env, plain, group)
+}
+
+// dropped is the event for a message from env's sender that was not
+// taken, for reason.
+func dropped(env *client.Envelope, reason string, err error) *Dropped {
+	d := &Dropped{Reason: reason, From: env.Sender, FromDevice: int64(env.SenderDevice)}
+	if err != nil {
+		d.Err = err.Error()
+	}
+	return d
 }
 
 // shortID is the start of an id, as logs show it.

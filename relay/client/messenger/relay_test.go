@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pigeonhole/pigeonhole/blobs"
 	"github.com/pigeonhole/pigeonhole/keys"
 	"github.com/pigeonhole/pigeonhole/queue"
 	"github.com/pigeonhole/pigeonhole/relay"
@@ -31,6 +32,8 @@ type testRelay struct {
 	cancel    context.CancelFunc
 	done      chan error
 	stopOnce  sync.Once
+	// closeMedia stops the blob store and its HTTPS server, if any.
+	closeMedia func()
 }
 
 // relayConfig has limits high enough for tests registering many
@@ -53,6 +56,12 @@ func startTestRelay(dir, addr string) (*testRelay, error) { return startRelay(di
 // startRelay is startTestRelay; without sealed, the relay has no sender
 // certificate keys and takes no sealed sends (UNSUPPORTED).
 func startRelay(dir, addr string, sealed bool) (*testRelay, error) {
+	return startRelayWith(dir, addr, sealed, false)
+}
+
+// startRelayWith is startRelay; with media, the relay keeps blobs in a
+// directory store served over HTTPS, as "pigeonhole serve" does.
+func startRelayWith(dir, addr string, sealed, media bool) (*testRelay, error) {
 	log := slog.New(slog.DiscardHandler)
 	opts := &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: relaytest.QuietPebble{}}
 	queue.PebbleOptions(opts)
@@ -89,8 +98,25 @@ func startRelay(dir, addr string, sealed bool) (*testRelay, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var closeMedia func()
+	if media {
+		key := make([]byte, 32)
+		store, err := blobs.NewDir(blobs.DirConfig{Path: filepath.Join(dir, "blobs"), Key: key})
+		if err != nil {
+			ln.Close()
+			return fail(err)
+		}
+		srv.UseBlobs(store, blobs.NewQuota(db, blobs.QuotaConfig{}))
+		hs, err := relay.ServeHTTPS(ln.Addr().String(), cert, store.Handler(), log)
+		if err != nil {
+			ln.Close()
+			store.Close()
+			return fail(err)
+		}
+		closeMedia = func() { hs.Close(); store.Close() }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, queues: qs, keys: ks, metrics: reg, cancel: cancel, done: make(chan error, 1)}
+	r := &testRelay{dir: dir, addr: ln.Addr().String(), db: db, queues: qs, keys: ks, metrics: reg, cancel: cancel, done: make(chan error, 1), closeMedia: closeMedia}
 	r.cfg = Config{RelayAddr: r.addr, Fingerprint: relay.Fingerprint(cert), MinBackoffMillis: 20, MaxBackoffMillis: 500,
 		// A connection made while the relay shuts down is given up in 3 s.
 		KeepAliveMillis: 1000}
@@ -107,6 +133,9 @@ func (r *testRelay) stop() error {
 		case err = <-r.done:
 		case <-time.After(60 * time.Second):
 			err = errors.New("relay did not stop")
+		}
+		if r.closeMedia != nil {
+			r.closeMedia()
 		}
 		if cerr := r.db.Close(); err == nil {
 			err = cerr
