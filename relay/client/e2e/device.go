@@ -44,6 +44,12 @@ var (
 	// ErrDamaged means the device state cannot be read (a truncated or
 	// edited file or value): the keys in it are lost.
 	ErrDamaged = errors.New("e2e: the device state is damaged")
+	// ErrStorage wraps a failure of the device's Storage (no access
+	// before ctx ended, a read, write or commit that failed): the
+	// operation changed nothing and may be tried again. A message that
+	// failed to decrypt this way is still decryptable, so it is not to
+	// be acked.
+	ErrStorage = errors.New("e2e: the device's storage failed")
 )
 
 // state is the device's own secrets and counters, in device.json (0600).
@@ -114,9 +120,57 @@ func (d *Device) update(fn func(*txStore) error) error {
 }
 
 func (d *Device) updateCtx(ctx context.Context, fn func(*txStore) error) error {
-	return d.s.Transact(ctx, func(tx Txn) error {
-		return fn(&txStore{tx: tx, ident: d.ident, regID: d.regID})
+	var (
+		w     = watchedTxn{}
+		fnErr error
+		ran   bool
+	)
+	err := d.s.Transact(ctx, func(tx Txn) error {
+		w.Txn, ran = tx, true
+		fnErr = fn(&txStore{tx: &w, ident: d.ident, regID: d.regID})
+		return fnErr
 	})
+	switch {
+	case err == nil:
+		return nil
+	case !ran || fnErr == nil:
+		// No access (ctx ended waiting for it) or the commit failed:
+		// nothing changed, and the same operation may be tried again.
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	case w.err != nil:
+		// fn failed after a read or write did (libsignal's store
+		// interfaces may wrap or replace that error on the way).
+		return fmt.Errorf("%w: %w (%w)", ErrStorage, w.err, err)
+	}
+	return err
+}
+
+// watchedTxn is a Txn that remembers its first error, so that updateCtx
+// can tell a storage failure from a refusal of the operation.
+type watchedTxn struct {
+	Txn
+	err error
+}
+
+func (w *watchedTxn) note(err error) error {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return err
+}
+
+func (w *watchedTxn) Get(key string) ([]byte, error) {
+	v, err := w.Txn.Get(key)
+	return v, w.note(err)
+}
+
+func (w *watchedTxn) Put(key string, value []byte) error { return w.note(w.Txn.Put(key, value)) }
+
+func (w *watchedTxn) Delete(key string) error { return w.note(w.Txn.Delete(key)) }
+
+func (w *watchedTxn) List(prefix string) ([]string, error) {
+	v, err := w.Txn.List(prefix)
+	return v, w.note(err)
 }
 
 // Create makes a new device in dir (made 0700 if missing): an Ed25519

@@ -124,7 +124,7 @@ func (m *Messenger) run(ctx context.Context, h Handler, untilDrained bool) error
 				if env.Seq == 0 {
 					continue // online-only: nothing to come again
 				}
-				m.log.Info("handler failed; the envelope stays queued", "err", err, "retry_in", wait)
+				m.log.Info("envelope not handled (the handler or the local store failed); it stays queued", "err", err, "retry_in", wait)
 				if err := m.requeue(ctx, wait); err != nil {
 					m.wrapUp(ctx)
 					return nil // ctx ended or closed
@@ -227,9 +227,9 @@ func (m *Messenger) handle(ctx context.Context, h Handler, env *client.Envelope)
 	ev, ok := r.pending[key]
 	r.mu.Unlock()
 	if !ok {
-		ev = m.open(ctx, env)
-		if ev == nil {
-			return nil
+		var err error
+		if ev, err = m.open(ctx, env); err != nil || ev == nil {
+			return err
 		}
 	}
 	if err := ev.deliver(h); err != nil {
@@ -302,16 +302,21 @@ func (m *Messenger) sendReceipts(ctx context.Context) {
 // open decrypts env and makes the event for the handler, applying what
 // the message does to local state (sender keys, group state) on the way;
 // nil when there is nothing to hand over (a duplicate, or nothing to
-// show), a *Dropped when the message could not be taken.
-func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
+// show), a *Dropped when the message could not be taken. An error means
+// it was not opened but still can be (the store failed, or ctx ended):
+// the envelope is not to be acked.
+func (m *Messenger) open(ctx context.Context, env *client.Envelope) (event, error) {
 	var plain, group []byte
 	var err error
 	if env.Sealed {
 		// The sender is in the seal: decrypted with, and shown as, the
 		// account and device its certificate names.
 		if env, err = m.OpenSealed(ctx, env); err != nil {
+			if retryable(ctx, err) {
+				return nil, err
+			}
 			m.log.Warn("dropped a sealed message", "err", err)
-			return &Dropped{Reason: DropSealed, Err: err.Error()}
+			return &Dropped{Reason: DropSealed, Err: err.Error()}, nil
 		}
 	}
 	if env.Type == e2e.TypeGroup {
@@ -321,19 +326,27 @@ func (m *Messenger) open(ctx context.Context, env *client.Envelope) event {
 	}
 	from := shortID(env.Sender)
 	switch {
+	case err != nil && retryable(ctx, err):
+		return nil, err
 	case errors.Is(err, e2e.ErrDuplicate):
-		return nil
+		return nil, nil
 	case errors.Is(err, e2e.ErrIdentityChanged):
 		m.log.Warn("dropped a message: the sender's identity key changed", "from", from)
-		return dropped(env, DropIdentityChanged, err)
+		return dropped(env, DropIdentityChanged, err), nil
 	case errors.Is(err, e2e.ErrNoSenderKey):
 		m.log.Warn("dropped a group message: no sender key for it", "from", from)
-		return dropped(env, DropNoSenderKey, err)
+		return dropped(env, DropNoSenderKey, err), nil
 	case err != nil:
 		m.log.Warn("dropped a message that does not decrypt", "from", from, "err", err)
-		return dropped(env, DropUndecryptable, err)
+		return dropped(env, DropUndecryptable, err), nil
 	}
-	return m.dispatch(ctx, env, plain, group)
+	return m.dispatch(ctx, env, plain, group), nil
+}
+
+// retryable says whether err, from opening an envelope, leaves it to be
+// opened again: the local store failed (nothing changed), or ctx ended.
+func retryable(ctx context.Context, err error) bool {
+	return errors.Is(err, e2e.ErrStorage) || ctx.Err() != nil
 }
 
 // dropped is the event for a message from env's sender that was not
