@@ -179,20 +179,45 @@ func (s *Store) Flush(ctx context.Context) error {
 // until Read returns nothing.
 func (s *Store) Watch(a Address) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
-	st, err := s.lockState(a)
+	cancel, err := s.watch(a, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
 		// The state could not be loaded; wake once so the reader's Read
 		// reports the error.
 		ch <- struct{}{}
-		return ch, func() {}
 	}
-	st.waiters[ch] = struct{}{}
+	return ch, cancel
+}
+
+// WatchFunc is Watch without a channel (and so without a goroutine to
+// wait on one): f is called whenever messages for a become readable,
+// until the returned function stops the watch. f runs under the queue's
+// lock for a: it must return at once and must not call the Store. It is
+// not called for what is readable already; read once after WatchFunc
+// returns. If a's state cannot be loaded, f is never called, and that
+// read reports the error.
+func (s *Store) WatchFunc(a Address, f func()) (cancel func()) {
+	cancel, _ = s.watch(a, f)
+	return cancel
+}
+
+func (s *Store) watch(a Address, f func()) (func(), error) {
+	st, err := s.lockState(a)
+	if err != nil {
+		return func() {}, err
+	}
+	w := &waiter{f: f}
+	st.waiters[w] = struct{}{}
 	st.mu.Unlock()
-	return ch, func() {
+	return func() {
 		st.mu.Lock()
-		delete(st.waiters, ch)
+		delete(st.waiters, w)
 		st.mu.Unlock()
-	}
+	}, nil
 }
 
 // Depth returns how many messages and body bytes a device has queued,

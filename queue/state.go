@@ -23,7 +23,7 @@ type devState struct {
 	count   int       // committed + pending messages
 	bytes   int64     // committed + pending body bytes
 	last    time.Time // time of the latest append
-	waiters map[chan struct{}]struct{}
+	waiters map[*waiter]struct{}
 
 	// What each sending account has queued here: committed messages
 	// (counted from the stored values at load, then kept up to date by
@@ -77,13 +77,13 @@ func (st *devState) idle() bool {
 	return st.count == 0 && len(st.pending) == 0 && len(st.waiters) == 0
 }
 
+// waiter is one WatchFunc's callback.
+type waiter struct{ f func() }
+
 // wake tells every waiter that something changed. The caller holds st.mu.
 func (st *devState) wake() {
-	for ch := range st.waiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for w := range st.waiters {
+		w.f()
 	}
 }
 
@@ -157,7 +157,7 @@ func (s *Store) load(a Address, st *devState) error {
 	}
 	st.next, st.count, st.bytes, st.senders, st.loaded = hw+1, count, bytes, senders, true
 	if st.waiters == nil {
-		st.waiters = make(map[chan struct{}]struct{})
+		st.waiters = make(map[*waiter]struct{})
 	}
 	return nil
 }

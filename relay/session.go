@@ -82,6 +82,7 @@ func (t *sessionTable) offer(a queue.Address, frame []byte) bool {
 		select {
 		case s.online <- frame:
 			took = true
+			s.kick()
 		default:
 			s.onlineBytes.Add(-int64(len(frame)))
 		}
@@ -100,6 +101,7 @@ func (t *sessionTable) notify(a queue.Address, ev *spec.ServerEvent) {
 	for s := range t.m[a] {
 		select {
 		case s.events <- ev:
+			s.kick()
 		default:
 		}
 	}
@@ -116,10 +118,24 @@ type session struct {
 	online      chan []byte            // online-only envelope frames, never stored
 	onlineBytes atomic.Int64           // bytes in online, bounded by maxOnlineBytes
 	inflight    inflight               // written, not yet acked
-	freed       chan struct{}          // the reader took acked envelopes out of inflight
-	done        chan struct{}          // closed when the reader stops
 	quit        chan struct{}          // closed when delivery stops
 	clean       bool                   // the reader saw the client's FIN
+
+	// Delivery runs as a pump (pump.go): on a worker while there is
+	// something to write, on no goroutine at all while there is not.
+	pm      sync.Mutex
+	started bool          // the first pump may run (the session is ready)
+	pumping bool          // a pump is scheduled or running
+	again   bool          // something came since the running pump looked
+	stopped bool          // no pump is to start again
+	idle    chan struct{} // closed when the pump scheduled last ends
+	wokeAt  atomic.Int64  // unix ns of the append that woke the pump, 0: none pending
+
+	// The pump's own state: one pump runs at a time, and each starts
+	// after the previous one ended (under pm).
+	cursor  uint64 // the last seq written
+	drained bool   // "drained" was written since the last envelope
+	failed  bool   // a write or read failed: the session is ending
 }
 
 // ackTimeout bounds applying one ack frame.
@@ -156,8 +172,6 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 		window: window,
 		events: make(chan *spec.ServerEvent, 8),
 		online: make(chan []byte, 32),
-		freed:  make(chan struct{}, 1),
-		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
 	}
 	// The session is in the table (and the push window reset) before the
@@ -186,16 +200,22 @@ func (c *conn) runSession(st *quic.Stream, open *spec.SessionOpen) {
 	if err := c.s.keys.Seen(c.ctx, acct, dev, c.s.now()); err != nil {
 		c.s.internal("record last seen", err)
 	}
-	go s.readAcks()
-	cursor, unacked := s.deliver()
-	// Stop the ack reader and wait for it, so no ack runs after the
-	// relay's final flush.
-	close(s.quit)
-	s.st.CancelRead(0)
-	<-s.done
+	s.checkPreKeys()
+	cancelWatch := c.s.queues.WatchFunc(s.addr, s.woken)
+	s.start()
+	// This goroutine reads acks for the session's life; delivery needs
+	// none of its own while there is nothing to deliver.
+	s.readAcks()
+	cancelWatch()
+	// Stop delivery and wait for a pump still writing, so no write or
+	// ack runs after the relay's final flush.
+	s.stop()
+	if !s.failed {
+		s.finish()
+	}
 	c.s.sessions.remove(s)
 	if window > 0 {
-		c.s.sessionEnded(s.addr, cursor, unacked)
+		c.s.sessionEnded(s.addr, s.cursor, s.inflight.len() > 0)
 	}
 }
 
@@ -210,7 +230,6 @@ const maxClientEventBytes = 64 << 10
 // with CloseProtocol; a client's reset of the stream ends the session,
 // and finish resets the relay's side in turn.
 func (s *session) readAcks() {
-	defer close(s.done)
 	for {
 		var ev spec.ClientEvent
 		raw, err := spec.ReadFrameBytes(s.st, maxClientEventBytes)
@@ -258,88 +277,7 @@ func (s *session) readAcks() {
 			s.c.s.internal("delete acked envelopes", err)
 		}
 		s.c.s.m.acked.Add(float64(n))
-		select {
-		case s.freed <- struct{}{}:
-		default: // a wake-up is pending already
-		}
-	}
-}
-
-// deliver writes the device's queue in order, at most window envelopes
-// unacked, and waits for appends, acks and events without polling. It
-// returns the last seq it wrote and whether envelopes it wrote were left
-// unacked.
-func (s *session) deliver() (cursor uint64, unacked bool) {
-	wake, cancel := s.c.s.queues.Watch(s.addr)
-	defer cancel()
-	s.checkPreKeys()
-	var (
-		drained bool
-		buf     []byte
-		woke    time.Time // when an append woke the session, until its envelopes are written
-	)
-	defer func() { unacked = s.inflight.len() > 0 }()
-	for {
-		if room := s.window - s.inflight.len(); room > 0 {
-			items, err := s.c.s.queues.Read(s.c.ctx, s.addr, cursor, room, maxReadBytes)
-			if err != nil && s.c.ctx.Err() != nil {
-				return // the connection closed during the read
-			}
-			if err != nil {
-				// Tell the device rather than go silent; it reconnects
-				// later and gets everything unacked again.
-				e := s.c.s.internal("read queue", err)
-				_ = spec.WriteFrame(s.st, &spec.ServerEvent{Body: &spec.ServerEvent_Error{Error: e}})
-				s.st.CancelWrite(0)
-				return
-			}
-			if len(items) > 0 {
-				buf = buf[:0]
-				for _, it := range items {
-					buf = appendEnvelopeFrame(buf, it.Seq, it.Time.UnixMilli(), it.Body)
-					s.inflight.add(it.Seq)
-					cursor = it.Seq
-				}
-				// Counted before the write, so a client that has read an
-				// envelope sees it counted.
-				s.c.s.m.delivered.Add(float64(len(items)))
-				if _, err := s.st.Write(buf); err != nil {
-					return
-				}
-				if !woke.IsZero() {
-					s.c.s.m.deliverWrite.Observe(time.Since(woke).Seconds())
-					woke = time.Time{}
-				}
-				drained = false
-				continue
-			}
-			woke = time.Time{} // nothing new: the wake-up was for an earlier read
-			if !drained {
-				drained = true
-				if err := spec.WriteFrame(s.st, &spec.ServerEvent{Body: &spec.ServerEvent_Drained{Drained: &spec.QueueDrained{}}}); err != nil {
-					return
-				}
-			}
-		}
-		select {
-		case <-wake:
-			woke = time.Now()
-		case <-s.freed:
-		case ev := <-s.events:
-			if err := spec.WriteFrame(s.st, ev); err != nil {
-				return
-			}
-		case frame := <-s.online:
-			s.onlineBytes.Add(-int64(len(frame)))
-			if _, err := s.st.Write(frame); err != nil {
-				return
-			}
-		case <-s.done:
-			s.finish()
-			return
-		case <-s.c.ctx.Done():
-			return
-		}
+		s.kick() // room in the window
 	}
 }
 

@@ -36,7 +36,10 @@ type Queues interface {
 	Read(ctx context.Context, a queue.Address, after uint64, maxCount, maxBytes int) ([]queue.Item, error)
 	Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, error)
 	Flush(ctx context.Context) error
-	Watch(a queue.Address) (wake <-chan struct{}, cancel func())
+	// WatchFunc calls f whenever messages for a may have become
+	// readable; f must return at once (sessions use it to schedule
+	// delivery without a goroutine waiting per session).
+	WatchFunc(a queue.Address, f func()) (cancel func())
 	DeleteDevice(ctx context.Context, a queue.Address) error
 }
 

@@ -36,7 +36,7 @@ type Store struct {
 
 	wakes   *nats.Subscription // phw.>
 	mu      sync.Mutex
-	watches map[queue.Address]map[chan struct{}]struct{}
+	watches map[queue.Address]map[*watcher]struct{}
 	known   map[queue.Address]uint64 // newest seq announced to a watched device
 }
 
@@ -73,7 +73,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, log *slog.Logger) (*St
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, batches: make(chan struct{}, cfg.MaxBatchesInFlight), watches: make(map[queue.Address]map[chan struct{}]struct{}), known: make(map[queue.Address]uint64)}
+	s := &Store{nc: nc, js: js, stream: st, cfg: cfg, log: log, batches: make(chan struct{}, cfg.MaxBatchesInFlight), watches: make(map[queue.Address]map[*watcher]struct{}), known: make(map[queue.Address]uint64)}
 	if err := s.subscribeWakes(); err != nil {
 		return nil, fmt.Errorf("jsqueue: subscribe to wake-ups: %w", err)
 	}

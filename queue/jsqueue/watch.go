@@ -59,25 +59,44 @@ func parseWake(subj string) (queue.Address, bool) {
 func (s *Store) Watch(a queue.Address) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	ch <- struct{}{}
+	return ch, s.WatchFunc(a, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// WatchFunc is Watch without a channel (and so without a goroutine to
+// wait on one): f is called whenever messages for a may have become
+// readable, until the returned function stops the watch. f runs under
+// the Store's lock: it must return at once and must not call the Store.
+// It is not called for what is readable already; read once after
+// WatchFunc returns.
+func (s *Store) WatchFunc(a queue.Address, f func()) (cancel func()) {
+	w := &watcher{f: f}
 	s.mu.Lock()
-	chs := s.watches[a]
-	if chs == nil {
-		chs = make(map[chan struct{}]struct{})
-		s.watches[a] = chs
+	ws := s.watches[a]
+	if ws == nil {
+		ws = make(map[*watcher]struct{})
+		s.watches[a] = ws
 	}
-	chs[ch] = struct{}{}
+	ws[w] = struct{}{}
 	s.mu.Unlock()
-	return ch, func() {
+	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(chs, ch)
-		if len(chs) == 0 && len(s.watches[a]) == 0 {
+		delete(ws, w)
+		if len(ws) == 0 && len(s.watches[a]) == 0 {
 			delete(s.watches, a)
 			delete(s.known, a)
 			s.out.forget(a)
 		}
 	}
 }
+
+// watcher is one WatchFunc's callback.
+type watcher struct{ f func() }
 
 // wake wakes a's readers; seq, if not 0, is the stream seq of the new
 // message, which Read makes sure to return.
@@ -88,11 +107,8 @@ func (s *Store) wake(a queue.Address, seq uint64) {
 		return
 	}
 	s.known[a] = max(s.known[a], seq)
-	for ch := range s.watches[a] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for w := range s.watches[a] {
+		w.f()
 	}
 }
 
@@ -110,12 +126,9 @@ func (s *Store) announced(a queue.Address) (watched bool, seq uint64) {
 func (s *Store) WakeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, chs := range s.watches {
-		for ch := range chs {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+	for _, ws := range s.watches {
+		for w := range ws {
+			w.f()
 		}
 	}
 }

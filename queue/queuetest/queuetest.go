@@ -23,6 +23,7 @@ type Queues interface {
 	Ack(ctx context.Context, a queue.Address, seqs []uint64) (int, error)
 	Flush(ctx context.Context) error
 	Watch(a queue.Address) (wake <-chan struct{}, cancel func())
+	WatchFunc(a queue.Address, f func()) (cancel func())
 	DeleteDevice(ctx context.Context, a queue.Address) error
 }
 
@@ -62,6 +63,7 @@ func Run(t *testing.T, open Open) {
 		{"AckOnlyOwnMessages", testAckOwn},
 		{"AckOutOfOrder", testAckOutOfOrder},
 		{"WatchWakes", testWatch},
+		{"WatchFuncCalls", testWatchFunc},
 		{"DeleteDevice", testDeleteDevice},
 	}
 	for _, tc := range tests {
@@ -323,6 +325,53 @@ func testWatch(t *testing.T, open Open) {
 	stop2()
 	mustAppend(t, q, nil, queue.Message{To: a, Body: []byte("again")})
 	waitWake(t, ch, "second append")
+}
+
+// testWatchFunc: WatchFunc's callback runs on an append for its device
+// (and not for another device's), and not after its watch is stopped.
+func testWatchFunc(t *testing.T, open Open) {
+	q := open(t, limits(100))
+	a, other := Addr(11, 1), Addr(11, 2)
+	var (
+		mu    sync.Mutex
+		calls int
+	)
+	ch := make(chan struct{}, 1)
+	stop := q.WatchFunc(a, func() {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	mustAppend(t, q, nil, queue.Message{To: a, Body: []byte("wake")})
+	waitWake(t, ch, "append")
+	if got := bodies(readAll(t, q, a)); !slices.Equal(got, []string{"wake"}) {
+		t.Fatalf("after the call the reader reads %q", got)
+	}
+	stop()
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	// Appends after stop, to a and to another device: a second watch of
+	// a sees its append, so it has happened, and the stopped one was not
+	// called for it.
+	ch2, stop2 := q.Watch(a)
+	defer stop2()
+	select {
+	case <-ch2:
+	default:
+	}
+	mustAppend(t, q, nil, queue.Message{To: other, Body: []byte("other")}, queue.Message{To: a, Body: []byte("after stop")})
+	waitWake(t, ch2, "append after stop")
+	mu.Lock()
+	after := calls
+	mu.Unlock()
+	if after != before {
+		t.Fatalf("a stopped WatchFunc was called %d more times", after-before)
+	}
 }
 
 func testDeleteDevice(t *testing.T, open Open) {
