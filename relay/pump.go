@@ -45,7 +45,7 @@ func (s *session) kick() {
 		return
 	}
 	s.pumping, s.again = true, false
-	s.idle = make(chan struct{})
+	s.running.Add(1)
 	s.c.s.workers.run(s.pump)
 }
 
@@ -54,24 +54,22 @@ func (s *session) kick() {
 // failed) may be read.
 func (s *session) stop() {
 	s.pm.Lock()
-	s.stopped = true
-	idle := s.idle
+	s.stopped = true // no Add on running after this
 	pumping := s.pumping
 	s.pm.Unlock()
 	close(s.quit)
-	if pumping {
-		if !s.clean {
-			// A pump blocked writing to a client that went away ends now.
-			s.st.CancelWrite(0)
-		}
-		<-idle
+	if pumping && !s.clean {
+		// A pump blocked writing to a client that went away ends now.
+		s.st.CancelWrite(0)
 	}
+	s.running.Wait()
 }
 
 // pump writes until there is nothing more to write, then ends; if a
 // write or a queue read failed, it ends the session (the ack reader
 // stops, and the handler cleans up).
 func (s *session) pump() {
+	defer s.running.Done()
 	buf := getPumpBuf()
 	defer putPumpBuf(buf)
 	for {
@@ -86,7 +84,6 @@ func (s *session) pump() {
 			continue
 		}
 		s.pumping = false
-		close(s.idle)
 		s.pm.Unlock()
 		if !ok {
 			s.st.CancelRead(0)

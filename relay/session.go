@@ -124,12 +124,12 @@ type session struct {
 	// Delivery runs as a pump (pump.go): on a worker while there is
 	// something to write, on no goroutine at all while there is not.
 	pm      sync.Mutex
-	started bool          // the first pump may run (the session is ready)
-	pumping bool          // a pump is scheduled or running
-	again   bool          // something came since the running pump looked
-	stopped bool          // no pump is to start again
-	idle    chan struct{} // closed when the pump scheduled last ends
-	wokeAt  atomic.Int64  // unix ns of the append that woke the pump, 0: none pending
+	started bool           // the first pump may run (the session is ready)
+	pumping bool           // a pump is scheduled or running
+	again   bool           // something came since the running pump looked
+	stopped bool           // no pump is to start again
+	running sync.WaitGroup // the pump scheduled or running, if any
+	wokeAt  atomic.Int64   // unix ns of the append that woke the pump, 0: none pending
 
 	// The pump's own state: one pump runs at a time, and each starts
 	// after the previous one ended (under pm).
