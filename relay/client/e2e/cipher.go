@@ -275,7 +275,14 @@ func (d *Device) decrypt(ctx context.Context, s *txStore, env *client.Envelope) 
 		return plain, nil, nil
 	case TypePQXDH:
 		plain, err = d.decryptPQXDH(ctx, s, addr, env.Content)
-		return plain, nil, err
+		if errors.Is(err, ErrIdentityChanged) {
+			// decryptPQXDH refuses before anything else: the message
+			// parsed, and its identity key is the one to offer.
+			if m, perr := parsePQXDH(env.Content); perr == nil && m.prekey.IdentityKey() != nil {
+				refused = m.prekey.IdentityKey().Serialize()
+			}
+		}
+		return plain, refused, err
 	case TypeSignal:
 		msg, err := protocol.NewSignalMessageFromBytes(env.Content, ser.SignalMessage)
 		if err != nil {

@@ -96,3 +96,35 @@ func TestOfferedByPrekeyMessage(t *testing.T) {
 		t.Fatalf("offered %x (%v), want the impostor's key", offered, err)
 	}
 }
+
+// TestOfferedByPQXDHMessage: a PQXDH initial message with another
+// identity key for a known account is refused and offers that key, as
+// a classic prekey message does; once accepted, it decrypts.
+func TestOfferedByPQXDHMessage(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newPQParty(t, 0xa), newParty(t, 0xb)
+	if err := alice.dev.StartSessions(ctx, bob.keys(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	impostor := newParty(t, 0xb)
+	if err := impostor.dev.StartSessionsKEM(ctx, alice.keys(1), kemFor(alice.kem[0]), nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := impostor.dev.Encrypt(ctx, alice.acct, []uint32{1}, []byte("post-quantum me"))
+	if err != nil || msgs[0].Type != e2e.TypePQXDH {
+		t.Fatalf("encrypt: type %d, %v", msgs[0].Type, err)
+	}
+	if _, err := alice.dev.Decrypt(ctx, envelope(impostor, msgs[0])); !errors.Is(err, e2e.ErrIdentityChanged) {
+		t.Fatalf("PQXDH message with another identity: %v", err)
+	}
+	_, offered, err := alice.dev.IdentityKeys(bob.acct)
+	if err != nil || !bytes.Equal(offered, impostor.reg.IdentityKey) {
+		t.Fatalf("offered %x (%v), want the impostor's key", offered, err)
+	}
+	if err := alice.dev.TrustOffered(bob.acct, offered); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := alice.dev.Decrypt(ctx, envelope(impostor, msgs[0])); err != nil || string(got) != "post-quantum me" {
+		t.Fatalf("after accepting: %q %v", got, err)
+	}
+}

@@ -256,3 +256,62 @@ func TestTrustStates(t *testing.T) {
 		t.Fatalf("records left after clearing: %q", ts.recs)
 	}
 }
+
+// TestIdentityChangedOnReceive: Bob reinstalls and writes first. Alice's
+// handler is told (OnDropped, DropIdentityChanged, from Bob's account),
+// the new key is offered, not trusted, and once Alice accepts it the
+// next message from Bob's new device comes through.
+func TestIdentityChangedOnReceive(t *testing.T) {
+	r := newRelay(t)
+	ctx := ctxT(t)
+	alice, bob := register(t, r), register(t, r)
+	alice.run(t)
+	if _, err := bob.Send(ctx, alice.AccountID(), &Content{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	nextMessage(t, alice.rec, "hi")
+	sn, err := alice.SafetyNumber(bob.AccountID())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var a keys.AccountID
+	copy(a[:], bob.AccountID())
+	bob.Close()
+	if err := r.keys.RemoveDevice(ctx, a, uint32(bob.DeviceID())); err != nil {
+		t.Fatal(err)
+	}
+	newBob, newKey := addDevice(t, r, bob.AccountID())
+	nb, err := OpenStore(newDirStore(newBob), &r.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nb.Close() })
+	if _, err := nb.Send(ctx, alice.AccountID(), &Content{Text: "reinstalled"}); err != nil {
+		t.Fatal(err)
+	}
+	d := next[*Dropped](t, alice.rec)
+	if d.Reason != DropIdentityChanged || !bytes.Equal(d.From, bob.AccountID()) || d.FromDevice != nb.DeviceID() {
+		t.Fatalf("dropped %+v, want %s from %x/%d", *d, DropIdentityChanged, bob.AccountID(), nb.DeviceID())
+	}
+	if same, err := alice.SafetyNumber(bob.AccountID()); err != nil || same.Number != sn.Number {
+		t.Fatalf("trusted safety number %+v, %v: the new key was trusted unasked", same, err)
+	}
+	off, err := alice.OfferedSafetyNumber(bob.AccountID())
+	if err != nil || off == nil || !bytes.Equal(off.Key, newKey) {
+		t.Fatalf("offered %+v, %v; want the new key", off, err)
+	}
+	if first, err := alice.NoteIdentityChanged(bob.AccountID()); err != nil || !first {
+		t.Fatalf("note of the change: %v, %v", first, err)
+	}
+
+	if err := alice.TrustOffered(bob.AccountID(), off.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nb.Send(ctx, alice.AccountID(), &Content{Text: "accepted"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, alice.rec, "accepted"); !bytes.Equal(m.From, bob.AccountID()) {
+		t.Fatalf("from %x", m.From)
+	}
+}
