@@ -64,6 +64,26 @@ func checkIdentified(t *testing.T, env stored, sender []byte) {
 	}
 }
 
+// waitQueued waits until n envelopes are queued for the device: the
+// delivered receipts a running device sends in the background, so that
+// the checks of what a send queued see that send's envelope last.
+func waitQueued(t *testing.T, r *testRelay, acct []byte, dev uint32, n int) {
+	t.Helper()
+	var a queue.Address
+	copy(a.Account[:], acct)
+	a.Device = dev
+	woke, cancel := r.queues.Watch(a)
+	defer cancel()
+	deadline := time.After(patience)
+	for len(queued(t, r, acct, dev)) < n {
+		select {
+		case <-woke:
+		case <-deadline:
+			t.Fatalf("fewer than %d envelopes queued within %v", n, patience)
+		}
+	}
+}
+
 func last(t *testing.T, envs []stored) stored {
 	t.Helper()
 	if len(envs) == 0 {
@@ -142,6 +162,7 @@ func TestSealedFallbacks(t *testing.T) {
 	}
 	bob.run(t)
 	nextMessage(t, bob.rec, "key for bob")
+	waitQueued(t, r, alice.AccountID(), 1, 1) // bob's delivered receipt
 
 	big := strings.Repeat("x", 20000)
 	res, err := bob.Send(ctx, alice.AccountID(), &Content{Text: big})
@@ -258,6 +279,9 @@ func TestSealedGroupSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		nextMessage(t, alice.rec, "my key")
+	}
+	for _, d := range []*device{bob, carol} {
+		waitQueued(t, r, d.AccountID(), 1, 1) // alice's delivered receipt
 	}
 	members := append(append(append([]byte(nil), bob.AccountID()...), carol.AccountID()...), dave.AccountID()...)
 	gid, err := alice.CreateGroup(ctx, "club", members)
