@@ -229,7 +229,9 @@ func (d *Device) Encrypt(ctx context.Context, account []byte, devices []uint32, 
 }
 
 // Decrypt decrypts an envelope from the relay and removes the padding. A
-// message decrypted before returns ErrDuplicate.
+// message decrypted before returns ErrDuplicate, unless it came from the
+// queue and was not Handled yet: then the plaintext kept of it is
+// returned again (kept.go).
 func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, error) {
 	var (
 		plain   []byte
@@ -237,6 +239,7 @@ func (d *Device) Decrypt(ctx context.Context, env *client.Envelope) ([]byte, err
 	)
 	err := d.updateCtx(ctx, func(s *txStore) (err error) {
 		plain, refused, err = d.decrypt(ctx, s, env)
+		plain, err = keepOrRecall(s, env, plain, err)
 		return err
 	})
 	if refused != nil {

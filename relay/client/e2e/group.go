@@ -14,6 +14,8 @@ import (
 	"go.mau.fi/libsignal/groups"
 	"go.mau.fi/libsignal/protocol"
 	"go.mau.fi/libsignal/signalerror"
+
+	"github.com/pigeonhole/pigeonhole/relay/client"
 )
 
 // ErrNoSenderKey means a group message's sender key is unknown: the
@@ -217,6 +219,12 @@ func (d *Device) GroupEncrypt(ctx context.Context, groupID, plaintext []byte) ([
 // removes the padding. ErrNoSenderKey if that device's key is unknown;
 // ErrDuplicate for a message decrypted before.
 func (d *Device) GroupDecrypt(ctx context.Context, groupID, account []byte, deviceID uint32, ciphertext []byte) ([]byte, error) {
+	return d.groupDecrypt(ctx, groupID, account, deviceID, ciphertext, nil)
+}
+
+// groupDecrypt is GroupDecrypt that keeps the plaintext of env, the
+// queued envelope the ciphertext came in (nil: none), until Handled.
+func (d *Device) groupDecrypt(ctx context.Context, groupID, account []byte, deviceID uint32, ciphertext []byte, env *client.Envelope) ([]byte, error) {
 	name, err := senderKeyName(groupID, account, deviceID)
 	if err != nil {
 		return nil, err
@@ -232,9 +240,12 @@ func (d *Device) GroupDecrypt(ctx context.Context, groupID, account []byte, devi
 	err = d.updateCtx(ctx, func(s *txStore) (err error) {
 		plain, err = groups.NewGroupCipher(groupBuilder(s), name, s).Decrypt(ctx, msg)
 		if err != nil {
-			return groupDecryptError(err)
+			err = groupDecryptError(err)
 		}
-		return nil
+		if env != nil {
+			plain, err = keepOrRecall(s, env, plain, err)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -26,7 +26,8 @@ func GroupContent(groupID, ciphertext []byte) []byte {
 // relay names as its sender, and returns the group id and the plaintext.
 // Errors are GroupDecrypt's: ErrNoSenderKey when that device's sender
 // key for the group is unknown (this device was never given it, or was
-// removed from the group), ErrDuplicate for a message seen before.
+// removed from the group), ErrDuplicate for a message seen before (but
+// the kept plaintext of a queued envelope not Handled yet, as Decrypt).
 func (d *Device) DecryptGroup(ctx context.Context, env *client.Envelope) (groupID, plain []byte, err error) {
 	if env.Type != TypeGroup {
 		return nil, nil, errors.New("e2e: not a group message")
@@ -35,7 +36,7 @@ func (d *Device) DecryptGroup(ctx context.Context, env *client.Envelope) (groupI
 		return nil, nil, errors.New("e2e: malformed group message: too short")
 	}
 	groupID = env.Content[:GroupIDSize:GroupIDSize]
-	plain, err = d.GroupDecrypt(ctx, groupID, env.Sender, env.SenderDevice, env.Content[GroupIDSize:])
+	plain, err = d.groupDecrypt(ctx, groupID, env.Sender, env.SenderDevice, env.Content[GroupIDSize:], env)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,7 +6,8 @@ import "context"
 // keys. The directory storage (DirStorage, what Open and Create use)
 // keeps each value in a file; an app can keep them in its own database
 // instead (OpenStorage, CreateIn, CreateLinkedIn). Values hold private
-// keys and ratchet state: a Storage must keep them on the device, and
+// keys, ratchet state and, until the app handled them, the plaintexts
+// of queued messages: a Storage must keep them on the device, and
 // readable by the app only.
 //
 // Keys are '/'-separated segments of lowercase letters, digits, '.', '_'
@@ -20,6 +21,7 @@ import "context"
 //	identities/<account hex>           a contact's trusted identity key
 //	offered/<account hex>              a contact's refused identity key (identity.go)
 //	groups/<group hex>/<account hex>.<device>   a group sender key
+//	kept/<envelope hash hex>           a queued message's plaintext until Handled (kept.go)
 //
 // A Device uses keys of these forms only, so the rest of a Storage's key
 // space (relay/client/messenger keeps its records under "messenger/") is

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -14,13 +16,16 @@ import (
 )
 
 // dispatch reads a decrypted envelope's content. Every field came from
-// a sender who may be hostile: sizes are checked before use.
-func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, group []byte) event {
+// a sender who may be hostile: sizes are checked before use. An error
+// means the local store failed on the way (an e2e.ErrStorage): the
+// envelope is not to be acked, and its kept plaintext (e2e's kept.go)
+// is dispatched again when it comes again.
+func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, group []byte) (event, error) {
 	from := shortID(env.Sender)
 	var c spec.Content
 	if err := proto.Unmarshal(plain, &c); err != nil || (group != nil && !bytes.Equal(c.GetGroupId(), group)) {
 		m.log.Warn("dropped an unreadable message", "from", from)
-		return dropped(env, DropUnreadable, nil)
+		return dropped(env, DropUnreadable, nil), nil
 	}
 	if err := m.LearnAccessKey(env.Sender, c.GetAccessKey()); err != nil {
 		m.log.Warn("sends to this contact stay identified", "from", from, "err", err)
@@ -28,18 +33,18 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 	if gid := c.GetGroupId(); gid != nil {
 		if len(gid) != e2e.GroupIDSize {
 			m.log.Warn("dropped an unreadable message", "from", from)
-			return dropped(env, DropUnreadable, nil)
+			return dropped(env, DropUnreadable, nil), nil
 		}
 		return m.dispatchGroup(ctx, env, &c, group != nil)
 	}
 	self := bytes.Equal(env.Sender, m.store.AccountID())
 	switch b := c.Body.(type) {
 	case *spec.Content_Text:
-		return m.message(env, &c, b.Text.GetBody())
+		return m.message(env, &c, b.Text.GetBody()), nil
 	case *spec.Content_Attachment:
 		msg := m.message(env, &c, "")
 		msg.Attachment = attachmentOf(b.Attachment)
-		return msg
+		return msg, nil
 	case *spec.Content_Delete:
 		// From a contact: their message to this account. From another
 		// device of this account: its message to Destination.
@@ -47,28 +52,28 @@ func (m *Messenger) dispatch(ctx context.Context, env *client.Envelope, plain, g
 		if self {
 			d.To = b.Delete.GetDestination()
 			if len(d.To) != 16 {
-				return nil
+				return nil, nil
 			}
 		}
 		if len(d.MessageID) != MessageIDSize {
-			return dropped(env, DropUnreadable, nil)
+			return dropped(env, DropUnreadable, nil), nil
 		}
-		return d
+		return d, nil
 	case *spec.Content_Sent:
 		dest := b.Sent.GetDestination()
 		if !self || len(dest) != 16 {
-			return nil
+			return nil, nil
 		}
 		msg := m.message(env, &c, b.Sent.GetText().GetBody())
 		msg.ID, msg.To = idOrNil(b.Sent.GetId()), dest
-		return msg
+		return msg, nil
 	case *spec.Content_Receipt:
-		return m.receipt(env, &c, nil, b.Receipt)
+		return m.receipt(env, &c, nil, b.Receipt), nil
 	case *spec.Content_Typing:
-		return &Typing{From: env.Sender, FromDevice: int64(env.SenderDevice), Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}
+		return &Typing{From: env.Sender, FromDevice: int64(env.SenderDevice), Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}, nil
 	}
 	m.log.Info("dropped a kind of message this version does not handle", "from", from)
-	return dropped(env, DropUnsupported, nil)
+	return dropped(env, DropUnsupported, nil), nil
 }
 
 // deleteOf is the Delete event of d, as the limit of m's config has it.
@@ -124,60 +129,63 @@ func (m *Messenger) receipt(env *client.Envelope, c *spec.Content, group []byte,
 // sender keys (which come pairwise), and what members write (which comes
 // encrypted with the sender's key). viaKey is true for a message that
 // came group-encrypted.
-func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *spec.Content, viaKey bool) event {
+func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *spec.Content, viaKey bool) (event, error) {
 	gid, from := c.GetGroupId(), env.Sender
 	switch b := c.Body.(type) {
 	case *spec.Content_GroupUpdate:
 		if viaKey {
-			return nil // only ever sent pairwise, by the admin
+			return nil, nil // only ever sent pairwise, by the admin
 		}
 		return m.applyGroupUpdate(env, c, b.GroupUpdate)
 	case *spec.Content_SenderKey:
 		if viaKey {
-			return nil
+			return nil, nil
 		}
 		// Kept even before the group's state arrives (members write to
 		// a new member as soon as they learn of it); what it decrypts is
 		// shown only from members.
 		if err := m.store.ProcessSenderKeyDistribution(ctx, gid, from, env.SenderDevice, b.SenderKey.GetDistribution()); err != nil {
+			if errors.Is(err, e2e.ErrStorage) {
+				return nil, err
+			}
 			m.log.Warn("refused a group key", "from", shortID(from), "err", err)
 			d := dropped(env, DropSenderKey, err)
 			d.GroupID = gid
-			return d
+			return d, nil
 		}
-		return nil
+		return nil, nil
 	case *spec.Content_Receipt:
-		return m.receipt(env, c, gid, b.Receipt)
+		return m.receipt(env, c, gid, b.Receipt), nil
 	}
 	g, err := m.loadGroup(gid)
 	if err != nil {
 		m.log.Warn("group record unreadable", "err", err)
-		return nil
+		return nil, localFailure("read the group record", err)
 	}
 	if g == nil || g.Removed || !slices.Contains(g.Members, hex.EncodeToString(from)) {
 		m.log.Info("dropped a group message from someone not in a group with this account", "from", shortID(from))
 		d := dropped(env, DropNotMember, nil)
 		d.GroupID = gid
-		return d
+		return d, nil
 	}
 	switch b := c.Body.(type) {
 	case *spec.Content_Text:
 		msg := m.message(env, c, b.Text.GetBody())
 		msg.GroupID = gid
-		return msg
+		return msg, nil
 	case *spec.Content_Typing:
-		return &Typing{From: from, FromDevice: int64(env.SenderDevice), GroupID: gid, Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}
+		return &Typing{From: from, FromDevice: int64(env.SenderDevice), GroupID: gid, Started: b.Typing.GetStarted(), SentAtMillis: c.GetSentAtMs()}, nil
 	case *spec.Content_Delete:
 		d := m.deleteOf(env, c, b.Delete)
 		if len(d.MessageID) != MessageIDSize {
-			return dropped(env, DropUnreadable, nil)
+			return dropped(env, DropUnreadable, nil), nil
 		}
-		return d
+		return d, nil
 	}
 	m.log.Info("dropped a kind of group message this version does not handle", "from", shortID(from))
 	d := dropped(env, DropUnsupported, nil)
 	d.GroupID = gid
-	return d
+	return d, nil
 }
 
 // applyGroupUpdate takes a group's new state. It counts only from the
@@ -188,7 +196,7 @@ func (m *Messenger) dispatchGroup(ctx context.Context, env *client.Envelope, c *
 // When members were removed, this device makes a new sender key and
 // forgets theirs; when this account was removed, it forgets the group's
 // keys.
-func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *spec.GroupUpdate) event {
+func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *spec.GroupUpdate) (event, error) {
 	gid := c.GetGroupId()
 	from, me := hex.EncodeToString(env.Sender), hex.EncodeToString(m.store.AccountID())
 	admin := hex.EncodeToString(u.GetAdmin())
@@ -198,12 +206,12 @@ func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *s
 		m.log.Warn("refused a malformed group update", "from", shortID(env.Sender))
 		d := dropped(env, DropGroupUpdate, nil)
 		d.GroupID, d.GroupName = gid, u.GetName()
-		return d
+		return d, nil
 	case from != admin && from != me:
 		m.log.Warn("ignored a group change from someone not its admin", "from", shortID(env.Sender))
 		d := dropped(env, DropGroupUpdate, nil)
 		d.GroupID, d.GroupName, d.NotAdmin = gid, u.GetName(), true
-		return d
+		return d, nil
 	}
 	var kind string
 	var added, gone []string
@@ -248,10 +256,10 @@ func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *s
 	})
 	if err != nil {
 		m.log.Warn("could not apply a group update", "err", err)
-		return nil
+		return nil, localFailure("apply a group update", err)
 	}
 	if kind == "" {
-		return nil
+		return nil, nil
 	}
 	gc := &GroupChange{GroupID: gid, Kind: kind, Name: u.GetName(), Admin: u.GetAdmin(),
 		From: env.Sender, FromDevice: int64(env.SenderDevice), SentAtMillis: c.GetSentAtMs(),
@@ -259,7 +267,7 @@ func (m *Messenger) applyGroupUpdate(env *client.Envelope, c *spec.Content, u *s
 	for _, r := range u.GetMembers() {
 		gc.Members = append(gc.Members, r...)
 	}
-	return gc
+	return gc, nil
 }
 
 // groupMembers checks and encodes a member list: account ids, none twice,
@@ -290,4 +298,17 @@ func joinHex(ids []string) []byte {
 		}
 	}
 	return out
+}
+
+// localFailure is a failure of this device's own store while a message
+// was dispatched, which leaves the envelope queued (retryable); a
+// group record that does not parse is not one (it never will).
+func localFailure(what string, err error) error {
+	if errors.Is(err, errBadGroupRecord) {
+		return nil
+	}
+	if errors.Is(err, e2e.ErrStorage) {
+		return fmt.Errorf("messenger: %s: %w", what, err)
+	}
+	return fmt.Errorf("messenger: %s: %w: %w", what, e2e.ErrStorage, err)
 }

@@ -48,8 +48,12 @@
 //     Handler. The envelope is acked only when the handler returned nil;
 //     an error leaves it queued and, after a backoff, it comes again on a
 //     new connection. An envelope can be decrypted once only (the ratchet
-//     moves on), so the event is kept in memory, never on disk, until the
-//     handler takes it: if the process ends first, that message is lost.
+//     moves on), so e2e keeps its plaintext in the device's store, in the
+//     transaction that decrypts it, until the handler took the event
+//     (e2e's kept.go): a handler or store failure, or the app ending in
+//     between, loses nothing, and the handler may see such a message
+//     twice (its ID tells). A change the message made (a group's new
+//     state) is announced again only while the same Run holds its event.
 //   - Register and Link.Wait upload the new device's first one-time KEM
 //     prekeys. Run refills one-time prekeys when the relay says they run
 //     low (Config.PreKeys) and replaces the signed prekey and the

@@ -61,10 +61,14 @@ func (m *Messenger) loadGroup(gid []byte) (*group, error) {
 	}
 	g := new(group)
 	if err := json.Unmarshal(b, g); err != nil {
-		return nil, fmt.Errorf("messenger: group record: %w", err)
+		return nil, fmt.Errorf("%w: %w", errBadGroupRecord, err)
 	}
 	return g, nil
 }
+
+// errBadGroupRecord is a group record that does not parse: it will not
+// parse later either, so a message that needs it is not kept waiting.
+var errBadGroupRecord = errors.New("messenger: group record unreadable")
 
 // errUnchanged makes updateGroup keep the record as it was.
 var errUnchanged = errors.New("unchanged")

@@ -46,7 +46,7 @@ func (m *Messenger) updateGroupStates(gid []byte, f func(g **group) error) error
 		if rec != nil {
 			g = new(group)
 			if err := json.Unmarshal(rec, g); err != nil {
-				return nil, fmt.Errorf("messenger: group record: %w", err)
+				return nil, fmt.Errorf("%w: %w", errBadGroupRecord, err)
 			}
 		}
 		if err := f(&g); err != nil {

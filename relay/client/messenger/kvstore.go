@@ -12,7 +12,7 @@ import (
 // KV is a byte store that holds all of a device's local state, for an
 // app that keeps it in its own database: e2e's state under the keys
 // e2e.Storage lists (device.json, sessions/, prekeys/, signed/,
-// kemprekeys/, identities/, offered/, groups/) and the messenger's
+// kemprekeys/, identities/, offered/, groups/, kept/) and the messenger's
 // records under "messenger/". It is e2e.Storage: opaque values, and
 // Transact, one exclusive all-or-nothing transaction per operation (the
 // doc comment of e2e.Storage says why). e2e.NewDirStorage(dir) is a KV

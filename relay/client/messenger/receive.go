@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ type receiver struct {
 	mu       sync.Mutex
 	running  bool
 	handler  Handler               // for OnConnection
-	pending  map[[32]byte]event    // events whose handler failed, by envelope
+	pending  map[[32]byte]opened   // events whose handler failed, by envelope
 	order    [][32]byte            // pending's keys, oldest first
 	receipts map[receiptKey][]byte // delivered receipts owed, ids concatenated
 	keyOrder []receiptKey          // receipts' keys, in order
@@ -37,9 +38,19 @@ type receiptKey struct{ to, group string }
 const maxPending = 256
 
 // event is one thing for the handler, made from a decrypted envelope.
-// It is kept in memory (never written anywhere) while the handler fails,
-// because the envelope cannot be decrypted twice: the ratchet moved on.
+// It is kept in memory while the handler fails: made again from the
+// kept plaintext, a change it announced (a group's new state) would not
+// be announced twice.
 type event interface{ deliver(h Handler) error }
+
+// opened is an envelope made into an event: inner is the envelope that
+// was decrypted (the sealed one's content, for a sealed envelope), whose
+// kept plaintext Handled forgets once the handler took the event; nil
+// when nothing was decrypted.
+type opened struct {
+	ev    event
+	inner *client.Envelope
+}
 
 func (m *Message) deliver(h Handler) error      { return h.OnMessage(m) }
 func (r *Receipt) deliver(h Handler) error      { return h.OnReceipt(r) }
@@ -218,51 +229,75 @@ func envelopeKey(env *client.Envelope) [32]byte {
 }
 
 // handle decrypts one envelope and gives what it says to h. It returns
-// h's error only: what cannot be decrypted or read is logged and acked
-// (it would never decrypt later).
+// h's error, or the local store's: what cannot be decrypted or read is
+// logged and acked (it would never decrypt later).
 func (m *Messenger) handle(ctx context.Context, h Handler, env *client.Envelope) error {
 	key := envelopeKey(env)
 	r := &m.recv
 	r.mu.Lock()
-	ev, ok := r.pending[key]
+	o, ok := r.pending[key]
 	r.mu.Unlock()
 	if !ok {
 		var err error
-		if ev, err = m.open(ctx, env); err != nil || ev == nil {
+		if o, err = m.open(ctx, env); err != nil {
 			return err
 		}
 	}
-	if err := ev.deliver(h); err != nil {
-		r.mu.Lock()
-		if !ok {
-			if r.pending == nil {
-				r.pending = map[[32]byte]event{}
-			}
-			if len(r.order) >= maxPending {
-				delete(r.pending, r.order[0])
-				r.order = r.order[1:]
-			}
-			r.pending[key] = ev
-			r.order = append(r.order, key)
+	if o.ev != nil {
+		if err := o.ev.deliver(h); err != nil {
+			r.hold(key, o)
+			return err
 		}
-		r.mu.Unlock()
-		return err
-	}
-	if ok {
-		r.mu.Lock()
-		delete(r.pending, key)
-		for i, k := range r.order {
-			if k == key {
-				r.order = append(r.order[:i], r.order[i+1:]...)
-				break
-			}
+		if msg, isMsg := o.ev.(*Message); isMsg && !msg.FromSelf && len(msg.ID) == MessageIDSize && !m.cfg.NoDeliveryReceipts {
+			m.oweReceipt(msg.From, msg.GroupID, msg.ID)
 		}
-		r.mu.Unlock()
 	}
-	if msg, isMsg := ev.(*Message); isMsg && !msg.FromSelf && len(msg.ID) == MessageIDSize && !m.cfg.NoDeliveryReceipts {
-		m.oweReceipt(msg.From, msg.GroupID, msg.ID)
+	if o.inner != nil {
+		// Taken: the plaintext kept for a crash or a failure before
+		// this point goes. If that fails, the envelope stays queued
+		// and only this step is left for when it comes again (after a
+		// crash, though, the handler sees its event twice).
+		if err := m.store.Handled(o.inner); err != nil {
+			r.hold(key, opened{inner: o.inner})
+			return fmt.Errorf("%w: %w", e2e.ErrStorage, err)
+		}
 	}
+	r.release(key)
 	return nil
+}
+
+// hold keeps what is left to do for the envelope named key, which stays
+// queued, for when it comes again (at most maxPending, oldest dropped).
+func (r *receiver) hold(key [32]byte, o opened) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = map[[32]byte]opened{}
+	}
+	if _, ok := r.pending[key]; !ok {
+		if len(r.order) >= maxPending {
+			delete(r.pending, r.order[0])
+			r.order = r.order[1:]
+		}
+		r.order = append(r.order, key)
+	}
+	r.pending[key] = o
+}
+
+// release forgets what hold kept for key, if anything.
+func (r *receiver) release(key [32]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[key]; !ok {
+		return
+	}
+	delete(r.pending, key)
+	for i, k := range r.order {
+		if k == key {
+			r.order = append(r.order[:i], r.order[i+1:]...)
+			break
+		}
+	}
 }
 
 func (m *Messenger) oweReceipt(to, group, id []byte) {
@@ -301,11 +336,14 @@ func (m *Messenger) sendReceipts(ctx context.Context) {
 
 // open decrypts env and makes the event for the handler, applying what
 // the message does to local state (sender keys, group state) on the way;
-// nil when there is nothing to hand over (a duplicate, or nothing to
-// show), a *Dropped when the message could not be taken. An error means
-// it was not opened but still can be (the store failed, or ctx ended):
-// the envelope is not to be acked.
-func (m *Messenger) open(ctx context.Context, env *client.Envelope) (event, error) {
+// no event when there is nothing to hand over (a duplicate, or nothing
+// to show), a *Dropped when the message could not be taken. An error
+// means it was not opened, or not all the way, but still can be (the
+// store failed, or ctx ended): the envelope is not to be acked. e2e
+// keeps the plaintext of a queued envelope from its decryption until
+// Handled, so one that comes again after a failure or a crash past the
+// decryption is dispatched from that.
+func (m *Messenger) open(ctx context.Context, env *client.Envelope) (opened, error) {
 	var plain, group []byte
 	var err error
 	if env.Sealed {
@@ -313,10 +351,10 @@ func (m *Messenger) open(ctx context.Context, env *client.Envelope) (event, erro
 		// account and device its certificate names.
 		if env, err = m.OpenSealed(ctx, env); err != nil {
 			if retryable(ctx, err) {
-				return nil, err
+				return opened{}, err
 			}
 			m.log.Warn("dropped a sealed message", "err", err)
-			return &Dropped{Reason: DropSealed, Err: err.Error()}, nil
+			return opened{ev: &Dropped{Reason: DropSealed, Err: err.Error()}}, nil
 		}
 	}
 	if env.Type == e2e.TypeGroup {
@@ -327,20 +365,24 @@ func (m *Messenger) open(ctx context.Context, env *client.Envelope) (event, erro
 	from := shortID(env.Sender)
 	switch {
 	case err != nil && retryable(ctx, err):
-		return nil, err
+		return opened{}, err
 	case errors.Is(err, e2e.ErrDuplicate):
-		return nil, nil
+		return opened{}, nil
 	case errors.Is(err, e2e.ErrIdentityChanged):
 		m.log.Warn("dropped a message: the sender's identity key changed", "from", from)
-		return dropped(env, DropIdentityChanged, err), nil
+		return opened{ev: dropped(env, DropIdentityChanged, err)}, nil
 	case errors.Is(err, e2e.ErrNoSenderKey):
 		m.log.Warn("dropped a group message: no sender key for it", "from", from)
-		return dropped(env, DropNoSenderKey, err), nil
+		return opened{ev: dropped(env, DropNoSenderKey, err)}, nil
 	case err != nil:
 		m.log.Warn("dropped a message that does not decrypt", "from", from, "err", err)
-		return dropped(env, DropUndecryptable, err), nil
+		return opened{ev: dropped(env, DropUndecryptable, err)}, nil
 	}
-	return m.dispatch(ctx, env, plain, group), nil
+	ev, err := m.dispatch(ctx, env, plain, group)
+	if err != nil {
+		return opened{}, err
+	}
+	return opened{ev: ev, inner: env}, nil
 }
 
 // retryable says whether err, from opening an envelope, leaves it to be

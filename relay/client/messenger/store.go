@@ -49,6 +49,9 @@ type Sessions interface {
 	ForgetDevices(account []byte, devices []uint32) error
 	Encrypt(ctx context.Context, account []byte, devices []uint32, plaintext []byte) ([]client.DeviceMessage, error)
 	Decrypt(ctx context.Context, env *client.Envelope) ([]byte, error)
+	// Handled forgets the plaintext that Decrypt or DecryptGroup kept of
+	// a queued envelope until the app took it (e2e's kept.go).
+	Handled(env *client.Envelope) error
 }
 
 // SenderKeys are the group sender keys: this device's own per group and
