@@ -20,7 +20,7 @@ type party struct {
 	acct []byte
 }
 
-func newParty(t *testing.T, id byte) *party {
+func newParty(t testing.TB, id byte) *party {
 	t.Helper()
 	dev, reg := createDevice(t, 3)
 	acct := bytes.Repeat([]byte{id}, 16)

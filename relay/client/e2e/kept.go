@@ -18,7 +18,7 @@ import (
 // decrypts it, until Handled deletes it, and give it again when the
 // same envelope comes again before that:
 //
-//	kept/<SHA-256 of sender, device, type and content, hex>   the padded plaintext
+//	kept/<EnvelopeHash, hex>   the padded plaintext
 //
 // So a message is lost neither by a crash between the decryption and
 // the app's own commit nor by a failure there; the app may see it twice
@@ -26,9 +26,10 @@ import (
 // (Seq 0) never comes again and is not kept.
 const keptDir = "kept/"
 
-// keptKey names env by what the relay cannot change without breaking its
-// decryption.
-func keptKey(env *client.Envelope) string {
+// EnvelopeHash names an envelope by what the relay cannot change without
+// breaking its decryption: SHA-256 of its sender, sender device, type
+// and content. A copy of an envelope that comes again has the same hash.
+func EnvelopeHash(env *client.Envelope) [32]byte {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint32(b[:4], env.SenderDevice)
@@ -36,7 +37,15 @@ func keptKey(env *client.Envelope) string {
 	h.Write(env.Sender)
 	h.Write(b[:])
 	h.Write(env.Content)
-	return keptDir + hex.EncodeToString(h.Sum(nil))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// keptKey is where the plaintext of env is kept.
+func keptKey(env *client.Envelope) string {
+	k := EnvelopeHash(env)
+	return keptDir + hex.EncodeToString(k[:])
 }
 
 // keepOrRecall is the end of a decryption of env in s's transaction:

@@ -2,8 +2,6 @@ package messenger
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -213,26 +211,11 @@ func (m *Messenger) finish(ctx context.Context) {
 	conn.Close()
 }
 
-// envelopeKey names an envelope by what the relay cannot change without
-// breaking decryption, for the pending events.
-func envelopeKey(env *client.Envelope) [32]byte {
-	h := sha256.New()
-	var b [8]byte
-	binary.BigEndian.PutUint32(b[:4], env.SenderDevice)
-	binary.BigEndian.PutUint32(b[4:], env.Type)
-	h.Write(env.Sender)
-	h.Write(b[:])
-	h.Write(env.Content)
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
 // handle decrypts one envelope and gives what it says to h. It returns
 // h's error, or the local store's: what cannot be decrypted or read is
 // logged and acked (it would never decrypt later).
 func (m *Messenger) handle(ctx context.Context, h Handler, env *client.Envelope) error {
-	key := envelopeKey(env)
+	key := e2e.EnvelopeHash(env)
 	r := &m.recv
 	r.mu.Lock()
 	o, ok := r.pending[key]

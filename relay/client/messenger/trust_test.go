@@ -45,6 +45,20 @@ func addDevice(t *testing.T, r *testRelay, account []byte) (*e2e.Device, []byte)
 	return d, reg.IdentityKey
 }
 
+// reinstall plays a reinstall of d: its device is closed and removed
+// from the key directory, and one with a new identity key is added to
+// its account (addDevice).
+func reinstall(t *testing.T, r *testRelay, d *device) (*e2e.Device, []byte) {
+	t.Helper()
+	var a keys.AccountID
+	copy(a[:], d.AccountID())
+	d.Close()
+	if err := r.keys.RemoveDevice(ctxT(t), a, uint32(d.DeviceID())); err != nil {
+		t.Fatal(err)
+	}
+	return addDevice(t, r, d.AccountID())
+}
+
 // markVerified sends to account (so from learns its identity key) and
 // marks the safety number verified.
 func markVerified(t *testing.T, from *device, account []byte) *SafetyNumber {
@@ -103,13 +117,7 @@ func TestSafetyNumberReinstall(t *testing.T) {
 	wantVerification(t, alice.Messenger, bob.AccountID(), Verified, false)
 
 	// Bob reinstalls: device 1 goes, a new one with a new key comes.
-	var a keys.AccountID
-	copy(a[:], bob.AccountID())
-	bob.Close()
-	if err := r.keys.RemoveDevice(ctx, a, uint32(bob.DeviceID())); err != nil {
-		t.Fatal(err)
-	}
-	newBob, newKey := addDevice(t, r, bob.AccountID())
+	newBob, newKey := reinstall(t, r, bob)
 	if _, err := alice.Send(ctx, bob.AccountID(), &Content{Text: "to whom?"}); !errors.Is(err, ErrIdentityChanged) {
 		t.Fatalf("send after the identity key changed: %v", err)
 	}
@@ -275,13 +283,7 @@ func TestIdentityChangedOnReceive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var a keys.AccountID
-	copy(a[:], bob.AccountID())
-	bob.Close()
-	if err := r.keys.RemoveDevice(ctx, a, uint32(bob.DeviceID())); err != nil {
-		t.Fatal(err)
-	}
-	newBob, newKey := addDevice(t, r, bob.AccountID())
+	newBob, newKey := reinstall(t, r, bob)
 	nb, err := OpenStore(newDirStore(newBob), &r.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
